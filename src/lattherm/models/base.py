@@ -1,0 +1,63 @@
+"""The contract every neural sampler satisfies, so that training, estimators and transfer are
+written once for MADE and for the any-order Transformer alike.
+
+- ``sample`` draws configurations with their exact, normalised ln q.
+- ``log_prob`` recomputes that exact ln q for given configurations.
+- ``training_log_prob`` is what enters the variational loss: ``log_prob`` by default; a
+  marginalization model returns its one-pass marginal instead.
+- ``auxiliary_loss`` is added to the loss (the MAM self-consistency penalty; zero by default).
+
+``cond`` is an optional (B, n_cond) float tensor of conditioning variables (e.g. beta, or
+beta and dmu), so one model can serve a whole temperature scan. ``n_ones`` (canonical
+ensemble) fixes how many sites carry species 1 in every sample; the conditionals are then
+renormalised over the choices that can still reach that count (see :func:`canonical_mask`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor, nn
+
+
+class NeuralSampler(nn.Module, ABC):
+    n_sites: int
+    n_species: int = 2
+
+    @abstractmethod
+    def sample(
+        self,
+        n: int,
+        cond: Tensor | None = None,
+        n_ones: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Return ``x`` (n, N) int64 and exact ``log_q`` (n,) float64."""
+
+    @abstractmethod
+    def log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
+        """Exact normalised ln q(x), shape (B,)."""
+
+    def training_log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
+        return self.log_prob(x, cond=cond, n_ones=n_ones)
+
+    def auxiliary_loss(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
+        return x.new_zeros((), dtype=torch.float32)
+
+    @abstractmethod
+    def hyperparameters(self) -> dict:
+        """Plain-Python constructor arguments, saved in checkpoints to rebuild the model."""
+
+
+def canonical_mask(n_ones_so_far: Tensor, n_remaining: int, n_ones: int) -> Tensor:
+    """Which species (0 or 1) may still be chosen at the next site, shape (B, 2), bool.
+
+    ``n_ones_so_far`` counts species-1 sites already placed; ``n_remaining`` counts the sites
+    not yet placed, the current one included. Species 1 is allowed while ones are still
+    needed; species 0 is allowed while enough sites remain to place the missing ones.
+    """
+    needed = n_ones - n_ones_so_far
+    allow_one = needed > 0
+    allow_zero = needed < n_remaining
+    return torch.stack([allow_zero, allow_one], dim=-1)
