@@ -94,7 +94,8 @@ class Lattice:
         """Periodic minimum-image displacements r_j - r_i, shape (N, N, 3).
 
         Works for skewed cells: after wrapping fractional differences to [-1/2, 1/2) the
-        shortest image is searched among the 27 neighbouring images.
+        shortest image is searched among the 27 neighbouring images. Antisymmetric, also
+        where two images are equally short.
         """
         frac = self.fractional
         dfrac = frac[None, :, :] - frac[:, None, :]
@@ -106,7 +107,11 @@ class Lattice:
         shifts = shifts[np.all((shifts == 0) | periodic[None, :], axis=1)]
         candidates = (dfrac[:, :, None, :] + shifts[None, None, :, :]) @ self.cell
         best = np.argmin(np.linalg.norm(candidates, axis=-1), axis=-1)
-        return np.take_along_axis(candidates, best[:, :, None, None], axis=2)[:, :, 0, :]
+        disp = np.take_along_axis(candidates, best[:, :, None, None], axis=2)[:, :, 0, :]
+        # Where two images tie (distance L/2 on even lattices) argmin may pick either; take the
+        # i < j choice and mirror it so that r_ij = -r_ji exactly.
+        upper = np.triu(np.ones((len(frac), len(frac)), dtype=bool))
+        return np.where(upper[:, :, None], disp, -disp.transpose(1, 0, 2))
 
     @cached_property
     def distances(self) -> np.ndarray:
@@ -115,7 +120,10 @@ class Lattice:
 
     def shell_distances(self, n_shells: int) -> np.ndarray:
         """The first ``n_shells`` distinct neighbour distances (excluding 0)."""
-        d = np.unique(np.round(self.distances[self.distances > _DISTANCE_TOL], 6))
+        distances = self.distances[self.distances > _DISTANCE_TOL]
+        # Group by rounded value, but return an exact member of each group.
+        _, first = np.unique(np.round(distances, 6), return_index=True)
+        d = distances[first]
         if len(d) < n_shells:
             raise LatticeError(f"supercell {self.repeats} has only {len(d)} neighbour shells")
         return d[:n_shells]
@@ -177,6 +185,11 @@ class Lattice:
         if self.kind not in ("fcc", "fcc_cubic"):
             raise LatticeError(f"sublattices are defined for FCC lattices, not {self.kind!r}")
         a = self.lattice_constant
+        # The four sublattices are periodic only if every supercell vector is a simple-cubic
+        # lattice vector (e.g. an odd number of primitive repeats maps sublattice 0 onto 1..3).
+        if not np.allclose(self.cell / a, np.round(self.cell / a), atol=1e-8):
+            raise LatticeError(f"supercell {self.repeats} of {self.kind!r} has vectors that are not "
+                               "integer multiples of a, so its four sublattices are not periodic")
         half = np.mod(np.round(self.positions / (a / 2)).astype(int), 2)
         codes = {(0, 0, 0): 0, (0, 1, 1): 1, (1, 0, 1): 2, (1, 1, 0): 3}
         return np.array([codes[tuple(h)] for h in half], dtype=np.int64)
@@ -269,6 +282,8 @@ def make_lattice(kind: str, size: Sequence[int] | int, a: float = 1.0) -> Lattic
     prim, dim = _primitive(kind, a)
     if isinstance(size, (int, np.integer)):
         size = (size, size) if dim == 2 else (size, size, size)
+    if any(isinstance(n, bool) or int(n) != n for n in size):
+        raise LatticeError(f"supercell sizes must be integers, got {tuple(size)}")
     size = tuple(int(n) for n in size)
     if dim == 2:
         if len(size) != 2:

@@ -1,0 +1,224 @@
+"""Tidy-table comparisons and the workflow's figures.
+
+Every figure function takes pandas tables and returns a matplotlib ``Figure``; the CLI saves it
+with :func:`lattherm.io.save_figure`. Column conventions are those of the exact and MCMC tables:
+``temperature``, ``free_energy_per_site``, ``heat_capacity_per_site``, ``ess`` (per sample),
+``abs_magnetisation`` (spin models) or ``order_parameter`` (FCC sublattice order).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; never open a window (also on headless cluster nodes)
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+ORDER_PARAMETERS = {"abs_magnetisation": "|m|", "order_parameter": "sublattice order η"}
+"""Order-parameter columns, in the order they are looked for, with their axis labels."""
+
+
+class TableError(ValueError):
+    """A table lacks a column the analysis needs, or two tables do not line up."""
+
+
+def require_columns(table: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise TableError(f"{what} lacks column(s) {missing}; it has {list(table.columns)}")
+
+
+def n_sites_of(table: pd.DataFrame, what: str) -> int:
+    """Number of sites of the cell a table describes: its ``n_sites`` column, else F / f."""
+    if "n_sites" in table.columns:
+        values = table["n_sites"].unique()
+    else:
+        require_columns(table, ["free_energy", "free_energy_per_site"], what)
+        values = np.unique(np.round(table["free_energy"] / table["free_energy_per_site"]).astype(int))
+    if len(values) != 1:
+        raise TableError(f"{what} mixes cells with {sorted(values)} sites")
+    return int(values[0])
+
+
+def compare_free_energies(
+    system: str, references: dict[str, pd.DataFrame], tables: list[tuple[str, str, pd.DataFrame]]
+) -> pd.DataFrame:
+    """Free-energy errors of estimates against exact references at equal cell size and temperature.
+
+    Args:
+        system: name written to the ``system`` column.
+        references: exact tables keyed by cell-size label ("4x4").
+        tables: (method, size label, table) triples; sizes without a reference keep NaN errors
+            (e.g. MCMC on a cell too large to enumerate).
+
+    Returns:
+        Tidy table: system, method, size, n_sites, temperature, free_energy_per_site,
+        reference_free_energy_per_site, error_per_site (estimate - exact), ess (NaN if absent).
+    """
+    rows = []
+    for method, size, table in tables:
+        what = f"{method} table for {size}"
+        require_columns(table, ["temperature", "free_energy_per_site"], what)
+        frame = pd.DataFrame(
+            {
+                "system": system,
+                "method": method,
+                "size": size,
+                "n_sites": n_sites_of(table, what),
+                "temperature": table["temperature"].to_numpy(float),
+                "free_energy_per_site": table["free_energy_per_site"].to_numpy(float),
+                "ess": table["ess"].to_numpy(float) if "ess" in table.columns else np.nan,
+            }
+        )
+        frame["reference_free_energy_per_site"] = np.nan
+        if size in references:
+            frame["reference_free_energy_per_site"] = _match_temperatures(frame["temperature"], references[size], what)
+        rows.append(frame)
+    if not rows:
+        raise TableError("no estimate tables to compare")
+    result = pd.concat(rows, ignore_index=True)
+    result["error_per_site"] = result["free_energy_per_site"] - result["reference_free_energy_per_site"]
+    return result
+
+
+def _match_temperatures(temperatures: pd.Series, reference: pd.DataFrame, what: str) -> np.ndarray:
+    """Reference f at each temperature (relative match 1e-9, since values pass through text)."""
+    require_columns(reference, ["temperature", "free_energy_per_site"], "reference table")
+    ref_t = reference["temperature"].to_numpy(float)
+    ref_f = reference["free_energy_per_site"].to_numpy(float)
+    out = np.empty(len(temperatures))
+    for k, t in enumerate(temperatures):
+        hit = np.flatnonzero(np.isclose(ref_t, t, rtol=1e-9, atol=0.0))
+        if len(hit) == 0:
+            raise TableError(f"{what}: the reference has no temperature {t}; it has {sorted(ref_t)}")
+        out[k] = ref_f[hit[0]]
+    return out
+
+
+# -- figures ------------------------------------------------------------------------------
+def _panels(n: int, rows: int = 1, size: tuple[float, float] = (4.2, 3.2)):
+    fig, axes = plt.subplots(rows, n, figsize=(size[0] * n, size[1] * rows), squeeze=False)
+    return fig, axes
+
+
+def free_energy_error_figure(comparison: pd.DataFrame):
+    """|f - f_exact| per site versus temperature, one panel per system, a line per method and cell."""
+    require_columns(comparison, ["system", "method", "size", "temperature", "error_per_site"], "comparison")
+    data = comparison.dropna(subset=["error_per_site"])
+    if data.empty:
+        raise TableError("comparison has no estimate with an exact reference")
+    systems = list(dict.fromkeys(data["system"]))
+    fig, axes = _panels(len(systems))
+    for ax, system in zip(axes[0], systems):
+        for (method, size), group in data[data["system"] == system].groupby(["method", "size"], sort=True):
+            group = group.sort_values("temperature")
+            # Errors can be exactly zero (enumeration vs Kaufman up to rounding): floor for log axes.
+            err = np.maximum(np.abs(group["error_per_site"]), 1e-16)
+            ax.plot(group["temperature"], err, marker="o", label=f"{method} ({size})")
+        ax.set_yscale("log")
+        ax.set_xlabel("temperature")
+        ax.set_ylabel("|f - f_exact| per site")
+        ax.set_title(system)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def thermodynamics_figure(tables: dict[str, pd.DataFrame]):
+    """Heat capacity per site and order parameter versus temperature, one column per system."""
+    fig, axes = _panels(len(tables), rows=2)
+    for col, (system, table) in enumerate(tables.items()):
+        require_columns(table, ["temperature", "heat_capacity_per_site"], f"{system} table")
+        order = next((c for c in ORDER_PARAMETERS if c in table.columns), None)
+        if order is None:
+            raise TableError(f"{system} table has no order-parameter column; expected one of {list(ORDER_PARAMETERS)}")
+        table = table.sort_values("temperature")
+        c_err = table.get("heat_capacity_per_site_err")
+        axes[0, col].errorbar(table["temperature"], table["heat_capacity_per_site"], yerr=c_err, marker="o", ms=3)
+        axes[0, col].set_ylabel("C_v per site")
+        axes[0, col].set_title(system)
+        axes[1, col].errorbar(table["temperature"], table[order], yerr=table.get(f"{order}_err"), marker="o", ms=3)
+        axes[1, col].set_ylabel(ORDER_PARAMETERS[order])
+        for ax in axes[:, col]:
+            ax.set_xscale("log")
+            ax.set_xlabel("temperature")
+    fig.tight_layout()
+    return fig
+
+
+def ess_figure(comparison: pd.DataFrame):
+    """ESS per sample versus number of sites, one panel per system, a line per method and T."""
+    require_columns(comparison, ["system", "method", "n_sites", "temperature", "ess"], "comparison")
+    data = comparison.dropna(subset=["ess"])
+    if data.empty:
+        raise TableError("comparison has no ESS values (no neural estimates)")
+    systems = list(dict.fromkeys(data["system"]))
+    fig, axes = _panels(len(systems))
+    for ax, system in zip(axes[0], systems):
+        for (method, temperature), group in data[data["system"] == system].groupby(["method", "temperature"]):
+            group = group.sort_values("n_sites")
+            ax.plot(group["n_sites"], group["ess"], marker="o", label=f"{method}, T = {temperature:g}")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("sites N")
+        ax.set_ylabel("ESS per sample")
+        ax.set_title(system)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def phase_diagram_figure(boundaries: pd.DataFrame, order_disorder: pd.DataFrame, semi_grand: pd.DataFrame):
+    """Left: T-x diagram (binodals, order-disorder points). Right: semi-grand x(dmu), MC vs F(x, T)."""
+    require_columns(boundaries, ["temperature", "x_left", "x_right"], "phase boundaries")
+    require_columns(order_disorder, ["concentration", "temperature"], "order-disorder table")
+    require_columns(semi_grand, ["temperature", "dmu", "concentration_mc", "concentration_predicted"], "semi-grand check")
+    fig, axes = _panels(2)
+    left, right = axes[0]
+    left.plot(boundaries["x_left"], boundaries["temperature"], "s", color="C0", label="binodal (hull of F)")
+    left.plot(boundaries["x_right"], boundaries["temperature"], "s", color="C0")
+    left.plot(order_disorder["concentration"], order_disorder["temperature"], "^", color="C3", label="C_v peak")
+    left.set_xlim(0, 1)
+    left.set_xlabel("x (Au)")
+    left.set_ylabel("T (K)")
+    left.legend(fontsize=7)
+    for k, (temperature, group) in enumerate(semi_grand.groupby("temperature")):
+        group = group.sort_values("dmu")
+        right.plot(group["dmu"], group["concentration_mc"], "o", color=f"C{k % 10}", label=f"MC, T = {temperature:g} K")
+        right.plot(group["dmu"], group["concentration_predicted"], "-", color=f"C{k % 10}")
+    right.set_xlabel("Δμ (eV)")
+    right.set_ylabel("x (Au)")
+    right.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def snapshot_figure(snapshots: list[tuple[str, object, np.ndarray]]):
+    """Configurations, one panel per (title, lattice, x) with x of shape (N,) in {0, 1}.
+
+    Square lattices are drawn as images; 3D cells as site scatter plots of the x-y projection,
+    one panel per z layer, so every site is visible.
+    """
+    panels = []
+    for title, lattice, x in snapshots:
+        x = np.asarray(x)
+        if x.shape != (lattice.n_sites,):
+            raise TableError(f"snapshot {title!r} has shape {x.shape}; the lattice has {lattice.n_sites} sites")
+        z = np.round(lattice.positions[:, 2], 6)
+        layers = [np.flatnonzero(z == level) for level in np.unique(z)]
+        panels += [(title if k == 0 else "", lattice, x, layer, len(layers)) for k, layer in enumerate(layers)]
+    fig, axes = _panels(len(panels), size=(2.6, 2.6))
+    for ax, (title, lattice, x, layer, n_layers) in zip(axes[0], panels):
+        if lattice.kind == "square":
+            L1, L2 = lattice.repeats[:2]
+            ax.imshow(x.reshape(L1, L2), cmap="gray_r", vmin=0, vmax=1)
+        else:
+            pos = lattice.positions[layer]
+            ax.scatter(pos[:, 0], pos[:, 1], c=x[layer], cmap="gray_r", vmin=0, vmax=1, edgecolors="k", s=60)
+            ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,181 @@
+"""Temperature-composition phase diagrams of binary alloys from free energies F(x, T).
+
+At fixed temperature the equilibrium free energy per site of a binary alloy is the lower convex
+envelope of f(x): wherever f lies above its convex hull, a mixture of the two hull compositions
+at the ends of that hull edge has a lower free energy (the common-tangent construction), so the
+edge spans a two-phase region and its end points are the binodal compositions.
+
+Order-disorder lines come from the heat-capacity peak of canonical scans at each composition.
+The semi-grand canonical composition at chemical potential dmu (energy E - dmu * sum_i s_i with
+s = 2x - 1) minimises f(x) - dmu (2x - 1), which gives an independent cross-check against
+semi-grand MCMC x(dmu) curves.
+
+All functions take free energies per site on a composition grid; energies and dmu share units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+class PhaseDiagramError(ValueError):
+    """Malformed free-energy input: unsorted, duplicated, too short or non-finite grids."""
+
+
+def _check_grid(x, f) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=float)
+    f = np.asarray(f, dtype=float)
+    if x.ndim != 1 or x.shape != f.shape:
+        raise PhaseDiagramError(f"compositions and free energies must be 1-D of equal length, got {x.shape} and {f.shape}")
+    if len(x) < 2:
+        raise PhaseDiagramError(f"need at least two compositions, got {len(x)}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(f))):
+        raise PhaseDiagramError("compositions and free energies must be finite")
+    if np.any(np.diff(x) <= 0):
+        raise PhaseDiagramError("compositions must be strictly increasing (sort them and drop duplicates)")
+    return x, f
+
+
+def lower_hull(x, f) -> np.ndarray:
+    """Indices of the vertices of the lower convex hull of the points (x, f), in increasing x.
+
+    Andrew's monotone chain: points on a straight hull edge are dropped, so a vertex is kept only
+    where the slope strictly increases.
+    """
+    x, f = _check_grid(x, f)
+    hull: list[int] = []
+    for k in range(len(x)):
+        while len(hull) >= 2:
+            i, j = hull[-2], hull[-1]
+            # Drop j if it lies on or above the chord from i to k (cross product <= 0).
+            cross = (x[j] - x[i]) * (f[k] - f[i]) - (f[j] - f[i]) * (x[k] - x[i])
+            if cross > 0:
+                break
+            hull.pop()
+        hull.append(k)
+    return np.asarray(hull, dtype=int)
+
+
+def two_phase_regions(x, f, tol: float = 1e-12) -> list[tuple[float, float]]:
+    """Binodal pairs (x_left, x_right) of the two-phase regions of f(x) at one temperature.
+
+    A hull edge is a two-phase region when some grid point between its ends lies above the edge
+    by more than ``tol`` (absolute, in the units of f); ``tol`` screens out rounding and, for
+    noisy Monte Carlo free energies, fluctuations below the statistical error. The binodals are
+    exact up to the grid spacing.
+    """
+    if tol < 0:
+        raise PhaseDiagramError(f"tol must be non-negative, got {tol}")
+    x, f = _check_grid(x, f)
+    hull = lower_hull(x, f)
+    regions = []
+    for i, j in zip(hull[:-1], hull[1:]):
+        if j - i < 2:
+            continue
+        inner = slice(i + 1, j)
+        chord = f[i] + (f[j] - f[i]) * (x[inner] - x[i]) / (x[j] - x[i])
+        if np.max(f[inner] - chord) > tol:
+            regions.append((float(x[i]), float(x[j])))
+    return regions
+
+
+def composition_at_dmu(x, f, dmu: float) -> float:
+    """Equilibrium semi-grand composition: argmin_x f(x) - dmu (2x - 1).
+
+    Only hull vertices can be minimisers; at a dmu that equals the slope of a two-phase edge
+    both ends are degenerate and the lower composition is returned.
+    """
+    x, f = _check_grid(x, f)
+    hull = lower_hull(x, f)
+    omega = f[hull] - dmu * (2.0 * x[hull] - 1.0)
+    return float(x[hull][np.argmin(omega)])
+
+
+def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise PhaseDiagramError(f"{what} table lacks column(s) {missing}; it has {list(table.columns)}")
+
+
+def phase_boundaries(
+    table: pd.DataFrame,
+    *,
+    composition: str = "concentration",
+    free_energy: str = "free_energy_per_site",
+    tol: float = 1e-12,
+) -> pd.DataFrame:
+    """Two-phase regions at every temperature of a tidy F(x, T) table.
+
+    Args:
+        table: one row per (temperature, composition) with the columns ``temperature``,
+            ``composition`` and ``free_energy`` (per site).
+        tol: see :func:`two_phase_regions`.
+
+    Returns:
+        Tidy table with columns temperature, x_left, x_right (one row per region; temperatures
+        without a two-phase region have no rows).
+    """
+    _require(table, ["temperature", composition, free_energy], "free-energy")
+    rows = []
+    for temperature, group in table.groupby("temperature", sort=True):
+        group = group.sort_values(composition)
+        for left, right in two_phase_regions(group[composition], group[free_energy], tol=tol):
+            rows.append({"temperature": float(temperature), "x_left": left, "x_right": right})
+    return pd.DataFrame(rows, columns=["temperature", "x_left", "x_right"])
+
+
+def peak_position(t, c) -> float:
+    """Location of the maximum of c(t): the vertex of the parabola through the largest sample
+    and its two neighbours (exact for a quadratic peak on any grid). NaN when the largest
+    sample is at either end of the grid: the peak then lies outside the scanned range."""
+    t, c = _check_grid(t, c)
+    k = int(np.argmax(c))
+    if k == 0 or k == len(t) - 1:
+        return float("nan")
+    t0, t1, t2 = t[k - 1 : k + 2]
+    c0, c1, c2 = c[k - 1 : k + 2]
+    # Vertex of the interpolating parabola (Lagrange form), valid for unequal spacings.
+    num = (t1 - t0) ** 2 * (c1 - c2) - (t1 - t2) ** 2 * (c1 - c0)
+    den = (t1 - t0) * (c1 - c2) - (t1 - t2) * (c1 - c0)
+    return float(t1 - 0.5 * num / den)
+
+
+def order_disorder_temperatures(
+    table: pd.DataFrame,
+    *,
+    composition: str = "concentration",
+    heat_capacity: str = "heat_capacity_per_site",
+) -> pd.DataFrame:
+    """Order-disorder temperature at each composition from the heat-capacity peak.
+
+    Returns a table with columns concentration (named ``composition``) and temperature; NaN
+    where the peak lies outside the scanned temperatures.
+    """
+    _require(table, ["temperature", composition, heat_capacity], "heat-capacity")
+    rows = []
+    for x, group in table.groupby(composition, sort=True):
+        group = group.sort_values("temperature")
+        rows.append({composition: float(x), "temperature": peak_position(group["temperature"], group[heat_capacity])})
+    return pd.DataFrame(rows, columns=[composition, "temperature"])
+
+
+def semi_grand_compositions(
+    table: pd.DataFrame,
+    dmus,
+    *,
+    composition: str = "concentration",
+    free_energy: str = "free_energy_per_site",
+) -> pd.DataFrame:
+    """Predicted semi-grand x(dmu, T) from a canonical F(x, T) table (see :func:`composition_at_dmu`).
+
+    Returns a tidy table with columns temperature, dmu, and ``composition``.
+    """
+    _require(table, ["temperature", composition, free_energy], "free-energy")
+    rows = []
+    for temperature, group in table.groupby("temperature", sort=True):
+        group = group.sort_values(composition)
+        for dmu in np.asarray(dmus, dtype=float):
+            x = composition_at_dmu(group[composition], group[free_energy], dmu)
+            rows.append({"temperature": float(temperature), "dmu": float(dmu), composition: x})
+    return pd.DataFrame(rows, columns=["temperature", "dmu", composition])

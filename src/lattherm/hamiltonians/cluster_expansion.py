@@ -1,0 +1,283 @@
+"""A batched torch cluster-expansion Hamiltonian built from an icet ``ClusterExpansion``.
+
+For a binary alloy every cluster function is a product of +-1 point functions, so the energy of
+a batch of configurations is a handful of gathers and products:
+
+    E(x) = N * (J_0 + sum_alpha J_alpha * Phi_alpha(x)),
+    Phi_alpha(x) = mean over the clusters c of orbit alpha of prod_{i in c} s_i,
+
+which is exactly what icet's ``ClusterExpansion.predict`` returns per site. The clusters of each
+orbit are taken from icet's own supercell orbit list, so small (self-interacting) supercells,
+where a cluster may hold the same site twice through periodic images, are handled as icet does.
+
+Evaluation is bit-parallel over the batch: with a bit b_i = 1 where the point function is -1,
+a cluster's product of +-1 values is (-1)**(XOR of its bits). Packing 64 configurations into
+each int64 word turns the gathers and products into gathers and XORs of whole words, and a
+bit-sliced adder tree counts, per orbit and configuration, the clusters of odd parity n_odd:
+sum_c prod = M_alpha - 2 n_odd. All of that is integer arithmetic, hence exact; only the final
+weighted sum over orbits is float64.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from ase.data import atomic_numbers
+from icet import ClusterExpansion
+from torch import Tensor
+
+from lattherm.hamiltonians.base import Hamiltonian
+from lattherm.lattices import Lattice
+
+_WORD = 64  # configurations packed per int64 word
+
+
+class ClusterExpansionError(ValueError):
+    """A cluster expansion that is missing, corrupt, or does not fit the lattice or species."""
+
+
+class ClusterExpansionHamiltonian(Hamiltonian):
+    """Total CE energy (eV) of configurations x (B, N), x_i = index into ``species``.
+
+    Args:
+        ce: a binary icet cluster expansion whose parameters give energies in eV per site.
+        lattice: the supercell; it must be a supercell of the CE's primitive structure.
+        species: chemical symbols for x = 0 and x = 1 (CuAu: 0 = Cu, 1 = Au).
+    """
+
+    def __init__(self, ce: ClusterExpansion, lattice: Lattice, species: Sequence[str] = ("Cu", "Au")):
+        super().__init__(lattice.n_sites)
+        species = tuple(species)
+        cs = ce.get_cluster_space_copy()
+        ce_species = [sym for sub in cs.chemical_symbols for sym in sub]
+        if len(cs.chemical_symbols) != 1 or len(ce_species) != 2:
+            raise ClusterExpansionError(
+                f"only binary single-sublattice expansions are supported, got species {cs.chemical_symbols}")
+        if len(species) != 2 or sorted(species) != sorted(ce_species):
+            raise ClusterExpansionError(f"species {list(species)} do not match the CE's species {ce_species}")
+        _check_lattice(cs.primitive_structure, lattice)
+        self.species = species
+        self.lattice = lattice
+
+        # icet's +-1 point function of each of our species, read off icet itself: the singlet
+        # element of the cluster vector of the pure primitive crystal.
+        phi = []
+        for sym in species:
+            pure = cs.primitive_structure.copy()
+            pure.set_atomic_numbers([atomic_numbers[sym]] * len(pure))
+            phi.append(float(cs.get_cluster_vector(pure)[1]))
+        if sorted(phi) != [-1.0, 1.0]:
+            raise ClusterExpansionError(f"unexpected icet point functions {phi} for {species}")
+        # icet spin = phi[x] = phi0 + (phi1 - phi0) x; with icet's ordering this is s = 2x - 1
+        self.register_buffer("point_function", torch.tensor(phi, dtype=torch.float64))
+
+        params = np.asarray(ce.parameters, dtype=np.float64)
+        supercell = lattice.to_atoms(np.zeros(lattice.n_sites, dtype=int), species)
+        orbits = cs.orbit_list.get_supercell_orbit_list(supercell, cs.fractional_position_tolerance).orbits
+        if len(params) != 1 + len(orbits):
+            raise ClusterExpansionError(
+                f"expected {1 + len(orbits)} parameters (zerolet + one per orbit), got {len(params)}")
+        self.n_orbits = len(orbits)
+        self.register_buffer("eci", torch.tensor(params))
+
+        n = lattice.n_sites
+        if max(orbit.order for orbit in orbits) > 4:
+            raise ClusterExpansionError("clusters of order above 4 are not supported")
+        # every cluster as 4 site indices, padded with site n: a constant +1 point function
+        all_members, all_weights, n_clusters = [], [], []
+        for alpha, orbit in enumerate(orbits):
+            sites = np.array([[ls.index for ls in cl.lattice_sites] for cl in orbit.clusters], dtype=np.int64)
+            padded = np.full((len(sites), 4), n, dtype=np.int64)
+            padded[:, : sites.shape[1]] = sites
+            all_members.append(padded)
+            all_weights.append(np.full(len(sites), n * params[1 + alpha] / len(sites)))
+            n_clusters.append(len(sites))
+        self.register_buffer("n_clusters", torch.tensor(n_clusters, dtype=torch.float64))
+        # Clusters grouped by order and cut into blocks of R rows, R a power of two for the
+        # adder tree (each orbit of a Bravais lattice has a multiple of N clusters, so with N a
+        # power of two there is no padding). Padding rows point at site n only, whose bit is 0
+        # (even parity, never counted).
+        rows = 1 << int(np.ceil(np.log2(min(n_clusters))))
+        blocks: dict[int, list[np.ndarray]] = {}
+        block_orbit: dict[int, list[int]] = {}
+        for alpha, (orbit, padded) in enumerate(zip(orbits, all_members)):
+            n_blocks = -(-len(padded) // rows)
+            table = np.full((n_blocks * rows, orbit.order), n, dtype=np.int64)
+            table[: len(padded)] = padded[:, : orbit.order]
+            blocks.setdefault(orbit.order, []).append(table.reshape(n_blocks, rows, orbit.order))
+            block_orbit.setdefault(orbit.order, []).extend([alpha] * n_blocks)
+        self.orders = sorted(blocks)
+        for k in self.orders:
+            self.register_buffer(f"blocks_order{k}", torch.from_numpy(np.concatenate(blocks[k])))
+        self.register_buffer("block_orbit", torch.tensor(sum((block_orbit[k] for k in self.orders), [])))
+
+        # For local moves: all clusters with their energy weights N J_alpha / M_alpha, and for
+        # each site the clusters that contain it (padded with an extra zero-weight cluster).
+        members = np.concatenate(all_members + [np.full((1, 4), n, dtype=np.int64)])
+        weights = np.concatenate(all_weights + [np.zeros(1)])
+        containing = [[] for _ in range(n)]
+        for c, row in enumerate(members[:-1]):
+            for i in set(row.tolist()) - {n}:
+                containing[i].append(c)
+        width = max(len(c) for c in containing)
+        table = np.full((n, width), len(members) - 1, dtype=np.int64)
+        for i, cs_i in enumerate(containing):
+            table[i, : len(cs_i)] = cs_i
+        self.register_buffer("cluster_members", torch.from_numpy(members))
+        self.register_buffer("cluster_weights", torch.from_numpy(weights))
+        self.register_buffer("site_clusters", torch.from_numpy(table))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, lattice: Lattice,
+                  species: Sequence[str] = ("Cu", "Au")) -> "ClusterExpansionHamiltonian":
+        """Read an icet ``.ce`` file (``ClusterExpansion.write``) and build the Hamiltonian."""
+        path = Path(path)
+        if not path.is_file():
+            raise ClusterExpansionError(f"cluster expansion file not found: {path}")
+        try:
+            ce = ClusterExpansion.read(str(path))
+        except Exception as exc:  # icet raises tarfile/pickle errors of several types
+            raise ClusterExpansionError(f"{path} is not a readable icet cluster expansion: {exc}") from exc
+        return cls(ce, lattice, species)
+
+    # -- energies ---------------------------------------------------------------------------
+    def spins(self, x: Tensor) -> Tensor:
+        """icet's point-function values of x, (B, N) float64 in {-1, +1}."""
+        self.check_input(x)
+        phi = self.point_function
+        return phi[0] + (phi[1] - phi[0]) * x.to(torch.float64)
+
+    def parity_bits(self, x: Tensor) -> Tensor:
+        """Bits b = 1 where icet's point function is -1, packed 64 configurations per word:
+        (N + 1, ceil(B / 64)) int64, with a final all-zero row for the padding site."""
+        self.check_input(x)
+        minus = (x if self.point_function[1] < 0 else 1 - x).to(torch.uint8)
+        batch = minus.shape[0]
+        minus = torch.cat([minus, minus.new_zeros((-batch) % _WORD, self.n_sites)])
+        # 8 configurations per byte (bit j = configuration 8 i + j), then 8 bytes per
+        # little-endian int64 word: bit j of word w is configuration 64 w + j
+        powers = (1 << torch.arange(8, device=x.device)).to(torch.uint8)
+        packed = (minus.reshape(-1, 8, self.n_sites) * powers[:, None]).sum(dim=1, dtype=torch.uint8)
+        words = packed.T.contiguous().reshape(self.n_sites, -1, 8).view(torch.int64)[..., 0]  # (N, W)
+        return torch.cat([words, words.new_zeros(1, words.shape[1])])
+
+    def cluster_vector(self, x: Tensor) -> Tensor:
+        """icet's cluster vector of every configuration, (B, 1 + n_orbits) float64."""
+        bits = self.parity_bits(x)
+        parities = []
+        for k in self.orders:
+            members = getattr(self, f"blocks_order{k}")  # (n_blocks, R, k)
+            parity = bits.index_select(0, members[..., 0].flatten())
+            for c in range(1, k):
+                parity ^= bits.index_select(0, members[..., c].flatten())
+            parities.append(parity.view(*members.shape[:2], -1))
+        n_odd_blocks = _unpack(_count_ones(torch.cat(parities)), x.shape[0])  # (n_blocks, B)
+        n_odd = torch.zeros(self.n_orbits, x.shape[0], dtype=torch.float64, device=x.device)
+        n_odd.index_add_(0, self.block_orbit, n_odd_blocks)
+        cv = (self.n_clusters[:, None] - 2.0 * n_odd) / self.n_clusters[:, None]
+        return torch.cat([torch.ones(1, x.shape[0], dtype=torch.float64, device=x.device), cv]).T
+
+    def energy(self, x: Tensor) -> Tensor:
+        return self.n_sites * (self.cluster_vector(x) @ self.eci)
+
+    def energy_per_site(self, x: Tensor) -> Tensor:
+        """What icet's ``ce.predict`` returns, (B,) eV per site."""
+        return self.energy(x) / self.n_sites
+
+    # -- local moves ------------------------------------------------------------------------
+    def _local_change(self, x: Tensor, flipped: Tensor) -> Tensor:
+        """Energy change when the sites in ``flipped`` (B, m) all change species.
+
+        Only clusters that contain a flipped site contribute; a cluster's product changes sign
+        when it holds an odd number of flipped sites, counting repeats (periodic images, or both
+        sites of a swap), and is unchanged otherwise.
+        """
+        rows = torch.arange(x.shape[0], device=x.device)
+        spins = torch.cat([self.spins(x), torch.ones(x.shape[0], 1, dtype=torch.float64, device=x.device)], 1)
+        # candidate clusters: those of each flipped site, keeping a cluster only under the first
+        # flipped site it contains so that no cluster is counted twice
+        clusters = self.site_clusters[flipped]  # (B, m, L)
+        members = self.cluster_members[clusters]  # (B, m, L, 4)
+        hits = members[..., None] == flipped[:, None, None, None, :]  # (B, m, L, 4, m)
+        first = hits.any(dim=3).to(torch.int64).argmax(dim=-1)  # first flipped site in each cluster
+        own = first == torch.arange(flipped.shape[1], device=x.device)[None, :, None]
+        n_flipped = hits.sum(dim=(3, 4))
+        sign_change = torch.where(n_flipped % 2 == 1, -2.0, 0.0).to(torch.float64) * own
+        prod = spins[rows[:, None, None, None], members].prod(dim=-1)
+        return (self.cluster_weights[clusters] * prod * sign_change).sum(dim=(1, 2))
+
+    def flip_delta(self, x: Tensor, sites: Tensor) -> Tensor:
+        """E(x with x[b, sites[b]] flipped) - E(x), from the clusters that hold the site."""
+        self.check_input(x)
+        return self._local_change(x, sites.reshape(-1, 1))
+
+    def swap_delta(self, x: Tensor, i: Tensor, j: Tensor) -> Tensor:
+        """E(x with sites i[b], j[b] exchanged) - E(x); for a binary alloy an exchange of unlike
+        species flips both sites, and an exchange of like species changes nothing."""
+        self.check_input(x)
+        rows = torch.arange(x.shape[0], device=x.device)
+        unlike = (x[rows, i] != x[rows, j]).to(torch.float64)
+        return unlike * self._local_change(x, torch.stack([i, j], dim=1))
+
+
+def _count_ones(words: Tensor) -> list[Tensor]:
+    """Bit-sliced population count down the rows: (..., R, W) words, R a power of two, ->
+    bit planes [p_0, p_1, ...] of shape (..., W) such that bit j of sum_k 2**k p_k is the number
+    of rows with bit j set. A binary tree of ripple-carry adders on whole words."""
+    planes = [words]
+    while planes[0].shape[-2] > 1:
+        carry = None
+        summed = []
+        for plane in planes:
+            a, b = plane[..., 0::2, :], plane[..., 1::2, :]
+            half = a ^ b
+            if carry is None:
+                summed.append(half)
+                carry = a & b
+            else:
+                summed.append(half ^ carry)
+                carry = (a & b) | (carry & half)
+        planes = summed + [carry]
+    return [plane[..., 0, :] for plane in planes]
+
+
+def _unpack(planes: list[Tensor], batch: int) -> Tensor:
+    """Counts as float64 (..., batch) from the bit planes of :func:`_count_ones`."""
+    shifts = torch.arange(_WORD, device=planes[0].device)
+    total = 0
+    for k, plane in enumerate(planes):
+        bit = (plane[..., None] >> shifts) & 1  # (..., W, 64), configuration w * 64 + j
+        total = total + (bit << k)
+    return total.flatten(-2)[..., :batch].to(torch.float64)
+
+
+def _check_lattice(primitive, lattice: Lattice) -> None:
+    """Raise unless every lattice site is a site of the CE's primitive structure (same kind
+    and lattice constant): same volume per site and integer coordinates in its cell."""
+    if lattice.dimension != 3 or not all(lattice.atoms.pbc):
+        raise ClusterExpansionError(f"a bulk CE needs a periodic 3D lattice, got {lattice.kind!r}")
+    prim_cell = np.asarray(primitive.cell[:], dtype=float)
+    vol_prim = abs(np.linalg.det(prim_cell)) / len(primitive)
+    vol_lat = abs(np.linalg.det(lattice.cell)) / lattice.n_sites
+    if not np.isclose(vol_prim, vol_lat, rtol=1e-6):
+        raise ClusterExpansionError(
+            f"lattice {lattice.kind!r} (a = {lattice.lattice_constant}) has {vol_lat:.6f} Å^3 per site, "
+            f"the CE's primitive structure {vol_prim:.6f}: different lattice or lattice constant")
+    # fractional coordinates in the primitive cell, relative to its first basis site
+    def to_frac(cart):
+        return np.linalg.solve(prim_cell.T, np.asarray(cart).T).T
+
+    def integral(frac):
+        return np.abs(frac - np.round(frac)) < 1e-5
+
+    basis = to_frac(primitive.positions - primitive.positions[0])
+    sites = to_frac(lattice.positions - lattice.positions[0])
+    offsets = sites[:, None, :] - basis[None, :, :]
+    if not (integral(to_frac(lattice.cell)).all() and integral(offsets).all(axis=-1).any(axis=1).all()):
+        raise ClusterExpansionError(
+            f"lattice {lattice.kind!r} (a = {lattice.lattice_constant}) is not a supercell of the CE's "
+            "primitive structure (different lattice kind, orientation or lattice constant)")

@@ -1,0 +1,137 @@
+"""Ising-type spin Hamiltonians: ferromagnet, Edwards-Anderson and Sherrington-Kirkpatrick glasses.
+
+All share one pair form E(s) = -sum_b J_b s_i(b) s_j(b) - h sum_i s_i with s = 2x - 1.
+Lattice models keep their bonds as a (M, 2) buffer and, for O(z) local moves, a neighbour
+table (N, z) with the coupling of each table entry. A bond that a tiny supercell reaches
+through two periodic images (L = 2) is listed twice, as in the infinite-lattice sum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lattherm.hamiltonians.base import Hamiltonian
+from lattherm.lattices import Lattice
+
+
+def _neighbour_tables(bonds: np.ndarray, couplings: np.ndarray, n_sites: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-site neighbour indices and the coupling of each entry, both (N, z)."""
+    neighbours: list[list[int]] = [[] for _ in range(n_sites)]
+    coupling: list[list[float]] = [[] for _ in range(n_sites)]
+    for (i, j), J in zip(bonds, couplings):
+        neighbours[i].append(j)
+        coupling[i].append(J)
+        neighbours[j].append(i)
+        coupling[j].append(J)
+    z = {len(row) for row in neighbours}
+    if len(z) != 1:
+        raise ValueError(f"sites have unequal coordination {sorted(z)}; expected a uniform lattice")
+    return np.asarray(neighbours, dtype=np.int64), np.asarray(coupling, dtype=np.float64)
+
+
+class BondIsing(Hamiltonian):
+    """E = -sum_b J_b s_i s_j - h sum_i s_i over an explicit list of bonds (i, j).
+
+    Subclasses choose the bonds and couplings; energies and local moves live here.
+    """
+
+    def __init__(self, bonds: np.ndarray, couplings: np.ndarray, n_sites: int, h: float = 0.0):
+        super().__init__(n_sites)
+        bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+        couplings = np.asarray(couplings, dtype=np.float64)
+        if couplings.shape != (len(bonds),):
+            raise ValueError(f"need one coupling per bond: {len(bonds)} bonds, couplings {couplings.shape}")
+        if not np.isfinite(h):
+            raise ValueError(f"field h must be finite, got {h}")
+        self.h = float(h)
+        neighbours, neighbour_couplings = _neighbour_tables(bonds, couplings, n_sites)
+        self.register_buffer("bonds", torch.as_tensor(bonds))
+        self.register_buffer("couplings", torch.as_tensor(couplings))
+        self.register_buffer("neighbours", torch.as_tensor(neighbours))
+        self.register_buffer("neighbour_couplings", torch.as_tensor(neighbour_couplings))
+
+    def energy(self, x: Tensor) -> Tensor:
+        s = self.check_input(x)
+        bond_terms = s[:, self.bonds[:, 0]] * s[:, self.bonds[:, 1]]
+        return -(bond_terms @ self.couplings) - self.h * s.sum(dim=1)
+
+    def local_field(self, s: Tensor, sites: Tensor) -> Tensor:
+        """sum_k J_ik s_k + h at site ``sites[b]`` of each spin configuration s (B, N) -> (B,)."""
+        rows = torch.arange(s.shape[0], device=s.device)[:, None]
+        return (s[rows, self.neighbours[sites]] * self.neighbour_couplings[sites]).sum(dim=1) + self.h
+
+    def flip_delta(self, x: Tensor, sites: Tensor) -> Tensor:
+        s = self.check_input(x)
+        rows = torch.arange(s.shape[0], device=s.device)
+        return 2.0 * s[rows, sites] * self.local_field(s, sites)
+
+    def swap_delta(self, x: Tensor, i: Tensor, j: Tensor) -> Tensor:
+        # Exchanging unlike spins is flipping both; bonds between i and j are then unchanged, so
+        # remove their contribution from the two single-flip terms (-2 J_ij s_i s_j each).
+        s = self.check_input(x)
+        rows = torch.arange(s.shape[0], device=s.device)
+        si, sj = s[rows, i], s[rows, j]
+        j_between = (self.neighbour_couplings[i] * (self.neighbours[i] == j[:, None])).sum(dim=1)
+        both = 2.0 * si * self.local_field(s, i) + 2.0 * sj * self.local_field(s, j) - 4.0 * j_between * si * sj
+        return torch.where(si != sj, both, torch.zeros_like(both))
+
+
+class Ising(BondIsing):
+    """Nearest-neighbour Ising model E = -J sum_<ij> s_i s_j - h sum_i s_i on any lattice.
+
+    ``neighbours`` (N, z) is the nearest-neighbour table (cluster samplers use it).
+    """
+
+    def __init__(self, lattice: Lattice, J: float = 1.0, h: float = 0.0):
+        if not np.isfinite(J):
+            raise ValueError(f"coupling J must be finite, got {J}")
+        bonds = lattice.neighbour_pairs(1)
+        super().__init__(bonds, np.full(len(bonds), float(J)), lattice.n_sites, h)
+        self.J = float(J)
+
+
+class EdwardsAnderson(BondIsing):
+    """Edwards-Anderson +-J spin glass on the nearest-neighbour bonds of a square or simple cubic
+    lattice; the couplings are drawn once from ``numpy.random.default_rng(seed)``."""
+
+    def __init__(self, lattice: Lattice, seed: int = 0):
+        if lattice.kind not in ("square", "simple_cubic"):
+            raise ValueError(f"Edwards-Anderson needs a square or simple_cubic lattice, got {lattice.kind!r}")
+        bonds = lattice.neighbour_pairs(1)
+        couplings = np.random.default_rng(seed).choice([-1.0, 1.0], size=len(bonds))
+        super().__init__(bonds, couplings, lattice.n_sites)
+        self.seed = int(seed)
+
+
+class SherringtonKirkpatrick(Hamiltonian):
+    """All-to-all spin glass E = -sum_{i<j} J_ij s_i s_j with J_ij ~ N(0, 1/N) drawn from
+    ``numpy.random.default_rng(seed)``. ``coupling_matrix`` is symmetric with a zero diagonal."""
+
+    def __init__(self, n_sites: int, seed: int = 0):
+        super().__init__(n_sites)
+        if n_sites < 2:
+            raise ValueError(f"Sherrington-Kirkpatrick needs at least 2 sites, got {n_sites}")
+        upper = np.triu(np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(n_sites), (n_sites, n_sites)), k=1)
+        self.seed = int(seed)
+        self.register_buffer("coupling_matrix", torch.as_tensor(upper + upper.T))
+
+    def energy(self, x: Tensor) -> Tensor:
+        s = self.check_input(x)
+        return -0.5 * ((s @ self.coupling_matrix) * s).sum(dim=1)
+
+    def flip_delta(self, x: Tensor, sites: Tensor) -> Tensor:
+        s = self.check_input(x)
+        rows = torch.arange(s.shape[0], device=s.device)
+        field = (self.coupling_matrix[sites] * s).sum(dim=1)
+        return 2.0 * s[rows, sites] * field
+
+    def swap_delta(self, x: Tensor, i: Tensor, j: Tensor) -> Tensor:
+        s = self.check_input(x)
+        rows = torch.arange(s.shape[0], device=s.device)
+        si, sj = s[rows, i], s[rows, j]
+        fi = (self.coupling_matrix[i] * s).sum(dim=1)
+        fj = (self.coupling_matrix[j] * s).sum(dim=1)
+        both = 2.0 * si * fi + 2.0 * sj * fj - 4.0 * self.coupling_matrix[i, j] * si * sj
+        return torch.where(si != sj, both, torch.zeros_like(both))

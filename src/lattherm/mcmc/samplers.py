@@ -1,0 +1,382 @@
+"""Batched Markov-chain Monte Carlo in torch: many chains, one (B, N) tensor.
+
+Every chain has its own inverse temperature (a (B,) tensor), so a temperature scan or a
+parallel-tempering ladder is one batch. Moves:
+
+- ``flip``: Metropolis single-site flips through ``hamiltonian.flip_delta`` (any Hamiltonian;
+  wrap a CE in ``SemiGrand`` for the semi-grand ensemble). One sweep = N trials per chain. For
+  pair models with a complete neighbour table (``BondIsing``: Ising, Edwards-Anderson) sites are
+  updated a colour class at a time (checkerboard on bipartite lattices): sites of one class do
+  not interact, so their trials are independent and run in one call. Otherwise sites are drawn
+  uniformly at random, one per chain per trial.
+- ``swap``: canonical exchange of a random species-1 site with a random species-0 site
+  (``swap_delta``); composition is conserved. One sweep = N trials per chain.
+- ``wolff``: Wolff cluster updates for the ferromagnetic Ising model at h = 0, grown on all
+  chains at once from the neighbour table. One sweep = one cluster flip per chain.
+
+Energies are float64 totals, recomputed exactly after every recorded sweep (no drift).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from lattherm.hamiltonians.base import Hamiltonian
+from lattherm.hamiltonians.ising import BondIsing, Ising
+from lattherm.lattices import Lattice
+from lattherm.mcmc.analysis import blocking_error, detect_equilibration, integrated_autocorr_time, jackknife
+
+MOVES = ("flip", "swap", "wolff")
+
+Observable = Callable[[Tensor], Tensor]
+"""Maps configurations (B, N) to one float64 number per chain, (B,)."""
+
+
+def standard_observables(lattice: Lattice | None = None) -> dict[str, Observable]:
+    """Magnetisation m = mean(s), |m|, composition mean(x); on FCC lattices also the four
+    sublattice concentrations ``c_sub{k}`` and the sublattice order parameter
+
+        eta = sqrt( sum_k (c_k - c)^2 / (4 c (1 - c)) ),
+
+    which is 1 for perfect L1_0 and L1_2 order and 0 when all sublattices have the mean
+    composition c (sum_k c_k^2 <= 4 c bounds it by 1)."""
+    obs: dict[str, Observable] = {
+        "magnetisation": lambda x: (2.0 * x.double() - 1.0).mean(dim=1),
+        "abs_magnetisation": lambda x: (2.0 * x.double() - 1.0).mean(dim=1).abs(),
+        "composition": lambda x: x.double().mean(dim=1),
+    }
+    if lattice is not None and lattice.kind in ("fcc", "fcc_cubic"):
+        onehot = torch.nn.functional.one_hot(torch.as_tensor(lattice.fcc_sublattices()), 4).double()
+        onehot = onehot / onehot.sum(dim=0)  # (N, 4) averaging matrix per sublattice
+
+        def sublattice(k: int) -> Observable:
+            return lambda x: x.double() @ onehot[:, k].to(x.device)
+
+        for k in range(4):
+            obs[f"c_sub{k}"] = sublattice(k)
+
+        def order_parameter(x: Tensor) -> Tensor:
+            c_k = x.double() @ onehot.to(x.device)
+            c = c_k.mean(dim=1, keepdim=True)
+            denom = (4.0 * c * (1.0 - c)).squeeze(1)
+            spread = ((c_k - c) ** 2).sum(dim=1)
+            return torch.where(denom > 0, (spread / denom.clamp_min(1e-300)).sqrt(), torch.zeros_like(spread))
+
+        obs["order_parameter"] = order_parameter
+    return obs
+
+
+# -- moves --------------------------------------------------------------------------------------
+def _accept(delta: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
+    """Metropolis rule min(1, exp(-beta delta)), as a boolean per trial."""
+    u = torch.rand(delta.shape, generator=gen, device=delta.device, dtype=torch.float64)
+    return torch.log(u) < -beta * delta
+
+
+def colour_classes(hamiltonian: Hamiltonian) -> list[Tensor] | None:
+    """Sets of mutually non-interacting sites (greedy graph colouring of the neighbour table)
+    for pair models, where the table is the whole interaction graph; ``None`` otherwise."""
+    if not isinstance(hamiltonian, BondIsing):
+        return None
+    table = hamiltonian.neighbours.cpu().numpy()
+    colour = np.full(hamiltonian.n_sites, -1)
+    for i in range(hamiltonian.n_sites):
+        used = set(colour[table[i]])
+        colour[i] = next(c for c in range(len(used) + 1) if c not in used)
+    device = hamiltonian.device
+    return [torch.as_tensor(np.nonzero(colour == c)[0], device=device) for c in range(colour.max() + 1)]
+
+
+def flip_sweep(hamiltonian: Hamiltonian, x: Tensor, beta: Tensor, gen: torch.Generator,
+               classes: list[Tensor] | None = None) -> Tensor:
+    """One Metropolis sweep (N single-site trials per chain) in place; returns accepted counts (B,)."""
+    b, n = x.shape
+    accepted = torch.zeros(b, dtype=torch.int64, device=x.device)
+    if classes is None:
+        rows = torch.arange(b, device=x.device)
+        for _ in range(n):
+            sites = torch.randint(n, (b,), generator=gen, device=x.device)
+            ok = _accept(hamiltonian.flip_delta(x, sites), beta, gen)
+            x[rows[ok], sites[ok]] = 1 - x[rows[ok], sites[ok]]
+            accepted += ok
+        return accepted
+    for sites in classes:
+        # all sites of a class at once: repeat each chain once per site of the class
+        k = len(sites)
+        deltas = hamiltonian.flip_delta(x.repeat_interleave(k, dim=0), sites.repeat(b)).view(b, k)
+        ok = _accept(deltas, beta[:, None], gen)
+        x[:, sites] = torch.where(ok, 1 - x[:, sites], x[:, sites])
+        accepted += ok.sum(dim=1)
+    return accepted
+
+
+def swap_sweep(hamiltonian: Hamiltonian, x: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
+    """N canonical exchange trials per chain in place; returns accepted counts (B,)."""
+    b, n = x.shape
+    rows = torch.arange(b, device=x.device)
+    accepted = torch.zeros(b, dtype=torch.int64, device=x.device)
+    for _ in range(n):
+        ones = torch.multinomial(x.double(), 1, generator=gen).squeeze(1)
+        zeros = torch.multinomial(1.0 - x.double(), 1, generator=gen).squeeze(1)
+        ok = _accept(hamiltonian.swap_delta(x, ones, zeros), beta, gen)
+        x[rows[ok], ones[ok]] = 0
+        x[rows[ok], zeros[ok]] = 1
+        accepted += ok
+    return accepted
+
+
+def wolff_step(hamiltonian: Ising, x: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
+    """One Wolff cluster flip per chain in place; returns cluster sizes (B,).
+
+    Clusters grow breadth-first on all chains together: each newly added site activates the
+    bond to each aligned neighbour outside the cluster with p = 1 - exp(-2 beta J).
+    """
+    b, n = x.shape
+    table = hamiltonian.neighbours  # (N, z)
+    rows = torch.arange(b, device=x.device)
+    seed = torch.randint(n, (b,), generator=gen, device=x.device)
+    spin = x[rows, seed]
+    p_add = (1.0 - torch.exp(-2.0 * beta * hamiltonian.J))[:, None, None]
+    cluster = torch.zeros((b, n), dtype=torch.bool, device=x.device)
+    cluster[rows, seed] = True
+    frontier = cluster.clone()
+    aligned = x == spin[:, None]
+    while frontier.any():
+        bonds = frontier[:, :, None] & (torch.rand((b, n, table.shape[1]), generator=gen, device=x.device,
+                                                    dtype=torch.float64) < p_add)
+        reached = torch.zeros((b, n), dtype=torch.float64, device=x.device)
+        reached.scatter_add_(1, table.expand(b, -1, -1).reshape(b, -1), bonds.reshape(b, -1).double())
+        frontier = (reached > 0) & aligned & ~cluster
+        cluster |= frontier
+    x[cluster] = 1 - x[cluster]
+    return cluster.sum(dim=1)
+
+
+def _exchange(x: Tensor, energy: Tensor, betas: Tensor, n_chains: int, parity: int,
+              gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Replica exchange between neighbouring temperatures k, k+1 (k of the given parity).
+
+    Rows are ordered (temperature, chain). Accept with min(1, exp((b_k - b_{k+1})(E_k - E_{k+1})))
+    and exchange the configurations; returns (accepted (K-1, R) bool, attempted (K-1,) bool).
+    """
+    k_temps = len(betas)
+    e = energy.view(k_temps, n_chains)
+    attempted = torch.zeros(k_temps - 1, dtype=torch.bool, device=x.device)
+    attempted[parity::2] = True
+    log_ratio = (betas[:-1] - betas[1:])[:, None] * (e[:-1] - e[1:])
+    u = torch.rand(log_ratio.shape, generator=gen, device=x.device, dtype=torch.float64)
+    ok = (torch.log(u) < log_ratio) & attempted[:, None]
+    xs = x.view(k_temps, n_chains, -1)
+    lower, upper = xs[:-1].clone(), xs[1:].clone()
+    xs[:-1] = torch.where(ok[:, :, None], upper, lower)
+    xs[1:] = torch.where(ok[:, :, None], lower, xs[1:])
+    return ok, attempted
+
+
+# -- driver -------------------------------------------------------------------------------------
+@dataclass
+class ChainResult:
+    """Time series of a batch of chains: row r of every series belongs to chain r at ``betas[r]``.
+
+    Attributes:
+        betas: inverse temperature of each chain (row), shape (B,).
+        group: index of the beta-ladder entry of each chain, shape (B,).
+        series: name -> (B, T) float64 array per recorded sweep ("energy" and observables).
+        acceptance: accepted trials / trials per chain, (B,) (flip/swap); for Wolff the mean
+            cluster size divided by N.
+        exchange_acceptance: parallel tempering only, acceptance of each neighbouring pair (K-1,).
+        final: last configurations (B, N).
+        trials: total single-site trials (flip/swap) or cluster flips (wolff) over all chains.
+        seconds: wall time of the sweeps.
+    """
+
+    betas: np.ndarray
+    group: np.ndarray
+    series: dict[str, np.ndarray]
+    acceptance: np.ndarray
+    final: Tensor
+    trials: int
+    seconds: float
+    exchange_acceptance: np.ndarray | None = field(default=None)
+
+
+def initial_configurations(n_sites: int, n_rows: int, n_ones: int | None, gen: torch.Generator,
+                           device: torch.device) -> Tensor:
+    """Random starts: independent fair coins, or a random placement of exactly n_ones ones."""
+    if n_ones is None:
+        return torch.randint(2, (n_rows, n_sites), generator=gen, device=device)
+    order = torch.rand((n_rows, n_sites), generator=gen, device=device).argsort(dim=1)
+    return (order < n_ones).long()
+
+
+def _check_run(hamiltonian: Hamiltonian, betas: np.ndarray, n_chains: int, n_sweeps: int, move: str,
+               n_ones: int | None, burn_in: int, thin: int) -> None:
+    if move not in MOVES:
+        raise ValueError(f"move must be one of {MOVES}, got {move!r}")
+    if betas.ndim != 1 or len(betas) == 0 or not np.all(np.isfinite(betas)) or np.any(betas < 0):
+        raise ValueError(f"beta must be one or more finite non-negative numbers, got {betas}")
+    if n_chains < 1 or n_sweeps < 1:
+        raise ValueError(f"n_chains and n_sweeps must be positive, got {n_chains}, {n_sweeps}")
+    if burn_in < 0 or thin < 1 or burn_in >= n_sweeps:
+        raise ValueError(f"need 0 <= burn_in < n_sweeps and thin >= 1, got burn_in={burn_in}, thin={thin}")
+    if move == "swap":
+        if n_ones is None or not 0 < n_ones < hamiltonian.n_sites:
+            raise ValueError(f"swap moves need 0 < n_ones < {hamiltonian.n_sites}, got n_ones={n_ones}")
+    elif n_ones is not None:
+        raise ValueError(f"n_ones fixes the composition, which only the 'swap' move conserves (move={move!r})")
+    if move == "wolff":
+        if not isinstance(hamiltonian, Ising) or hamiltonian.h != 0.0 or hamiltonian.J <= 0:
+            raise ValueError("Wolff updates need a ferromagnetic Ising model (J > 0) at h = 0")
+
+
+def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains: int, n_sweeps: int,
+               move: str = "flip", n_ones: int | None = None, burn_in: int = 0, thin: int = 1,
+               seed: int = 0, observables: Mapping[str, Observable] | None = None,
+               tempering: bool = False, initial: Tensor | None = None, progress: bool = True) -> ChainResult:
+    """Run ``n_chains`` independent chains at each inverse temperature in ``beta``.
+
+    Args:
+        hamiltonian: any Hamiltonian (SemiGrand for semi-grand CE runs).
+        beta: one inverse temperature or a ladder; chains of entry k are rows k*n_chains ...
+        move: "flip", "swap" (needs ``n_ones``) or "wolff" (ferromagnetic Ising, h = 0).
+        burn_in: sweeps run before recording; thin: record every ``thin``-th sweep after that.
+        observables: name -> function (B, N) -> (B,); defaults to :func:`standard_observables`.
+        tempering: exchange configurations between neighbouring betas after every sweep
+            (parallel tempering; the ladder should be sorted).
+        initial: starting configurations (K * n_chains, N); random by default.
+    """
+    betas = np.atleast_1d(np.asarray(beta, dtype=np.float64))
+    _check_run(hamiltonian, betas, n_chains, n_sweeps, move, n_ones, burn_in, thin)
+    if tempering and len(betas) < 2:
+        raise ValueError("parallel tempering needs at least two temperatures")
+    device = hamiltonian.device
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    rows = len(betas) * n_chains
+    if initial is None:
+        x = initial_configurations(hamiltonian.n_sites, rows, n_ones, gen, device)
+    else:
+        x = initial.clone().long().to(device)
+        if x.shape != (rows, hamiltonian.n_sites):
+            raise ValueError(f"initial configurations must have shape {(rows, hamiltonian.n_sites)}, got {tuple(x.shape)}")
+        if n_ones is not None and not torch.all(x.sum(dim=1) == n_ones):
+            raise ValueError(f"initial configurations must all hold n_ones={n_ones} ones")
+    beta_rows = torch.as_tensor(np.repeat(betas, n_chains), device=device)
+    observables = dict(standard_observables() if observables is None else observables)
+    classes = colour_classes(hamiltonian) if move == "flip" else None
+
+    records: dict[str, list[np.ndarray]] = {"energy": [], **{name: [] for name in observables}}
+    accepted = torch.zeros(rows, dtype=torch.float64, device=device)
+    ex_ok = torch.zeros(max(len(betas) - 1, 0), dtype=torch.float64, device=device)
+    ex_tried = torch.zeros_like(ex_ok)
+    start = time.perf_counter()
+    for sweep in tqdm(range(n_sweeps), desc=f"mcmc {move}", disable=not (progress and sys.stderr.isatty())):
+        with torch.no_grad():
+            if move == "flip":
+                accepted += flip_sweep(hamiltonian, x, beta_rows, gen, classes)
+            elif move == "swap":
+                accepted += swap_sweep(hamiltonian, x, beta_rows, gen)
+            else:
+                accepted += wolff_step(hamiltonian, x, beta_rows, gen)
+            energy = hamiltonian.energy(x) if (tempering or sweep >= burn_in) else None
+            if tempering:
+                ok, tried = _exchange(x, energy, torch.as_tensor(betas, device=device), n_chains, sweep % 2, gen)
+                ex_ok += ok.double().sum(dim=1)
+                ex_tried += tried.double() * n_chains
+                energy = hamiltonian.energy(x)
+            if sweep >= burn_in and (sweep - burn_in) % thin == 0:
+                records["energy"].append(energy.cpu().numpy())
+                for name, fn in observables.items():
+                    records[name].append(fn(x).double().cpu().numpy())
+    seconds = time.perf_counter() - start
+    # flip/swap: N trials per sweep; wolff: one cluster per sweep, "acceptance" = cluster fraction
+    per_sweep = 1 if move == "wolff" else hamiltonian.n_sites
+    acceptance = accepted / (n_sweeps * per_sweep)
+    if move == "wolff":
+        acceptance = acceptance / hamiltonian.n_sites
+    return ChainResult(
+        betas=beta_rows.cpu().numpy(),
+        group=np.repeat(np.arange(len(betas)), n_chains),
+        series={name: np.stack(values, axis=1) for name, values in records.items()},
+        acceptance=acceptance.cpu().numpy(),
+        final=x,
+        trials=rows * n_sweeps * per_sweep,
+        seconds=seconds,
+        exchange_acceptance=(ex_ok / ex_tried.clamp_min(1)).cpu().numpy() if tempering else None,
+    )
+
+
+def parallel_tempering(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains: int, n_sweeps: int,
+                       **kwargs) -> ChainResult:
+    """Replica exchange over a sorted beta ladder (flip moves between exchanges by default);
+    ``result.exchange_acceptance`` holds the acceptance of each neighbouring pair."""
+    betas = np.asarray(betas, dtype=np.float64)
+    if np.any(np.diff(betas) <= 0):
+        raise ValueError(f"the beta ladder must be strictly increasing, got {betas}")
+    return run_chains(hamiltonian, betas, n_chains, n_sweeps, tempering=True, **kwargs)
+
+
+# -- tables -------------------------------------------------------------------------------------
+def summarize_chains(result: ChainResult, n_sites: int, temperatures: Sequence[float] | None = None) -> pd.DataFrame:
+    """One tidy row per beta: energy, heat capacity and observables with error bars.
+
+    For each beta the equilibration prefix is detected on the energy series (pymbar rule) and
+    dropped from every series. Errors: blocking for means, jackknife over chains (or chain
+    blocks) for the heat capacity C = beta^2 var(E); tau_int and n_eff refer to the energy.
+    """
+    rows = []
+    betas = result.betas[np.unique(result.group, return_index=True)[1]]
+    for k, beta in enumerate(betas):
+        mask = result.group == k
+        energy = result.series["energy"][mask]
+        t0 = detect_equilibration(energy)
+        e = energy[:, t0:]
+        tau = integrated_autocorr_time(e)
+        c, c_err = jackknife(lambda s: beta**2 * s.var(), e)
+        row = {
+            "beta": float(beta),
+            "temperature": float(temperatures[k]) if temperatures is not None else (math.inf if beta == 0 else 1.0 / beta),
+            "n_chains": int(mask.sum()),
+            "n_samples": int(e.shape[1]),
+            "n_discarded": int(t0),
+            "energy": float(e.mean()),
+            "energy_err": blocking_error(e),
+            "heat_capacity": c,
+            "heat_capacity_err": c_err,
+            "tau_int": tau,
+            "n_eff": e.size / (2.0 * tau),
+            "acceptance": float(result.acceptance[mask].mean()),
+        }
+        row["energy_per_site"] = row["energy"] / n_sites
+        row["energy_per_site_err"] = row["energy_err"] / n_sites
+        row["heat_capacity_per_site"] = c / n_sites
+        row["heat_capacity_per_site_err"] = c_err / n_sites
+        for name, series in result.series.items():
+            if name != "energy":
+                values = series[mask][:, t0:]
+                row[name] = float(values.mean())
+                row[f"{name}_err"] = blocking_error(values)
+        if result.exchange_acceptance is not None:
+            row["exchange_acceptance_up"] = (float(result.exchange_acceptance[k])
+                                             if k < len(result.exchange_acceptance) else math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scan(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains: int, n_sweeps: int,
+         temperatures: Sequence[float] | None = None, **kwargs) -> pd.DataFrame:
+    """Temperature scan: :func:`run_chains` over all betas in one batch, then
+    :func:`summarize_chains`. ``temperatures`` label the rows (e.g. kelvin for a CE)."""
+    if temperatures is not None and len(temperatures) != len(betas):
+        raise ValueError(f"got {len(temperatures)} temperatures for {len(betas)} betas")
+    result = run_chains(hamiltonian, betas, n_chains, n_sweeps, **kwargs)
+    return summarize_chains(result, hamiltonian.n_sites, temperatures)

@@ -1,0 +1,231 @@
+"""The one place that turns a configuration dict into a lattice, a Hamiltonian and units.
+
+A spec is a plain dict (from YAML), for example::
+
+    {"model": "ising", "lattice": "square", "size": [16, 16], "J": 1.0}
+    {"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "ce_file": "cuau.ce",
+     "species": ["Cu", "Au"], "ensemble": "canonical", "concentration": 0.5}
+
+Keys: ``name``, ``model`` (ising | edwards_anderson | sherrington_kirkpatrick |
+cluster_expansion), ``lattice`` (square | simple_cubic | fcc | fcc_cubic), ``size``, ``a``,
+``J`` and ``h`` (ising), ``seed`` (edwards_anderson, sherrington_kirkpatrick), ``n_sites``
+(sherrington_kirkpatrick), ``ce_file`` (cluster_expansion), ``species``, ``ensemble``
+(semi_grand | canonical), ``dmu`` (semi_grand), ``concentration`` (canonical).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from lattherm import K_B_EV
+from lattherm.hamiltonians.base import Hamiltonian, SemiGrand
+from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
+from lattherm.io import load_yaml
+from lattherm.lattices import LATTICE_KINDS, Lattice, make_lattice
+
+MODELS = ("ising", "edwards_anderson", "sherrington_kirkpatrick", "cluster_expansion")
+ENSEMBLES = ("semi_grand", "canonical")
+_COMMON_KEYS = {"name", "model", "lattice", "size", "a", "species", "ensemble", "dmu", "concentration"}
+_MODEL_KEYS = {
+    "ising": {"J", "h"},
+    "edwards_anderson": {"seed"},
+    "sherrington_kirkpatrick": {"seed", "n_sites"},
+    "cluster_expansion": {"ce_file"},
+}
+_SPIN_SPECIES = ["down", "up"]
+
+
+class SystemSpecError(ValueError):
+    """A system spec with an unknown key, a missing field or a value out of range."""
+
+
+@dataclass(eq=False)
+class System:
+    """A lattice model ready to sample: geometry, Hamiltonian, species and temperature units.
+
+    ``hamiltonian`` already includes the semi-grand term -dmu sum s when dmu != 0.
+    ``n_ones`` is the number of species-1 sites of the canonical ensemble (None when semi-grand).
+    Temperatures are in units of J / k_B for spin models and in kelvin for cluster expansions.
+    """
+
+    name: str
+    lattice: Lattice | None
+    hamiltonian: Hamiltonian
+    species: list[str]
+    ensemble: str
+    n_ones: int | None
+    energy_unit: str
+    spec: dict[str, Any]
+
+    @property
+    def n_sites(self) -> int:
+        return self.hamiltonian.n_sites
+
+    def beta(self, temperature: float) -> float:
+        """Inverse temperature in inverse energy units of the Hamiltonian."""
+        temperature = float(temperature)
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be positive and finite, got {temperature}")
+        return 1.0 / (K_B_EV * temperature) if self.energy_unit == "eV" else 1.0 / temperature
+
+    def temperature(self, beta: float) -> float:
+        """Inverse of :meth:`beta`."""
+        beta = float(beta)
+        if not (math.isfinite(beta) and beta > 0):
+            raise ValueError(f"beta must be positive and finite, got {beta}")
+        return 1.0 / (K_B_EV * beta) if self.energy_unit == "eV" else 1.0 / beta
+
+
+def _number(spec: dict, key: str, default: float) -> float:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SystemSpecError(f"{key!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _integer(spec: dict, key: str, default: int | None = None) -> int:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SystemSpecError(f"{key!r} must be an integer, got {value!r}")
+    return value
+
+
+def normalise_spec(spec: dict) -> dict:
+    """Check a spec and fill in defaults; returns a new plain dict (YAML-serialisable)."""
+    if not isinstance(spec, dict):
+        raise SystemSpecError(f"a system spec must be a mapping, got {type(spec).__name__}")
+    model = spec.get("model")
+    if model not in MODELS:
+        raise SystemSpecError(f"'model' must be one of {MODELS}, got {model!r}")
+    unknown = set(spec) - _COMMON_KEYS - set().union(*_MODEL_KEYS.values())
+    if unknown:
+        raise SystemSpecError(f"unknown system keys {sorted(unknown)}")
+    foreign = set(spec) - _COMMON_KEYS - _MODEL_KEYS[model]
+    if foreign:
+        raise SystemSpecError(f"keys {sorted(foreign)} do not apply to model {model!r}")
+
+    out: dict[str, Any] = {"model": model}
+    lattice = spec.get("lattice")
+    if lattice is None and model != "sherrington_kirkpatrick":
+        raise SystemSpecError(f"model {model!r} needs a 'lattice' (one of {LATTICE_KINDS})")
+    if lattice is not None and lattice not in LATTICE_KINDS:
+        raise SystemSpecError(f"'lattice' must be one of {LATTICE_KINDS}, got {lattice!r}")
+    out["lattice"] = lattice
+    if lattice is not None:
+        size = spec.get("size")
+        size = [size] if isinstance(size, int) and not isinstance(size, bool) else size
+        if not isinstance(size, (list, tuple)) or not size or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in size):
+            raise SystemSpecError(f"'size' must be a list of positive integers, got {spec.get('size')!r}")
+        out["size"] = list(size)
+        out["a"] = _number(spec, "a", 3.8 if model == "cluster_expansion" else 1.0)
+    elif "size" in spec or "a" in spec:
+        raise SystemSpecError("'size' and 'a' need a 'lattice'")
+
+    if model == "ising":
+        out["J"] = _number(spec, "J", 1.0)
+        out["h"] = _number(spec, "h", 0.0)
+    if model in ("edwards_anderson", "sherrington_kirkpatrick"):
+        out["seed"] = _integer(spec, "seed", 0)
+    if model == "sherrington_kirkpatrick":
+        if "n_sites" in spec:
+            out["n_sites"] = _integer(spec, "n_sites")
+            if out["n_sites"] < 2:
+                raise SystemSpecError(f"'n_sites' must be >= 2, got {out['n_sites']}")
+        elif lattice is None:
+            raise SystemSpecError("model 'sherrington_kirkpatrick' needs 'n_sites' or a 'lattice'")
+    if model == "cluster_expansion":
+        if not isinstance(spec.get("ce_file"), (str, os.PathLike)):
+            raise SystemSpecError(f"model 'cluster_expansion' needs a 'ce_file' path, got {spec.get('ce_file')!r}")
+        out["ce_file"] = str(spec["ce_file"])
+        if "species" not in spec:
+            raise SystemSpecError("model 'cluster_expansion' needs 'species', e.g. ['Cu', 'Au']")
+
+    species = spec.get("species", _SPIN_SPECIES)
+    if not isinstance(species, (list, tuple)) or len(species) != 2 or len(set(species)) != 2 or not all(
+            isinstance(s, str) for s in species):
+        raise SystemSpecError(f"'species' must be two distinct names, got {species!r}")
+    out["species"] = list(species)
+
+    ensemble = spec.get("ensemble", "semi_grand")
+    if ensemble not in ENSEMBLES:
+        raise SystemSpecError(f"'ensemble' must be one of {ENSEMBLES}, got {ensemble!r}")
+    out["ensemble"] = ensemble
+    if ensemble == "semi_grand":
+        if "concentration" in spec:
+            raise SystemSpecError("'concentration' applies to the canonical ensemble only")
+        out["dmu"] = _number(spec, "dmu", 0.0)
+    else:
+        if "dmu" in spec:
+            raise SystemSpecError("'dmu' applies to the semi_grand ensemble only")
+        if "concentration" not in spec:
+            raise SystemSpecError("the canonical ensemble needs a 'concentration' (fraction of species 1)")
+        out["concentration"] = _number(spec, "concentration", 0.0)
+        if not 0.0 <= out["concentration"] <= 1.0:
+            raise SystemSpecError(f"'concentration' must lie in [0, 1], got {out['concentration']}")
+    if "name" in spec and not isinstance(spec["name"], str):
+        raise SystemSpecError(f"'name' must be a string, got {spec['name']!r}")
+    out["name"] = spec.get("name") or _default_name(out)
+    return out
+
+
+def _default_name(spec: dict) -> str:
+    parts = [spec["model"]]
+    if spec["lattice"] is not None:
+        parts += [spec["lattice"], "x".join(str(n) for n in spec["size"])]
+    else:
+        parts.append(f"n{spec['n_sites']}")
+    if spec["ensemble"] == "canonical":
+        parts.append(f"c{spec['concentration']:g}")
+    return "_".join(parts)
+
+
+def build_system(spec: dict) -> System:
+    """Build a :class:`System` from a spec dict (see the module docstring for the keys)."""
+    spec = normalise_spec(spec)
+    model = spec["model"]
+    lattice = make_lattice(spec["lattice"], spec["size"], spec["a"]) if spec["lattice"] is not None else None
+    if model == "ising":
+        hamiltonian: Hamiltonian = Ising(lattice, J=spec["J"], h=spec["h"])
+    elif model == "edwards_anderson":
+        hamiltonian = EdwardsAnderson(lattice, seed=spec["seed"])
+    elif model == "sherrington_kirkpatrick":
+        n_sites = spec.get("n_sites", lattice.n_sites if lattice is not None else None)
+        if lattice is not None and n_sites != lattice.n_sites:
+            raise SystemSpecError(f"'n_sites' = {n_sites} differs from the lattice's {lattice.n_sites} sites")
+        hamiltonian = SherringtonKirkpatrick(n_sites, seed=spec["seed"])
+    else:
+        # Imported here so that spin-model users do not pay for icet.
+        from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
+
+        hamiltonian = ClusterExpansionHamiltonian.from_file(spec["ce_file"], lattice, spec["species"])
+
+    n_ones = None
+    if spec["ensemble"] == "canonical":
+        count = spec["concentration"] * hamiltonian.n_sites
+        if abs(count - round(count)) > 1e-9:
+            raise SystemSpecError(
+                f"'concentration' = {spec['concentration']} gives {count:g} species-1 sites on "
+                f"{hamiltonian.n_sites} sites; it must give an integer count")
+        n_ones = int(round(count))
+    elif spec["dmu"] != 0.0:
+        hamiltonian = SemiGrand(hamiltonian, spec["dmu"])
+
+    return System(
+        name=spec["name"],
+        lattice=lattice,
+        hamiltonian=hamiltonian,
+        species=spec["species"],
+        ensemble=spec["ensemble"],
+        n_ones=n_ones,
+        energy_unit="eV" if model == "cluster_expansion" else "J",
+        spec=spec,
+    )
+
+
+def load_system(path: str | os.PathLike) -> System:
+    """Build the :class:`System` described by a YAML file."""
+    return build_system(load_yaml(path))

@@ -1,0 +1,144 @@
+"""Estimators against brute-force enumeration: IS ln Z and its error bar, ESS, neural MCMC."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lattherm.exact.enumeration import configurations, exact_thermo
+from lattherm.models import MADE, MADEConfig
+from lattherm.sampling import (
+    abs_magnetization, ess_per_sample, free_energy_is, heat_capacity, log_weights, log_z_is, neural_mcmc,
+    sublattice_order,
+)
+from lattherm.lattices import make_lattice
+from lattherm.systems import build_system
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These networks are tiny: one intra-op thread avoids oversubscribing shared CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+BETA = 0.15
+BETA_MCMC = 0.25  # farther from the model: the MH correction has real work to do
+
+
+@pytest.fixture(scope="module")
+def system():
+    return build_system({"model": "ising", "lattice": "square", "size": [3, 3], "h": 0.2})
+
+
+@pytest.fixture(scope="module")
+def model(system):
+    """A fixed, untrained model: random weights, so q differs clearly from p."""
+    torch.manual_seed(0)
+    m = MADE(MADEConfig(hidden=16, depth=2), system.lattice)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    return m
+
+
+def exact_ess(model, system, beta):
+    """The M -> infinity ESS, (E_q w)^2 / E_q w^2 = Z^2 / sum_x p~(x)^2 / q(x), by enumeration."""
+    x = configurations(system.lattice.n_sites, 0, 2**system.lattice.n_sites)
+    log_p = -beta * system.hamiltonian.energy(x)
+    log_q = model.log_prob(x).detach()
+    return math.exp(2 * torch.logsumexp(log_p, 0).item() - torch.logsumexp(2 * log_p - log_q, 0).item())
+
+
+def test_is_log_z_within_error_and_error_calibrated(model, system):
+    exact = exact_thermo(system.hamiltonian, [BETA]).log_z[0]
+    gen = torch.Generator().manual_seed(2)
+    estimates, errors = [], []
+    for _ in range(20):
+        x, log_q = model.sample(2000, generator=gen)
+        est, err = log_z_is(log_weights(system.hamiltonian.energy(x), log_q, BETA))
+        estimates.append(est)
+        errors.append(err)
+    estimates, errors = np.array(estimates), np.array(errors)
+    assert 0.002 < errors.mean() < 0.1  # a real error, not a trivially exact q
+    # each estimate within 4 of its own error bars, and the spread matches the error bars
+    assert np.all(np.abs(estimates - exact) < 4 * errors)
+    assert 0.6 < estimates.std(ddof=1) / errors.mean() < 1.6
+    # the pooled estimate is within its (smaller) error of the exact value
+    assert abs(estimates.mean() - exact) < 4 * errors.mean() / math.sqrt(20)
+    f, f_err = free_energy_is(log_weights(system.hamiltonian.energy(x), log_q, BETA), BETA)
+    assert f == pytest.approx(-log_z_is(log_weights(system.hamiltonian.energy(x), log_q, BETA))[0] / BETA)
+    assert f_err == pytest.approx(errors[-1] / BETA)
+
+
+def test_ess_converges_to_exact_limit(model, system):
+    x, log_q = model.sample(40000, generator=torch.Generator().manual_seed(3))
+    ess = ess_per_sample(log_weights(system.hamiltonian.energy(x), log_q, BETA))
+    limit = exact_ess(model, system, BETA)
+    assert 0.2 < limit < 0.95
+    assert ess == pytest.approx(limit, rel=0.05)
+
+
+def test_ess_is_one_and_log_z_exact_when_q_is_p(system):
+    x = configurations(system.lattice.n_sites, 0, 2**system.lattice.n_sites)
+    log_p = -BETA * system.hamiltonian.energy(x)
+    log_z = torch.logsumexp(log_p, 0)
+    idx = torch.multinomial((log_p - log_z).exp(), 5000, replacement=True,
+                            generator=torch.Generator().manual_seed(4))
+    log_w = log_weights(system.hamiltonian.energy(x[idx]), (log_p - log_z)[idx], BETA)
+    assert ess_per_sample(log_w) == pytest.approx(1.0, abs=1e-12)
+    est, err = log_z_is(log_w)
+    assert est == pytest.approx(log_z.item(), abs=1e-12)
+    assert err < 1e-6
+
+
+def test_bad_log_weights_raise():
+    with pytest.raises(ValueError, match="empty"):
+        ess_per_sample(torch.tensor([]))
+    with pytest.raises(ValueError, match="NaN"):
+        log_z_is(torch.tensor([0.0, float("nan")]))
+    with pytest.raises(ValueError, match="2 samples"):
+        log_z_is(torch.tensor([0.0]))
+
+
+def test_neural_mcmc_matches_exact_averages(model, system):
+    x_all = configurations(9, 0, 2**9)
+    e_all = system.hamiltonian.energy(x_all)
+    p = torch.softmax(-BETA_MCMC * e_all, 0)
+    exact = exact_thermo(system.hamiltonian, [BETA_MCMC])
+    exact_m = float(p @ abs_magnetization(x_all))
+    res = neural_mcmc(model, system.hamiltonian, BETA_MCMC, n_chains=64, n_steps=400, burn_in=50,
+                      observables={"abs_magnetization": abs_magnetization},
+                      generator=torch.Generator().manual_seed(5))
+    assert res.energy.shape == (64, 350)
+    assert 0.05 < res.acceptance < 0.95
+    assert res.tau_int["energy"] >= 0.5
+    e, e_err = res.mean_and_error("energy")
+    assert abs(e - exact.energy[0]) < 4 * e_err
+    m, m_err = res.mean_and_error("abs_magnetization")
+    assert abs(m - exact_m) < 4 * m_err
+    assert heat_capacity(res.energy, BETA_MCMC) == pytest.approx(exact.heat_capacity[0], rel=0.1)
+
+
+def test_neural_mcmc_canonical(system):
+    torch.manual_seed(0)
+    model = MADE(MADEConfig(hidden=8), system.lattice)  # untrained: uniform over the allowed x
+    res = neural_mcmc(model, system.hamiltonian, 0.6, n_chains=64, n_steps=300, burn_in=50, n_ones=4,
+                      generator=torch.Generator().manual_seed(6))
+    exact = exact_thermo(system.hamiltonian, [0.6], n_ones=4)
+    e, e_err = res.mean_and_error()
+    assert abs(e - exact.energy[0]) < 4 * e_err
+
+
+def test_sublattice_order_of_ideal_structures():
+    lat = make_lattice("fcc_cubic", 2)
+    sub = torch.as_tensor(lat.fcc_sublattices())
+    l10 = (sub <= 1).long()[None]
+    l12 = (sub == 0).long()[None]
+    order = sublattice_order(lat)
+    assert order(l10).item() == pytest.approx(1.0)
+    assert order(l12).item() == pytest.approx(math.sqrt(3) / 2)
+    assert order(torch.zeros(1, lat.n_sites, dtype=torch.long)).item() == 0.0

@@ -1,0 +1,152 @@
+"""Batched torch samplers against exact references: Kaufman (L = 8 Ising), brute-force
+enumeration (16-site CuAu CE), and exact Boltzmann histograms of tiny systems."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from icet import ClusterExpansion, ClusterSpace
+from scipy.stats import chi2
+
+from lattherm import K_B_EV
+from lattherm.exact.enumeration import configurations, exact_thermo
+from lattherm.exact.kaufman import BETA_C, ising_thermo
+from lattherm.hamiltonians.base import SemiGrand
+from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
+from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
+from lattherm.lattices import make_lattice
+from lattherm.mcmc.samplers import colour_classes, parallel_tempering, run_chains, scan, standard_observables
+
+
+
+def cuau_test_ce():
+    """An icet CuAu CE on the paper's cluster space with ordering (published-size) parameters."""
+    cs = ClusterSpace(bulk("Cu", "fcc", a=3.8), [6.0, 4.5, 4.5], ["Cu", "Au"])
+    params = [0.0061, -0.0032, 0.0172, -0.0168, -0.0052, -0.0004, -0.0077, 0.0082, -0.0003, -0.0157, 0.0151]
+    return ClusterExpansion(cs, params)
+
+
+def sigmas(value, exact, error):
+    return np.abs(np.asarray(value) - np.asarray(exact)) / np.asarray(error)
+
+
+@pytest.mark.parametrize("move, n_sweeps", [("flip", 600), ("wolff", 600)])
+def test_ising_l8_matches_kaufman(move, n_sweeps):
+    betas = [0.3, BETA_C, 0.6]
+    table = scan(Ising(make_lattice("square", 8)), betas, n_chains=64, n_sweeps=n_sweeps, move=move,
+                 burn_in=100, seed=11)
+    exact = ising_thermo(8, 8, betas)
+    dev_e = sigmas(table.energy, exact.energy, table.energy_err)
+    dev_c = sigmas(table.heat_capacity, exact.heat_capacity, table.heat_capacity_err)
+    print(f"\n{move}: energy deviations {np.round(dev_e, 2)} sigma, heat capacity {np.round(dev_c, 2)} sigma")
+    assert np.all(dev_e < 3) and np.all(dev_c < 3)
+    # error bars are meaningful: relative errors are small but not zero
+    assert np.all(table.energy_err > 0) and np.all(table.energy_err / table.energy.abs() < 0.01)
+    assert np.all(table.tau_int >= 0.5) and np.all(table.n_eff > 100)
+
+
+def test_checkerboard_colouring_of_square_lattice():
+    classes = colour_classes(Ising(make_lattice("square", 4)))
+    assert len(classes) == 2 and sorted(torch.cat(classes).tolist()) == list(range(16))
+    table = Ising(make_lattice("square", 4)).neighbours
+    for sites in classes:  # no two sites of one class are neighbours
+        assert not np.isin(table[sites].numpy(), sites.numpy()).any()
+    assert colour_classes(SherringtonKirkpatrick(6)) is None
+
+
+def test_cuau_16_site_ce_matches_enumeration():
+    ce = cuau_test_ce()
+    lattice = make_lattice("fcc", (2, 2, 4), a=3.8)
+    ham = ClusterExpansionHamiltonian(ce, lattice)
+    temperature = 800.0
+    beta = 1.0 / (K_B_EV * temperature)
+    obs = standard_observables(lattice)
+
+    canonical = scan(ham, [beta], n_chains=64, n_sweeps=300, move="swap", n_ones=8, burn_in=50,
+                     seed=3, observables=obs)
+    exact = exact_thermo(ham, [beta], n_ones=8)
+    dev = [sigmas(canonical.energy, exact.energy, canonical.energy_err)[0],
+           sigmas(canonical.heat_capacity, exact.heat_capacity, canonical.heat_capacity_err)[0]]
+    assert np.allclose(canonical.composition, 0.5) and canonical.composition_err[0] == 0
+
+    dmu = 0.02
+    semi = SemiGrand(ham, dmu)
+    grand = scan(semi, [beta], n_chains=64, n_sweeps=300, move="flip", burn_in=50, seed=4, observables=obs)
+    exact_sg = exact_thermo(semi, [beta])
+    dev += [sigmas(grand.energy, exact_sg.energy, grand.energy_err)[0],
+            sigmas(grand.heat_capacity, exact_sg.heat_capacity, grand.heat_capacity_err)[0],
+            sigmas(grand.composition, exact_sg.concentration, grand.composition_err)[0]]
+    print(f"\nCE canonical E, C; semi-grand E, C, x deviations: {np.round(dev, 2)} sigma")
+    assert np.all(np.array(dev) < 3)
+    # the four sublattice concentrations average to the composition
+    subs = grand[[f"c_sub{k}" for k in range(4)]].to_numpy().mean()
+    assert subs == pytest.approx(grand.composition[0], abs=1e-12)
+
+
+def boltzmann(hamiltonian, beta, n_ones=None):
+    """Exact Boltzmann probabilities of all 2^N configurations (index k: x_i = bit i of k)."""
+    x = configurations(hamiltonian.n_sites, 0, 1 << hamiltonian.n_sites)
+    log_w = -beta * hamiltonian.energy(x).numpy()
+    if n_ones is not None:
+        log_w[x.sum(dim=1).numpy() != n_ones] = -np.inf
+    p = np.exp(log_w - log_w.max())
+    return p / p.sum()
+
+
+def chi_square_p_value(final, probabilities):
+    """p-value of Pearson's chi-square test of independent final states against exact
+    probabilities; states expected fewer than 5 times are pooled into one bin."""
+    index = (final.long() << torch.arange(final.shape[1])).sum(dim=1).numpy()
+    observed = np.bincount(index, minlength=len(probabilities))
+    expected = probabilities * len(index)
+    assert observed[expected == 0].sum() == 0  # never visits a forbidden state
+    big = expected >= 5
+    small = (expected > 0) & ~big
+    obs = np.r_[observed[big], observed[small].sum()]
+    exp = np.r_[expected[big], expected[small].sum()]
+    keep = exp > 0
+    stat = np.sum((obs[keep] - exp[keep]) ** 2 / exp[keep])
+    return chi2.sf(stat, df=keep.sum() - 1)
+
+
+@pytest.mark.parametrize("case", ["flip_random_scan", "flip_checkerboard", "swap", "wolff"])
+def test_final_states_follow_exact_boltzmann_distribution(case):
+    # Many independent chains, each run far past its mixing time: the final states are
+    # independent draws from the chain's stationary distribution, which must be Boltzmann's.
+    if case == "flip_random_scan":
+        ham, beta, move, n_ones = SherringtonKirkpatrick(6, seed=1), 1.5, "flip", None
+    elif case == "flip_checkerboard":
+        ham, beta, move, n_ones = EdwardsAnderson(make_lattice("square", (2, 4)), seed=2), 0.7, "flip", None
+    elif case == "swap":
+        ham, beta, move, n_ones = SherringtonKirkpatrick(7, seed=3), 1.0, "swap", 3
+    else:
+        ham, beta, move, n_ones = Ising(make_lattice("square", (2, 4))), 0.4, "wolff", None
+    result = run_chains(ham, beta, n_chains=4000, n_sweeps=40, move=move, n_ones=n_ones, burn_in=39, seed=5)
+    assert chi_square_p_value(result.final, boltzmann(ham, beta, n_ones)) > 1e-3
+
+
+def test_parallel_tempering_on_sk_matches_enumeration():
+    ham = SherringtonKirkpatrick(10, seed=7)
+    betas = np.linspace(0.5, 3.0, 6)
+    result = parallel_tempering(ham, betas, n_chains=2000, n_sweeps=40, burn_in=39, seed=8)
+    assert result.exchange_acceptance.shape == (5,)
+    assert np.all(result.exchange_acceptance > 0.2) and np.all(result.exchange_acceptance <= 1)
+    for k, beta in enumerate(betas):
+        final = result.final[k * 2000:(k + 1) * 2000]
+        assert chi_square_p_value(final, boltzmann(ham, beta)) > 1e-3
+
+
+def test_bad_arguments_raise():
+    ising = Ising(make_lattice("square", 4))
+    with pytest.raises(ValueError, match="move"):
+        run_chains(ising, 0.3, 2, 10, move="heatbath")
+    with pytest.raises(ValueError, match="n_ones"):
+        run_chains(ising, 0.3, 2, 10, move="swap")
+    with pytest.raises(ValueError, match="Wolff"):
+        run_chains(Ising(make_lattice("square", 4), h=0.1), 0.3, 2, 10, move="wolff")
+    with pytest.raises(ValueError, match="burn_in"):
+        run_chains(ising, 0.3, 2, 10, burn_in=10)
+    with pytest.raises(ValueError, match="beta"):
+        run_chains(ising, -1.0, 2, 10)
+    with pytest.raises(ValueError, match="increasing"):
+        parallel_tempering(ising, [0.5, 0.3], 2, 10)

@@ -1,0 +1,173 @@
+"""Variational training against exact free energies; exact resume; checkpoint errors."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from lattherm.exact.enumeration import exact_thermo
+from lattherm.exact.kaufman import BETA_C, ising_thermo
+from lattherm.io import CheckpointError, load_checkpoint, save_checkpoint
+from lattherm.models import build_model
+from lattherm.sampling import evaluate
+from lattherm.systems import build_system
+from lattherm.training import TrainConfig, load_trained_model, train
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These networks are tiny: one intra-op thread avoids oversubscribing shared CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+T_C = 1.0 / BETA_C
+
+
+def ising(size, **kw):
+    return build_system({"model": "ising", "lattice": "square", "size": list(size), **kw})
+
+
+def made(system, **kw):
+    torch.manual_seed(0)
+    return build_model({"kind": "made", "hidden": 32, "depth": 2, **kw}, system.lattice)
+
+
+def test_3x3_ising_at_beta_c_matches_enumeration():
+    system = ising((3, 3))
+    model = made(system)
+    config = TrainConfig(steps=300, batch_size=256, lr=0.01, anneal=0.98, temperature=T_C)
+    log = train(model, system, config, progress=False).log
+    exact = exact_thermo(system.hamiltonian, [BETA_C]).free_energy[0]
+    # the variational free energy is an upper bound that training pushes down to F
+    assert log.F_q.iloc[-1] > exact - 0.05
+    assert abs(log.F_q.iloc[-20:].mean() - exact) / abs(exact) < 2e-3
+    est = evaluate(model, system, T_C, n_samples=20000, mcmc_steps=50)
+    assert est["ESS"] > 0.98
+    assert abs(est["F_IS"] - exact) < 4 * est["F_IS_err"]
+    assert abs(est["F_IS"] - exact) / abs(exact) < 1e-4
+    assert est["F_q"] >= est["F_IS"] - 4 * est["F_q_err"]
+
+
+@pytest.mark.slow
+def test_4x4_ising_at_beta_c_reaches_relative_error_1e4():
+    system = ising((4, 4))
+    model = made(system, hidden=64)
+    train(model, system, TrainConfig(steps=1000, batch_size=512, lr=0.005, anneal=0.98, temperature=T_C),
+          progress=False)
+    exact = ising_thermo(4, 4, [BETA_C]).free_energy[0]
+    est = evaluate(model, system, T_C, n_samples=50000, mcmc_steps=50)
+    assert abs(est["F_IS"] - exact) / abs(exact) < 1e-4
+    assert abs(est["F_IS"] - exact) < 4 * est["F_IS_err"]
+
+
+def test_temperature_conditioned_model():
+    system = ising((2, 3), h=0.3)
+    model = made(system, n_cond=1)
+    train(model, system, TrainConfig(steps=500, batch_size=256, lr=0.01, anneal=0.9,
+                                     temperature_range=[2.0, 4.0]), progress=False)
+    ref = system.beta(2.0)
+    for t in (2.0, 3.0, 4.0):
+        exact = exact_thermo(system.hamiltonian, [1 / t]).free_energy[0]
+        est = evaluate(model, system, t, n_samples=8000, cond_beta_ref=ref, mcmc_steps=20)
+        assert est["ESS"] > 0.85
+        assert abs(est["F_IS"] - exact) < 4 * est["F_IS_err"]
+
+
+def test_canonical_training():
+    system = ising((2, 3), ensemble="canonical", concentration=0.5)
+    model = made(system)
+    log = train(model, system, TrainConfig(steps=200, batch_size=128, lr=0.01, anneal=0.9, temperature=1.5),
+                progress=False).log
+    exact = exact_thermo(system.hamiltonian, [1 / 1.5], n_ones=3)
+    est = evaluate(model, system, 1.5, n_samples=8000, mcmc_steps=100)
+    assert est["ESS"] > 0.9
+    assert abs(est["F_IS"] - exact.free_energy[0]) < 4 * est["F_IS_err"]
+    assert abs(est["E_mcmc"] - exact.energy[0]) < 4 * est["E_mcmc_err"]
+    assert math.isnan(log.consistency_error.iloc[-1])  # MADE has no marginal network
+
+
+def _params(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind", ["made", "transformer"])
+def test_resume_is_bit_for_bit(tmp_path, kind):
+    system = ising((2, 3))
+    spec = ({"kind": "made", "hidden": 16} if kind == "made" else
+            {"kind": "transformer", "d_model": 16, "n_head": 2, "n_layer": 1, "n_freq": 1})
+    k = 4
+
+    def config(steps):
+        return TrainConfig(steps=steps, batch_size=16, lr=0.01, anneal=0.9, checkpoint_every=k, temperature=2.0)
+
+    torch.manual_seed(0)
+    whole = train(build_model(spec, system.lattice), system, config(2 * k), tmp_path / "whole", progress=False)
+    torch.manual_seed(0)
+    train(build_model(spec, system.lattice), system, config(k), tmp_path / "split", progress=False)
+    torch.manual_seed(123)  # a different fresh model and global RNG: the checkpoint must win
+    resumed = train(build_model(spec, system.lattice), system, config(2 * k), tmp_path / "split", progress=False)
+
+    for name, value in _params(whole.model).items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    cols = [c for c in whole.log.columns if c != "wall_time"]
+    pd.testing.assert_frame_equal(whole.log[cols], resumed.log[cols], check_exact=True)
+    on_disk = pd.read_csv(tmp_path / "split" / "log.csv")
+    assert list(on_disk.step) == list(range(1, 2 * k + 1))
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 2 * k
+    assert torch.equal(a["rng"]["generator"], b["rng"]["generator"])
+
+
+def test_checkpoint_errors(tmp_path):
+    system = ising((2, 3))
+    config = TrainConfig(steps=2, batch_size=8, checkpoint_every=1, temperature=2.0)
+    train(made(system), system, config, tmp_path, progress=False)
+    ckpt = tmp_path / "checkpoint.pt"
+
+    with pytest.raises(CheckpointError, match="settings differ in \\['lr'\\]"):
+        train(made(system), system, TrainConfig(steps=4, batch_size=8, lr=0.1, temperature=2.0), tmp_path,
+              progress=False)
+    with pytest.raises(CheckpointError, match="model"):
+        train(made(system, hidden=8), system, config, tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match="beyond"):
+        train(made(system), system, TrainConfig(steps=1, batch_size=8, temperature=2.0), tmp_path, progress=False)
+    other_species = build_system({"model": "ising", "lattice": "square", "size": [2, 3], "species": ["Cu", "Au"]})
+    with pytest.raises(CheckpointError, match="species"):
+        load_trained_model(ckpt, other_species)
+    cubic = build_system({"model": "ising", "lattice": "simple_cubic", "size": [1, 2, 3]})
+    with pytest.raises(CheckpointError, match="lattice_kind"):
+        load_trained_model(ckpt, cubic)
+    with pytest.raises(ValueError, match="size-specific"):
+        load_trained_model(ckpt, ising((3, 3)), same_size=False)
+    with pytest.raises(CheckpointError, match="repeats"):
+        load_trained_model(ckpt, ising((3, 3)))
+    # a checkpoint that loads restores the same model
+    restored = load_trained_model(ckpt, system).model
+    x = torch.randint(0, 2, (5, 6))
+    trained = train(made(system), system, config, tmp_path, progress=False).model
+    assert torch.equal(restored.log_prob(x), trained.log_prob(x))
+
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_trained_model(ckpt, system)
+    save_checkpoint(ckpt, {"step": 3})
+    with pytest.raises(CheckpointError, match="not a lattherm"):
+        load_trained_model(ckpt, system)
+
+
+def test_bad_training_settings():
+    with pytest.raises(ValueError, match="exactly one of temperature"):
+        TrainConfig()
+    with pytest.raises(ValueError, match="anneal"):
+        TrainConfig(temperature=1.0, anneal=1.0)
+    with pytest.raises(ValueError, match="temperature_range"):
+        TrainConfig(temperature_range=[3.0, 2.0])
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainConfig.from_dict({"temperature": 1.0, "epochs": 3})
+    system = ising((2, 3))
+    with pytest.raises(ValueError, match="n_cond"):
+        train(made(system), system, TrainConfig(temperature_range=[1.0, 2.0], steps=1), progress=False)

@@ -1,0 +1,325 @@
+"""Any-order Transformer + marginalization head: normalisation by enumeration, the attention
+masks (no dependence on unobserved or later sites), cached = uncached sampling, sample/log_prob
+agreement, translation equivariance, transfer to other supercells, and MaM self-consistency
+training on exactly enumerable lattices."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lattherm.lattices import make_lattice
+from lattherm.models import build_model, model_spec
+from lattherm.models.transformer import AnyOrderTransformer, TransformerConfig, random_orders
+
+
+def all_configs(n: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.product([0, 1], repeat=n)), dtype=torch.long)
+
+
+def tiny(lattice, seed: int = 0, double: bool = True, **kw) -> AnyOrderTransformer:
+    """A small model with random non-zero weights everywhere (both heads start at zero by design)."""
+    params = dict(d_model=16, n_head=2, n_layer=2, mlp_ratio=2, n_freq=1, n_bias_shells=2)
+    params.update(kw)
+    torch.manual_seed(seed)
+    model = AnyOrderTransformer(TransformerConfig(**params), lattice)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.4 * torch.randn(p.shape, generator=gen))
+    return model.double() if double else model
+
+
+def translation(lattice, axis: int) -> torch.Tensor:
+    """Site permutation of a translation by one primitive vector: site i -> perm[i]."""
+    c = lattice.cell_index.copy()
+    c[:, axis] = (c[:, axis] + 1) % lattice.repeats[axis]
+    n1, n2, n3 = lattice.repeats
+    return torch.from_numpy(((c[:, 0] * n2 + c[:, 1]) * n3 + c[:, 2]) * lattice.n_basis + lattice.basis_index)
+
+
+# -- normalisation -----------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(2, 3), (3, 4)])
+@pytest.mark.parametrize("order_seed", [None, 2, 3])
+def test_normalised_by_enumeration(size, order_seed):
+    """One order for the whole batch (raster or random): sum_x q(x) = 1."""
+    lat = make_lattice("square", size)
+    model = tiny(lat, seed=1)
+    x = all_configs(lat.n_sites)
+    order = None if order_seed is None else random_orders(1, lat.n_sites, torch.Generator().manual_seed(order_seed))[0]
+    total = torch.logsumexp(model.log_prob(x, order=order), dim=0)
+    assert abs(total.item()) < 1e-12
+
+
+def test_normalised_with_cond_and_canonical_constraint():
+    lat = make_lattice("square", (3, 3))
+    model = tiny(lat, seed=3, n_cond=2)
+    x = all_configs(9)
+    order = random_orders(1, 9, torch.Generator().manual_seed(4))[0]
+    for c in ([0.3, -1.0], [1.2, 0.5]):
+        cond = torch.tensor([c], dtype=torch.float64).expand(len(x), 2)
+        assert abs(torch.logsumexp(model.log_prob(x, cond=cond, order=order), 0).item()) < 1e-12
+        for n_ones in (0, 4, 9):
+            lp = model.log_prob(x, cond=cond, n_ones=n_ones, order=order)
+            right = x.sum(1) == n_ones
+            assert int(right.sum()) == math.comb(9, n_ones)
+            assert torch.all(torch.isinf(lp[~right]))
+            assert abs(torch.logsumexp(lp[right], 0).item()) < 1e-12
+    # the conditioning really changes the distribution
+    a = model.log_prob(x, cond=torch.tensor([[0.3, -1.0]], dtype=torch.float64).expand(len(x), 2))
+    b = model.log_prob(x, cond=torch.tensor([[1.2, 0.5]], dtype=torch.float64).expand(len(x), 2))
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_conditionals_sum_to_one_and_match_the_ordered_pass():
+    lat = make_lattice("square", (3, 4))
+    model = tiny(lat, seed=5, n_species=3)
+    gen = torch.Generator().manual_seed(6)
+    B, N = 32, lat.n_sites
+    x = torch.randint(0, 3, (B, N), generator=gen)
+    order = random_orders(B, N, gen)
+    ordered = model.ordered_conditionals(x, order=order)
+    assert torch.allclose(ordered.exp().sum(-1), torch.ones(B, N, dtype=torch.float64), atol=1e-12)
+    rank = torch.argsort(order, dim=1)
+    for t in (0, 5, N - 1):
+        observed = rank < t
+        partial = model.conditionals(x, observed, order=order)
+        assert torch.allclose(partial.exp().sum(-1), torch.ones(B, N, dtype=torch.float64), atol=1e-12)
+        # observed rows are point masses; the next site's row equals the 2N-token pass
+        assert torch.all(partial.exp().gather(-1, x[..., None])[..., 0][observed] == 1)
+        site = order[:, t]
+        rows = torch.arange(B)
+        assert torch.allclose(partial[rows, site], ordered[rows, site], atol=1e-12)
+
+
+# -- attention masks ---------------------------------------------------------------------------
+def test_conditionals_ignore_unobserved_and_later_sites():
+    lat = make_lattice("square", (3, 4))
+    model = tiny(lat, seed=7, n_cond=1)
+    gen = torch.Generator().manual_seed(8)
+    N = lat.n_sites
+    x = torch.randint(0, 2, (1, N), generator=gen)
+    cond = torch.tensor([[0.7]], dtype=torch.float64)
+    order = random_orders(1, N, gen)[0]
+    base = model.ordered_conditionals(x, cond, order=order)[0]
+    for t in range(N):
+        later = order[t:]
+        y = x.clone()
+        y[0, later] = torch.randint(0, 2, (len(later),), generator=gen)
+        y[0, order[t]] = 1 - x[0, order[t]]  # always change the site itself too
+        changed = model.ordered_conditionals(y, cond, order=order)[0]
+        # site order[s] (s <= t) sees only order[:s]: its conditional is unchanged, exactly
+        assert torch.equal(changed[order[: t + 1]], base[order[: t + 1]])
+        if t + 1 < N:  # and the conditionals after it do react
+            assert not torch.allclose(changed[order[t + 1 :]], base[order[t + 1 :]])
+    # the partial pass: changing unobserved sites leaves every conditional unchanged
+    observed = torch.zeros(1, N, dtype=torch.bool)
+    observed[0, order[:5]] = True
+    y = torch.where(observed, x, 1 - x)
+    assert torch.equal(model.conditionals(x, observed, cond, order=order),
+                       model.conditionals(y, observed, cond, order=order))
+    assert torch.equal(model.log_marginal(x, observed, cond), model.log_marginal(y, observed, cond))
+
+
+def test_log_marginal_of_empty_set_is_zero():
+    lat = make_lattice("square", (3, 3))
+    model = tiny(lat, seed=9, n_cond=2, double=False)
+    x = torch.randint(0, 2, (5, 9))
+    cond = torch.randn(5, 2)
+    empty = torch.zeros(5, 9, dtype=torch.bool)
+    assert torch.equal(model.log_marginal(x, empty, cond), torch.zeros(5, dtype=torch.float64))
+    assert torch.all(model.log_marginal(x, ~empty, cond) != 0)
+
+
+# -- sampling ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("double", [True, False])
+@pytest.mark.parametrize("n_ones", [None, 5])
+def test_cached_and_uncached_sampling_agree_with_log_prob(double, n_ones):
+    lat = make_lattice("square", (3, 4))
+    model = tiny(lat, seed=10, n_cond=1, double=double)
+    n = 64
+    dtype = torch.float64 if double else torch.float32
+    cond = torch.linspace(0.1, 1.0, n, dtype=dtype)[:, None]
+    tol = 1e-10 if double else 1e-5
+    for order in (None, random_orders(1, 12, torch.Generator().manual_seed(11))[0],
+                  random_orders(n, 12, torch.Generator().manual_seed(12))):
+        x1, lq1 = model.sample(n, cond, n_ones, torch.Generator().manual_seed(13), order=order)
+        x2, lq2 = model.sample(n, cond, n_ones, torch.Generator().manual_seed(13), order=order, use_cache=False)
+        assert x1.dtype == torch.int64 and lq1.dtype == torch.float64 and x1.shape == (n, 12)
+        assert torch.equal(x1, x2)
+        assert (lq1 - lq2).abs().max() < tol
+        assert (model.log_prob(x1, cond, n_ones, order=order) - lq1).abs().max() < tol
+        if n_ones is not None:
+            assert torch.all(x1.sum(1) == n_ones)
+    assert len(torch.unique(x1, dim=0)) > 1
+
+
+def test_samples_follow_the_model_distribution():
+    """Empirical frequencies of 20000 samples match exp(log_prob) on 2x2 (chi-square-like bound)."""
+    lat = make_lattice("square", (2, 2))
+    model = tiny(lat, seed=14, n_layer=1)
+    order = torch.tensor([2, 0, 3, 1])
+    x, _ = model.sample(20000, generator=torch.Generator().manual_seed(15), order=order)
+    codes = (x * (2 ** torch.arange(3, -1, -1))).sum(1)
+    freq = torch.bincount(codes, minlength=16).double() / len(x)
+    p = model.log_prob(all_configs(4), order=order).exp()
+    assert torch.all((freq - p).abs() < 5 * torch.sqrt(p * (1 - p) / len(x)) + 1e-3)
+
+
+# -- geometry ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind,size,axis", [("square", (3, 4), 0), ("square", (3, 4), 1),
+                                            ("fcc", (2, 2, 3), 2), ("fcc_cubic", (1, 1, 2), 2)])
+def test_translation_equivariance(kind, size, axis):
+    lat = make_lattice(kind, size)
+    model = tiny(lat, seed=16, n_freq=2, d_model=24, n_head=2)
+    perm = translation(lat, axis)
+    assert sorted(perm.tolist()) == list(range(lat.n_sites)) and not torch.equal(perm, torch.arange(lat.n_sites))
+    gen = torch.Generator().manual_seed(17)
+    B, N = 8, lat.n_sites
+    x = torch.randint(0, 2, (B, N), generator=gen)
+    order = random_orders(B, N, gen)
+    xt = torch.empty_like(x)
+    xt[:, perm] = x
+    order_t = perm[order]
+    ordered, ordered_t = model.ordered_conditionals(x, order=order), model.ordered_conditionals(xt, order=order_t)
+    assert torch.allclose(ordered_t[:, perm], ordered, atol=1e-10)
+    assert torch.allclose(model.log_prob(xt, order=order_t), model.log_prob(x, order=order), atol=1e-10)
+    observed = torch.argsort(order, 1) < N // 2
+    observed_t = torch.empty_like(observed)
+    observed_t[:, perm] = observed
+    partial, partial_t = model.conditionals(x, observed, order=order), model.conditionals(xt, observed_t, order=order_t)
+    assert torch.allclose(partial_t[:, perm], partial, atol=1e-10)
+    assert torch.allclose(model.log_marginal(xt, observed_t), model.log_marginal(x, observed), atol=1e-10)
+    # the raster order is not translation invariant, so this is a real check of the geometry
+    assert not torch.allclose(model.log_prob(xt), model.log_prob(x), atol=1e-6)
+
+
+def test_transfer_to_other_supercells():
+    small = make_lattice("square", (4, 4))
+    model = tiny(small, seed=18, n_cond=1)
+    cond = torch.tensor([[0.4]], dtype=torch.float64)
+    x16 = torch.randint(0, 2, (4, 16), generator=torch.Generator().manual_seed(19))
+    before = model.log_prob(x16, cond.expand(4, 1))
+    model.on_lattice(make_lattice("square", (8, 8)))
+    assert model.n_sites == 64
+    x, lq = model.sample(8, cond.expand(8, 1), generator=torch.Generator().manual_seed(20), n_ones=32)
+    assert x.shape == (8, 64) and torch.all(x.sum(1) == 32)
+    assert torch.allclose(model.log_prob(x, cond.expand(8, 1), n_ones=32), lq, atol=1e-10)
+    model.on_lattice(make_lattice("square", (3, 4)))
+    configs = all_configs(12)
+    order = random_orders(1, 12, torch.Generator().manual_seed(21))[0]
+    total = torch.logsumexp(model.log_prob(configs, cond.expand(len(configs), 1), order=order), 0)
+    assert abs(total.item()) < 1e-12
+    model.on_lattice(small)
+    assert torch.equal(model.log_prob(x16, cond.expand(4, 1)), before)
+    with pytest.raises(ValueError, match="lattice kind"):
+        model.on_lattice(make_lattice("simple_cubic", 2))
+
+
+def test_shell_buckets_match_on_small_and_large_supercells():
+    """Bucket k is one distance on every supercell: the k-th shell of the infinite lattice, which
+    the large supercell shows in full (the small one may miss shells through periodic images)."""
+    for kind, small, large in (("square", (2, 3), (8, 8)), ("fcc", (2, 2, 2), (4, 4, 4))):
+        reference = make_lattice(kind, large).shell_distances(3)
+        for size in (small, large):
+            model = tiny(make_lattice(kind, size), n_bias_shells=3)
+            d = torch.from_numpy(model.lattice.distances)
+            assert torch.all(model.buckets.diagonal() == 0)
+            for k in range(1, 4):
+                members = d[model.buckets == k]
+                assert torch.allclose(members, torch.full_like(members, reference[k - 1]))
+            assert torch.all(d[model.buckets == 4] > reference[2] + 1e-6)
+            assert torch.all(model.buckets[d < reference[2] + 1e-6] <= 3)
+
+
+# -- marginalization self-consistency ------------------------------------------------------------
+def test_marginal_head_learns_the_conditionals_along_a_fixed_order():
+    """Frozen random conditionals on 2x2; the marginal network alone is fitted by the penalty.
+    Along one fixed order the exact solution is ln p(prefix) = sum of the conditionals."""
+    lat = make_lattice("square", (2, 2))
+    model = tiny(lat, seed=22, double=False, d_model=32, n_head=2)
+    for p in [*model.conditional.parameters(), *model.head.parameters()]:
+        p.requires_grad_(False)
+    x = all_configs(4)
+    order = torch.tensor([1, 3, 0, 2])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    gen = torch.Generator().manual_seed(23)
+    before = model.consistency_error(x, order=order, generator=torch.Generator().manual_seed(0))
+    for _ in range(400):
+        opt.zero_grad()
+        model.auxiliary_loss(x.repeat(4, 1), order=order, generator=gen).backward()
+        opt.step()
+    after = model.consistency_error(x.repeat(8, 1), order=order, generator=torch.Generator().manual_seed(0))
+    gap = (model.training_log_prob(x) - model.log_prob(x, order=order)).abs().max().item()
+    print(f"fixed order: consistency RMS {before:.3f} -> {after:.4f}, max |ln p(x) - ln q(x)| {gap:.4f}")
+    assert before > 0.3 and after < 0.03 and gap < 0.05
+
+
+def test_joint_mam_training_is_self_consistent_over_random_orders():
+    """Both networks fitted jointly on 2x3 Ising at beta = 0.4 (maximum likelihood on the exact
+    Boltzmann distribution + penalty over random orders): the conditionals become order
+    independent, the one-pass marginal matches ln q(x) along any order, and both match ln P(x)."""
+    lat = make_lattice("square", (2, 3))
+    x = all_configs(6)
+    s = 2.0 * x - 1.0
+    pairs = torch.from_numpy(lat.neighbour_pairs(1))
+    log_boltz = 0.4 * (s[:, pairs[:, 0]] * s[:, pairs[:, 1]]).sum(1).double()
+    log_target = log_boltz - torch.logsumexp(log_boltz, 0)
+    weight = log_target.exp().float()
+    torch.manual_seed(24)
+    model = AnyOrderTransformer(TransformerConfig(d_model=32, n_head=2, n_layer=2, n_freq=1), lat)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(25)
+    for _ in range(400):
+        opt.zero_grad()
+        order = random_orders(len(x), 6, gen)
+        nll = -(weight * model.log_prob(x, order=order).float()).sum()
+        (nll + model.auxiliary_loss(x, generator=gen)).backward()
+        opt.step()
+    err = model.consistency_error(x.repeat(8, 1), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        lp = model.training_log_prob(x)
+        lq = [model.log_prob(x, order=random_orders(1, 6, torch.Generator().manual_seed(k))[0]) for k in range(3)]
+    gaps = [(lp - q).abs().max().item() for q in lq]
+    target_gap = (lp - log_target).abs().max().item()
+    print(f"joint: consistency RMS {err:.4f}, max |ln p - ln q| {max(gaps):.4f}, max |ln p - ln P| {target_gap:.4f}")
+    assert err < 0.05 and max(gaps) < 0.1 and target_gap < 0.1
+
+
+# -- contract, checkpoints and bad input ---------------------------------------------------------
+def test_spec_roundtrip_rebuilds_an_equal_model():
+    lat = make_lattice("square", (3, 3))
+    model = tiny(lat, seed=26, double=False, n_cond=2)
+    spec = model_spec(model)
+    assert spec["kind"] == "transformer" and spec["n_cond"] == 2
+    clone = build_model(spec, lat)
+    clone.load_state_dict(model.state_dict())
+    x = torch.randint(0, 2, (6, 9))
+    cond = torch.randn(6, 2)
+    assert torch.equal(clone.log_prob(x, cond), model.log_prob(x, cond))
+    assert torch.equal(clone.training_log_prob(x, cond), model.training_log_prob(x, cond))
+
+
+def test_bad_input_raises_clear_errors():
+    lat = make_lattice("square", (2, 3))
+    model = tiny(lat, seed=27, n_cond=1)
+    x = torch.zeros(2, 6, dtype=torch.long)
+    cond = torch.zeros(2, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="shape"):
+        model.log_prob(torch.zeros(2, 5, dtype=torch.long), cond)
+    with pytest.raises(ValueError, match="species indices"):
+        model.log_prob(x + 2, cond)
+    with pytest.raises(ValueError, match="n_ones"):
+        model.sample(2, cond, n_ones=7)
+    with pytest.raises(ValueError, match="permutation"):
+        model.log_prob(x, cond, order=torch.tensor([0, 1, 2, 3, 4, 4]))
+    with pytest.raises(ValueError, match="cond"):
+        model.log_prob(x)
+    with pytest.raises(ValueError, match="n_ones"):
+        model.auxiliary_loss(x, cond, n_ones=3)
+    with pytest.raises(ValueError, match="n_species"):
+        TransformerConfig(n_species=1)
+    with pytest.raises(ValueError, match="head dimension"):
+        AnyOrderTransformer(TransformerConfig(d_model=8, n_head=2, n_freq=2), make_lattice("fcc", 2))

@@ -1,0 +1,101 @@
+# Stage 6: figures (PNG for the report, PDF for print), each with an rst caption.
+
+
+rule figure_free_energy_error:
+    input:
+        comparison_tables(),
+    output:
+        png=report("results/figures/free_energy_error.png", caption="../report/free_energy_error.rst", category="2. Free energies"),
+        pdf="results/figures/free_energy_error.pdf",
+    log:
+        "logs/figures/free_energy_error.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm analysis figure-free-energy-error {input} --out {output.png} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_thermodynamics:
+    input:
+        thermo_tables().values(),
+    output:
+        png=report("results/figures/thermodynamics.png", caption="../report/thermodynamics.rst", category="3. Thermodynamics"),
+        pdf="results/figures/thermodynamics.pdf",
+    params:
+        tables=thermo_args,
+    log:
+        "logs/figures/thermodynamics.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm analysis figure-thermodynamics {params.tables} --out {output.png} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_ess_vs_size:
+    input:
+        comparison_tables(),
+    output:
+        png=report("results/figures/ess_vs_size.png", caption="../report/ess_vs_size.rst", category="2. Free energies"),
+        pdf="results/figures/ess_vs_size.pdf",
+    log:
+        "logs/figures/ess_vs_size.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm analysis figure-ess {input} --out {output.png} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_phase_diagram:
+    input:
+        boundaries="results/analysis/cuau/phase_boundaries.csv",
+        order_disorder="results/analysis/cuau/order_disorder.csv",
+        semi_grand="results/analysis/cuau/semi_grand_check.csv",
+    output:
+        png=report("results/figures/phase_diagram.png", caption="../report/phase_diagram.rst", category="4. CuAu phase diagram"),
+        pdf="results/figures/phase_diagram.pdf",
+    log:
+        "logs/figures/phase_diagram.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm analysis figure-phase-diagram --boundaries {input.boundaries}"
+        " --order-disorder {input.order_disorder} --semi-grand {input.semi_grand}"
+        " --out {output.png} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_snapshots:
+    input:
+        unpack(snapshot_inputs),
+    output:
+        png=report("results/figures/snapshots.png", caption="../report/snapshots.rst", category="5. Configurations"),
+        pdf="results/figures/snapshots.pdf",
+    params:
+        runs=snapshot_args,
+        seed=config["seed"],
+    log:
+        "logs/figures/snapshots.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/neural.yaml"
+    shell:
+        "lattherm analysis figure-snapshots {params.runs} --seed {params.seed}"
+        " --out {output.png} --out {output.pdf} > {log} 2>&1"

@@ -1,0 +1,78 @@
+# Stages 3 and 4: variational training of neural samplers on the small cell, importance-sampled
+# estimates there, and transfer (with optional fine-tuning) to the larger cells.
+
+
+rule neural_train:
+    input:
+        system=train_system_yaml,
+        model="results/models/{model}.yaml",
+        training="results/training/{system}/{tag}.yaml",
+    output:
+        checkpoint="results/neural/{system}/{model}/{tag}/checkpoint.pt",
+        log="results/neural/{system}/{model}/{tag}/log.csv",
+        summary="results/neural/{system}/{model}/{tag}/summary.json",
+    params:
+        out_dir=subpath(output.checkpoint, parent=True),
+    log:
+        "logs/neural/train_{system}_{model}_{tag}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    cache: "omit-software"
+    conda:
+        "../../envs/neural.yaml"
+    shell:
+        "lattherm neural train --system {input.system} --model {input.model}"
+        " --training {input.training} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule neural_sample:
+    input:
+        checkpoint="results/neural/{system}/{model}/{tag}/checkpoint.pt",
+        system="results/systems/{system}/{size}.yaml",
+    output:
+        "results/neural/{system}/{model}/{tag}/samples_{size}.csv",
+    params:
+        samples=config["sampling"]["samples"],
+        temperatures=run_temperatures,
+    log:
+        "logs/neural/sample_{system}_{model}_{tag}_{size}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=1,
+    conda:
+        "../../envs/neural.yaml"
+    shell:
+        "lattherm neural sample --checkpoint {input.checkpoint} --system {input.system}"
+        " --samples {params.samples} --temperatures {params.temperatures} --out {output} > {log} 2>&1"
+
+
+rule neural_transfer:
+    input:
+        checkpoint="results/neural/{system}/{model}/{tag}/checkpoint.pt",
+        system="results/systems/{system}/{size}.yaml",
+    output:
+        "results/neural/{system}/{model}/{tag}/transfer_{size}.csv",
+    params:
+        finetune_steps=config["transfer"]["finetune_steps"],
+        samples=config["sampling"]["samples"],
+        temperatures=run_temperatures,
+    log:
+        "logs/neural/transfer_{system}_{model}_{tag}_{size}.log",
+    benchmark:
+        "benchmarks/neural/transfer_{system}_{model}_{tag}_{size}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
+    conda:
+        "../../envs/neural.yaml"
+    shell:
+        "lattherm neural transfer --checkpoint {input.checkpoint} --system {input.system}"
+        " --finetune-steps {params.finetune_steps} --samples {params.samples}"
+        " --temperatures {params.temperatures} --out {output} > {log} 2>&1"
