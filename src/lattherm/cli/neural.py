@@ -1,5 +1,111 @@
-"""`lattherm neural ...` commands."""
+"""`lattherm neural ...` commands: train, sample and transfer neural samplers.
 
+    lattherm neural train --system system.yaml --model model.yaml --training training.yaml --out-dir runs/a
+    lattherm neural sample --checkpoint runs/a/checkpoint.pt --system system.yaml --samples 10000 \\
+        --temperatures 2.0,2.269 --out estimates.csv
+    lattherm neural transfer --checkpoint runs/a/checkpoint.pt --system big.yaml --finetune-steps 50 \\
+        --out transfer.csv
+
+``train`` resumes from OUT_DIR/checkpoint.pt when it exists and the settings match.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import torch
 import typer
 
+from lattherm.cli.exact import _parse_list
+from lattherm.io import load_yaml, write_json, write_table
+from lattherm.models import build_model, model_spec
+from lattherm.sampling import evaluate
+from lattherm.systems import load_system
+from lattherm.training import TrainConfig, load_trained_model, resolve_device, system_description, train
+from lattherm.transfer import transfer as transfer_model
+
 app = typer.Typer(no_args_is_help=True)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command("train")
+def train_command(
+    system: Path = typer.Option(..., help="System YAML (see lattherm.systems)."),
+    model: Path = typer.Option(..., help="Model YAML: {kind: made | transformer, ...hyperparameters}."),
+    training: Path = typer.Option(..., help="Training YAML (fields of lattherm.training.TrainConfig)."),
+    out_dir: Path = typer.Option(..., help="Writes checkpoint.pt, log.csv and summary.json here."),
+) -> None:
+    """Train a sampler by minimising the variational free energy (resumes if OUT_DIR has a checkpoint)."""
+    try:
+        sys_obj = load_system(system)
+        spec = load_yaml(model)
+        config = TrainConfig.from_dict(load_yaml(training) or {})
+        torch.manual_seed(config.seed)
+        net = build_model(spec, sys_obj.lattice)
+        result = train(net, sys_obj, config, out_dir)
+    except ValueError as exc:  # includes CheckpointError and spec errors
+        _fail(exc)
+    last = result.log.iloc[-1].to_dict()
+    write_json(out_dir / "summary.json", {
+        "system": system_description(sys_obj), "model": model_spec(result.model),
+        "n_parameters": sum(p.numel() for p in result.model.parameters()),
+        "training": vars(config), "final": last,
+    })
+    typer.echo(f"step {int(last['step'])}: F_q = {last['F_q']:.6g}, F_IS = {last['F_IS']:.6g}, ESS = {last['ESS']:.3f}")
+
+
+@app.command()
+def sample(
+    checkpoint: Path = typer.Option(..., help="checkpoint.pt written by `lattherm neural train`."),
+    system: Path = typer.Option(..., help="System YAML; must be the system the model was trained on."),
+    samples: int = typer.Option(10000, help="Samples for importance weighting per temperature."),
+    temperatures: Optional[str] = typer.Option(None, help="Temperatures, e.g. '2.0,2.269' (default: training T)."),
+    mcmc_chains: int = typer.Option(64, help="Neural-MCMC chains."),
+    mcmc_steps: int = typer.Option(200, help="Neural-MCMC steps per chain."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    out: Path = typer.Option(..., help="Estimates table (.csv or .parquet), one row per temperature."),
+) -> None:
+    """Free energy (IS), ESS, F_q, neural-MCMC energy, C_v and order parameters per temperature."""
+    try:
+        sys_obj = load_system(system)
+        loaded = load_trained_model(checkpoint, sys_obj, resolve_device(device))
+        if temperatures is None and loaded.temperature is None:
+            raise ValueError("the model is temperature-conditioned: give --temperatures")
+        temps = [loaded.temperature] if temperatures is None else _parse_list(temperatures, "--temperatures")
+        rows = [evaluate(loaded.model, sys_obj, float(t), n_samples=samples, cond_beta_ref=loaded.cond_beta_ref,
+                         mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed) for t in temps]
+    except ValueError as exc:
+        _fail(exc)
+    write_table(out, pd.DataFrame(rows).assign(system=sys_obj.name))
+
+
+@app.command()
+def transfer(
+    checkpoint: Path = typer.Option(..., help="checkpoint.pt trained on a smaller supercell."),
+    system: Path = typer.Option(..., help="System YAML of the larger supercell (same lattice kind and species)."),
+    temperature: Optional[float] = typer.Option(None, help="Temperature (default: the training temperature)."),
+    finetune_steps: int = typer.Option(0, help="Variational fine-tuning steps on the new supercell."),
+    samples: int = typer.Option(10000, help="Samples for importance weighting."),
+    mcmc_chains: int = typer.Option(64),
+    mcmc_steps: int = typer.Option(200),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    out: Path = typer.Option(..., help="One-row estimates table (.csv or .parquet)."),
+) -> None:
+    """Move a trained model to a larger supercell, optionally fine-tune, and correct exactly."""
+    try:
+        sys_obj = load_system(system)
+        row = transfer_model(checkpoint, sys_obj, temperature=temperature, finetune_steps=finetune_steps,
+                             n_samples=samples, mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed,
+                             device=device, progress=sys.stderr.isatty())
+    except ValueError as exc:
+        _fail(exc)
+    write_table(out, pd.DataFrame([row]).assign(system=sys_obj.name))
