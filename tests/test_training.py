@@ -1,5 +1,6 @@
 """Variational training against exact free energies; exact resume; checkpoint errors."""
 
+import json
 import math
 
 import pandas as pd
@@ -51,7 +52,6 @@ def test_3x3_ising_at_beta_c_matches_enumeration():
     assert est["F_q"] >= est["F_IS"] - 4 * est["F_q_err"]
 
 
-@pytest.mark.slow
 def test_4x4_ising_at_beta_c_reaches_relative_error_1e4():
     system = ising((4, 4))
     model = made(system, hidden=64)
@@ -60,6 +60,17 @@ def test_4x4_ising_at_beta_c_reaches_relative_error_1e4():
     exact = ising_thermo(4, 4, [BETA_C]).free_energy[0]
     est = evaluate(model, system, T_C, n_samples=50000, mcmc_steps=50)
     assert abs(est["F_IS"] - exact) / abs(exact) < 1e-4
+    assert abs(est["F_IS"] - exact) < 4 * est["F_IS_err"]
+
+
+def test_bfloat16_training():
+    system = ising((2, 3))
+    model = made(system)
+    train(model, system, TrainConfig(steps=150, batch_size=128, lr=0.01, anneal=0.9, temperature=2.5,
+                                     dtype="bfloat16"), progress=False)
+    exact = exact_thermo(system.hamiltonian, [0.4]).free_energy[0]
+    est = evaluate(model, system, 2.5, n_samples=8000, mcmc_steps=20)
+    assert est["ESS"] > 0.8
     assert abs(est["F_IS"] - exact) < 4 * est["F_IS_err"]
 
 
@@ -171,3 +182,45 @@ def test_bad_training_settings():
     system = ising((2, 3))
     with pytest.raises(ValueError, match="n_cond"):
         train(made(system), system, TrainConfig(temperature_range=[1.0, 2.0], steps=1), progress=False)
+
+
+def test_cli_train_resume_and_sample(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from lattherm.cli import app
+
+    (tmp_path / "system.yaml").write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "size": [2, 3]}))
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({"kind": "made", "hidden": 16}))
+    training = {"steps": 100, "batch_size": 128, "lr": 0.01, "anneal": 0.9, "checkpoint_every": 50,
+                "temperature": 2.5}
+    (tmp_path / "training.yaml").write_text(yaml.safe_dump(training))
+    args = ["neural", "train", "--system", str(tmp_path / "system.yaml"), "--model", str(tmp_path / "model.yaml"),
+            "--training", str(tmp_path / "training.yaml"), "--out-dir", str(tmp_path / "run")]
+    runner = CliRunner()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # extending the run resumes from the checkpoint
+    (tmp_path / "training.yaml").write_text(yaml.safe_dump({**training, "steps": 150}))
+    assert runner.invoke(app, args).exit_code == 0
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    assert list(log.step) == list(range(1, 151))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["final"]["step"] == 150 and summary["model"]["kind"] == "made"
+    # changed settings are refused with a clear message
+    (tmp_path / "training.yaml").write_text(yaml.safe_dump({**training, "steps": 200, "lr": 0.1}))
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 1 and "settings differ in ['lr']" in bad.output
+
+    out = tmp_path / "estimates.csv"
+    result = runner.invoke(app, ["neural", "sample", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+                                 "--system", str(tmp_path / "system.yaml"), "--samples", "4000",
+                                 "--temperatures", "2.5,3.5", "--mcmc-steps", "50", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    system = ising((2, 3))
+    exact = exact_thermo(system.hamiltonian, [1 / 2.5, 1 / 3.5])
+    assert list(table.temperature) == [2.5, 3.5]
+    assert (abs(table.F_IS - exact.free_energy) < 4 * table.F_IS_err).all()
+    assert (abs(table.E_mcmc - exact.energy) < 4 * table.E_mcmc_err).all()
+    assert {"ESS", "F_q", "C_v", "acceptance", "abs_magnetization", "system"} <= set(table.columns)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import torch
-
 from lattherm.sampling.evaluate import evaluate
 from lattherm.training.checkpoint import load_trained_model
 from lattherm.training.variational import TrainConfig, resolve_device, train
@@ -58,9 +56,7 @@ def transfer(
                          temperature=temperature if saved.temperature is not None else None)
         log = train(model, system, config, progress=progress).log
         final_F_q = float(log.F_q.iloc[-1])
-    model.eval()
-    with torch.no_grad():
-        out = evaluate(model, system, temperature, n_samples=n_samples, cond_beta_ref=loaded.cond_beta_ref,
-                       mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed)
+    out = evaluate(model, system, temperature, n_samples=n_samples, cond_beta_ref=loaded.cond_beta_ref,
+                   mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed)
     return {"source_sites": source_sites, "target_sites": system.lattice.n_sites,
             "finetune_steps": finetune_steps, "finetune_last_F_q": final_F_q, **out}

@@ -1,5 +1,133 @@
-"""`lattherm mcmc ...` commands."""
+"""`lattherm mcmc ...` commands: MCMC reference tables and free energies.
 
+    lattherm mcmc run --system system.yaml --temperatures 2.0,2.269,3.0 --chains 64 --sweeps 2000 \
+        --move flip --seed 0 --out table.csv
+    lattherm mcmc mchammer --ce model.ce --size 4 4 4 --lattice fcc_cubic --ensemble canonical \
+        --concentration 0.5 --temperatures 600,800 --steps-per-site 500 --seed 0 --out table.csv
+    lattherm mcmc integrate --table table.csv --out free_energy.csv
+
+Lists of temperatures (or betas) are one argument, separated by commas or spaces. ``run`` and
+``mchammer`` tables carry ``n_sites`` (and ``n_ones`` when canonical), which ``integrate`` reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
 import typer
 
+from lattherm.cli.exact import _inverse_temperatures, _parse_list
+from lattherm.io import read_table, write_table
+from lattherm.lattices import make_lattice
+from lattherm.mcmc.integration import METHODS, integrate_free_energy
+from lattherm.mcmc.samplers import MOVES, scan, standard_observables
+from lattherm.systems import load_system
+
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def run(
+    system: Path = typer.Option(..., help="System YAML (see lattherm.systems)."),
+    temperatures: Optional[str] = typer.Option(None, help="Temperatures (J/k_B for spins, K for CE)."),
+    betas: Optional[str] = typer.Option(None, help="Inverse temperatures (may include 0, for integration)."),
+    chains: int = typer.Option(64, help="Independent chains per temperature."),
+    sweeps: int = typer.Option(2000, help="Sweeps per chain (flip/swap: N trials; wolff: one cluster)."),
+    burn_in: int = typer.Option(200, help="Sweeps before recording."),
+    thin: int = typer.Option(1, help="Record every thin-th sweep."),
+    move: Optional[str] = typer.Option(None, help=f"One of {MOVES}; default swap if canonical, else flip."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
+) -> None:
+    """Batched torch MCMC temperature scan of a system: energies, heat capacity, observables."""
+    sys_ = load_system(system)
+    move = move or ("swap" if sys_.ensemble == "canonical" else "flip")
+    if move not in MOVES:
+        raise typer.BadParameter(f"--move must be one of {MOVES}, got {move!r}")
+    if (move == "swap") != (sys_.ensemble == "canonical"):
+        raise typer.BadParameter(f"the {sys_.ensemble} system {sys_.name!r} cannot use --move {move}: "
+                                 "canonical systems need swap, others flip or wolff")
+    beta_values = _inverse_temperatures(temperatures, betas, sys_.beta)
+    table = scan(sys_.hamiltonian, beta_values, chains, sweeps, move=move, n_ones=sys_.n_ones, burn_in=burn_in,
+                 thin=thin, seed=seed, observables=standard_observables(sys_.lattice),
+                 temperatures=[np.inf if b == 0 else sys_.temperature(b) for b in beta_values])
+    table.insert(0, "system", sys_.name)
+    table.insert(1, "ensemble", sys_.ensemble)
+    table.insert(2, "move", move)
+    table["n_sites"] = sys_.n_sites
+    if sys_.n_ones is not None:
+        table["n_ones"] = sys_.n_ones
+    write_table(out, table)
+    typer.echo(f"wrote {len(table)} rows to {out}")
+
+
+@app.command()
+def mchammer(
+    ce: Path = typer.Option(..., help="icet cluster expansion file (ClusterExpansion.write)."),
+    size: Tuple[int, int, int] = typer.Option(..., help="Supercell repeats n1 n2 n3."),
+    lattice: str = typer.Option("fcc_cubic", help="fcc (primitive cells) or fcc_cubic (conventional cells)."),
+    ensemble: str = typer.Option("canonical", help="canonical or semi_grand."),
+    concentration: Optional[float] = typer.Option(None, help="Fraction of species 1 (canonical)."),
+    dmu: Optional[float] = typer.Option(None, help="Field in E - dmu sum s, eV (semi_grand)."),
+    temperatures: str = typer.Option(..., help="Temperatures in K, run in the given order."),
+    steps_per_site: int = typer.Option(500, help="Trial steps per site at each temperature."),
+    species: str = typer.Option("Cu,Au", help="Species for x = 0 and x = 1."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
+) -> None:
+    """mchammer scan of a cluster expansion: energies, order parameters, short-range order."""
+    from icet import ClusterExpansion
+
+    from lattherm.mcmc.mchammer_runs import run_scan
+
+    if not ce.is_file():
+        raise typer.BadParameter(f"cluster expansion file not found: {ce}")
+    if lattice not in ("fcc", "fcc_cubic"):
+        raise typer.BadParameter(f"--lattice must be fcc or fcc_cubic, got {lattice!r}")
+    model = ClusterExpansion.read(str(ce))
+    primitive = model.get_cluster_space_copy().primitive_structure
+    # FCC: 4 sites per cubic cell of side a, so a = (4 * volume per site)^(1/3)
+    a = float((4.0 * primitive.get_volume() / len(primitive)) ** (1.0 / 3.0))
+    lat = make_lattice(lattice, size, a=a)
+    symbols = [s.strip() for s in species.split(",")]
+    table = run_scan(model, lat, _parse_list(temperatures, "--temperatures"), ensemble, concentration=concentration,
+                     dmu=dmu, steps_per_site=steps_per_site, species=symbols, seed=seed)
+    table["n_sites"] = lat.n_sites
+    if ensemble == "canonical":
+        table["n_ones"] = int(round(concentration * lat.n_sites))
+    write_table(out, table)
+    typer.echo(f"wrote {len(table)} rows to {out}")
+
+
+@app.command()
+def integrate(
+    table: Path = typer.Option(..., help="Table with beta, energy, energy_err (e.g. from `mcmc run --betas 0,...`)."),
+    out: Path = typer.Option(..., help="Output free-energy table (.csv or .parquet)."),
+    n_sites: Optional[int] = typer.Option(None, help="Sites N (default: the table's n_sites column)."),
+    n_ones: Optional[int] = typer.Option(None, help="Canonical species-1 count (default: the table's n_ones)."),
+    method: str = typer.Option("spline", help=f"Quadrature, one of {METHODS}."),
+) -> None:
+    """Free energy by thermodynamic integration of <E>(beta) from beta = 0."""
+    data = read_table(table).sort_values("beta")
+    missing = {"beta", "energy", "energy_err"} - set(data.columns)
+    if missing:
+        raise typer.BadParameter(f"table {table} lacks columns {sorted(missing)}")
+    n_sites = n_sites if n_sites is not None else _single_value(data, "n_sites", table)
+    if n_ones is None and "n_ones" in data.columns:
+        n_ones = _single_value(data, "n_ones", table)
+    result = integrate_free_energy(data.beta, data.energy, n_sites, n_ones=n_ones, energy_errors=data.energy_err,
+                                   method=method)
+    result.insert(0, "ensemble", "unconstrained" if n_ones is None else "canonical")
+    write_table(out, result)
+    typer.echo(f"wrote {len(result)} rows to {out}")
+
+
+def _single_value(data, column: str, path: Path) -> int:
+    if column not in data.columns:
+        raise typer.BadParameter(f"table {path} has no {column!r} column; pass --{column.replace('_', '-')}")
+    values = data[column].unique()
+    if len(values) != 1:
+        raise typer.BadParameter(f"table {path} mixes several {column} values {values.tolist()}")
+    return int(values[0])

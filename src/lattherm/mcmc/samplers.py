@@ -3,12 +3,12 @@
 Every chain has its own inverse temperature (a (B,) tensor), so a temperature scan or a
 parallel-tempering ladder is one batch. Moves:
 
-- ``flip``: Metropolis single-site flips through ``hamiltonian.flip_delta`` (any Hamiltonian;
-  wrap a CE in ``SemiGrand`` for the semi-grand ensemble). One sweep = N trials per chain. For
-  pair models with a complete neighbour table (``BondIsing``: Ising, Edwards-Anderson) sites are
-  updated a colour class at a time (checkerboard on bipartite lattices): sites of one class do
-  not interact, so their trials are independent and run in one call. Otherwise sites are drawn
-  uniformly at random, one per chain per trial.
+- ``flip``: single-site flips through ``hamiltonian.flip_delta`` (any Hamiltonian; wrap a CE
+  in ``SemiGrand`` for the semi-grand ensemble). One sweep = N trials per chain. Sites are
+  drawn uniformly at random, one per chain per trial, with the Metropolis rule. For pair models
+  with a complete neighbour table (``BondIsing``: Ising, Edwards-Anderson) sites are instead
+  updated a colour class at a time (checkerboard on bipartite lattices) with the heat-bath
+  rule: sites of one class do not interact, so their trials are independent and run in one call.
 - ``swap``: canonical exchange of a random species-1 site with a random species-0 site
   (``swap_delta``); composition is conserved. One sweep = N trials per chain.
 - ``wolff``: Wolff cluster updates for the ferromagnetic Ising model at h = 0, grown on all
@@ -34,7 +34,7 @@ from tqdm import tqdm
 from lattherm.hamiltonians.base import Hamiltonian
 from lattherm.hamiltonians.ising import BondIsing, Ising
 from lattherm.lattices import Lattice
-from lattherm.mcmc.analysis import blocking_error, detect_equilibration, integrated_autocorr_time, jackknife
+from lattherm.mcmc.analysis import jackknife, summarize
 
 MOVES = ("flip", "swap", "wolff")
 
@@ -83,6 +83,12 @@ def _accept(delta: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
     return torch.log(u) < -beta * delta
 
 
+def _accept_heat_bath(delta: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
+    """Heat-bath (Glauber) rule 1 / (1 + exp(beta delta)), as a boolean per trial."""
+    u = torch.rand(delta.shape, generator=gen, device=delta.device, dtype=torch.float64)
+    return u < torch.sigmoid(-beta * delta)
+
+
 def colour_classes(hamiltonian: Hamiltonian) -> list[Tensor] | None:
     """Sets of mutually non-interacting sites (greedy graph colouring of the neighbour table)
     for pair models, where the table is the whole interaction graph; ``None`` otherwise."""
@@ -99,7 +105,8 @@ def colour_classes(hamiltonian: Hamiltonian) -> list[Tensor] | None:
 
 def flip_sweep(hamiltonian: Hamiltonian, x: Tensor, beta: Tensor, gen: torch.Generator,
                classes: list[Tensor] | None = None) -> Tensor:
-    """One Metropolis sweep (N single-site trials per chain) in place; returns accepted counts (B,)."""
+    """One sweep of N single-site trials per chain in place (random-scan Metropolis, or
+    heat bath by colour classes when given); returns accepted counts (B,)."""
     b, n = x.shape
     accepted = torch.zeros(b, dtype=torch.int64, device=x.device)
     if classes is None:
@@ -114,7 +121,9 @@ def flip_sweep(hamiltonian: Hamiltonian, x: Tensor, beta: Tensor, gen: torch.Gen
         # all sites of a class at once: repeat each chain once per site of the class
         k = len(sites)
         deltas = hamiltonian.flip_delta(x.repeat_interleave(k, dim=0), sites.repeat(b)).view(b, k)
-        ok = _accept(deltas, beta[:, None], gen)
+        # heat bath, not Metropolis: a fixed sweep order with Metropolis flips every spin at
+        # beta = 0 (all trials accepted), a deterministic, non-ergodic chain
+        ok = _accept_heat_bath(deltas, beta[:, None], gen)
         x[:, sites] = torch.where(ok, 1 - x[:, sites], x[:, sites])
         accepted += ok.sum(dim=1)
     return accepted
@@ -242,8 +251,8 @@ def _check_run(hamiltonian: Hamiltonian, betas: np.ndarray, n_chains: int, n_swe
 def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains: int, n_sweeps: int,
                move: str = "flip", n_ones: int | None = None, burn_in: int = 0, thin: int = 1,
                seed: int = 0, observables: Mapping[str, Observable] | None = None,
-               tempering: bool = False, initial: Tensor | None = None, progress: bool = True) -> ChainResult:
-    """Run ``n_chains`` independent chains at each inverse temperature in ``beta``.
+               tempering: bool = False, progress: bool = True) -> ChainResult:
+    """Run ``n_chains`` independent chains, from random starts, at each inverse temperature in ``beta``.
 
     Args:
         hamiltonian: any Hamiltonian (SemiGrand for semi-grand CE runs).
@@ -253,7 +262,6 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
         observables: name -> function (B, N) -> (B,); defaults to :func:`standard_observables`.
         tempering: exchange configurations between neighbouring betas after every sweep
             (parallel tempering; the ladder should be sorted).
-        initial: starting configurations (K * n_chains, N); random by default.
     """
     betas = np.atleast_1d(np.asarray(beta, dtype=np.float64))
     _check_run(hamiltonian, betas, n_chains, n_sweeps, move, n_ones, burn_in, thin)
@@ -262,14 +270,8 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
     device = hamiltonian.device
     gen = torch.Generator(device=device).manual_seed(int(seed))
     rows = len(betas) * n_chains
-    if initial is None:
-        x = initial_configurations(hamiltonian.n_sites, rows, n_ones, gen, device)
-    else:
-        x = initial.clone().long().to(device)
-        if x.shape != (rows, hamiltonian.n_sites):
-            raise ValueError(f"initial configurations must have shape {(rows, hamiltonian.n_sites)}, got {tuple(x.shape)}")
-        if n_ones is not None and not torch.all(x.sum(dim=1) == n_ones):
-            raise ValueError(f"initial configurations must all hold n_ones={n_ones} ones")
+    x = initial_configurations(hamiltonian.n_sites, rows, n_ones, gen, device)
+    ladder = torch.as_tensor(betas, device=device)
     beta_rows = torch.as_tensor(np.repeat(betas, n_chains), device=device)
     observables = dict(standard_observables() if observables is None else observables)
     classes = colour_classes(hamiltonian) if move == "flip" else None
@@ -287,14 +289,12 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
                 accepted += swap_sweep(hamiltonian, x, beta_rows, gen)
             else:
                 accepted += wolff_step(hamiltonian, x, beta_rows, gen)
-            energy = hamiltonian.energy(x) if (tempering or sweep >= burn_in) else None
             if tempering:
-                ok, tried = _exchange(x, energy, torch.as_tensor(betas, device=device), n_chains, sweep % 2, gen)
+                ok, tried = _exchange(x, hamiltonian.energy(x), ladder, n_chains, sweep % 2, gen)
                 ex_ok += ok.double().sum(dim=1)
                 ex_tried += tried.double() * n_chains
-                energy = hamiltonian.energy(x)
             if sweep >= burn_in and (sweep - burn_in) % thin == 0:
-                records["energy"].append(energy.cpu().numpy())
+                records["energy"].append(hamiltonian.energy(x).cpu().numpy())
                 for name, fn in observables.items():
                     records[name].append(fn(x).double().cpu().numpy())
     seconds = time.perf_counter() - start
@@ -337,34 +337,31 @@ def summarize_chains(result: ChainResult, n_sites: int, temperatures: Sequence[f
     betas = result.betas[np.unique(result.group, return_index=True)[1]]
     for k, beta in enumerate(betas):
         mask = result.group == k
-        energy = result.series["energy"][mask]
-        t0 = detect_equilibration(energy)
-        e = energy[:, t0:]
-        tau = integrated_autocorr_time(e)
-        c, c_err = jackknife(lambda s: beta**2 * s.var(), e)
+        energy = summarize(result.series["energy"][mask])
+        t0 = energy.n_discarded
+        c, c_err = jackknife(lambda s: beta**2 * s.var(), result.series["energy"][mask][:, t0:])
         row = {
             "beta": float(beta),
             "temperature": float(temperatures[k]) if temperatures is not None else (math.inf if beta == 0 else 1.0 / beta),
             "n_chains": int(mask.sum()),
-            "n_samples": int(e.shape[1]),
-            "n_discarded": int(t0),
-            "energy": float(e.mean()),
-            "energy_err": blocking_error(e),
+            "n_samples": int(result.series["energy"].shape[1] - t0),
+            "n_discarded": t0,
+            "energy": energy.mean,
+            "energy_err": energy.error,
             "heat_capacity": c,
             "heat_capacity_err": c_err,
-            "tau_int": tau,
-            "n_eff": e.size / (2.0 * tau),
+            "tau_int": energy.tau_int,
+            "n_eff": energy.n_eff,
             "acceptance": float(result.acceptance[mask].mean()),
+            "energy_per_site": energy.mean / n_sites,
+            "energy_per_site_err": energy.error / n_sites,
+            "heat_capacity_per_site": c / n_sites,
+            "heat_capacity_per_site_err": c_err / n_sites,
         }
-        row["energy_per_site"] = row["energy"] / n_sites
-        row["energy_per_site_err"] = row["energy_err"] / n_sites
-        row["heat_capacity_per_site"] = c / n_sites
-        row["heat_capacity_per_site_err"] = c_err / n_sites
         for name, series in result.series.items():
             if name != "energy":
-                values = series[mask][:, t0:]
-                row[name] = float(values.mean())
-                row[f"{name}_err"] = blocking_error(values)
+                s = summarize(series[mask], discard=t0)
+                row[name], row[f"{name}_err"] = s.mean, s.error
         if result.exchange_acceptance is not None:
             row["exchange_acceptance_up"] = (float(result.exchange_acceptance[k])
                                              if k < len(result.exchange_acceptance) else math.nan)
@@ -378,5 +375,9 @@ def scan(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains: int, n_swee
     :func:`summarize_chains`. ``temperatures`` label the rows (e.g. kelvin for a CE)."""
     if temperatures is not None and len(temperatures) != len(betas):
         raise ValueError(f"got {len(temperatures)} temperatures for {len(betas)} betas")
+    n_records = -(-(n_sweeps - kwargs.get("burn_in", 0)) // kwargs.get("thin", 1))
+    if n_records < 128:
+        # up to half is discarded as equilibration, and blocking needs 64 samples per chain
+        raise ValueError(f"a scan needs at least 128 recorded sweeps per chain, got {n_records}")
     result = run_chains(hamiltonian, betas, n_chains, n_sweeps, **kwargs)
     return summarize_chains(result, hamiltonian.n_sites, temperatures)

@@ -5,8 +5,13 @@ baseline. In dimensionless form, with R(x) = beta E(x) + ln q(x) = -ln w(x),
 
     grad beta F_q = E_q[(R - mean R) grad ln q],
 
-so the loss is mean((R - mean R).detach() * training_log_prob(x)) + auxiliary_loss(x). For a
-marginalization model ``training_log_prob`` is its one-pass marginal; for MADE it is ln q.
+so the loss is mean((R - mean R).detach() * ln q_train(x)) + auxiliary_loss(x) with
+ln q_train = ``training_log_prob``. For MADE that is ln q. For a marginalization model it is the
+one-pass marginal ln p_theta(x), and it enters R too: the gradient is then that of
+KL(p_theta || p) (Liu-Ramadge-Adams 2024), with samples from the conditionals standing in for
+p_theta and the self-consistency penalty pulling the two together. (Mixing the exact ln q into R
+with the marginal's score trains markedly worse: ESS 0.08 vs 0.85 on 4x4 Ising at T = 4.)
+The logged F_q, F_IS and ESS always use the sampler's exact ln q.
 Annealing trains at beta_t = beta (1 - a^t). A temperature range trains one conditional model:
 each batch draws beta uniformly in [1/T_max, 1/T_min] (in the system's units) and feeds the
 model cond = beta_t / beta_ref with beta_ref the largest beta of the range.
@@ -60,8 +65,8 @@ class TrainConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 2 or self.checkpoint_every < 1:
-            raise ValueError(f"need steps >= 0, batch_size >= 2, checkpoint_every >= 1; got "
+        if self.steps < 1 or self.batch_size < 2 or self.checkpoint_every < 1:
+            raise ValueError(f"need steps >= 1, batch_size >= 2, checkpoint_every >= 1; got "
                              f"{self.steps}, {self.batch_size}, {self.checkpoint_every}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
@@ -120,9 +125,9 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     """
     conditional = config.temperature_range is not None
     n_cond = model.hyperparameters().get("n_cond", 0)
-    if conditional != (n_cond > 0):
-        raise ValueError(f"a temperature_range needs a model with n_cond = 1 and a single temperature "
-                         f"a model with n_cond = 0; got n_cond = {n_cond}")
+    if n_cond != (1 if conditional else 0):
+        raise ValueError(f"a temperature_range needs a model with n_cond = 1 (cond = beta / beta_ref) and a "
+                         f"single temperature a model with n_cond = 0; got n_cond = {n_cond}")
     if model.n_sites != system.lattice.n_sites:
         raise ValueError(f"model has {model.n_sites} sites, system {system.name!r} has {system.lattice.n_sites}")
     device = resolve_device(config.device)
@@ -177,9 +182,9 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
             x, log_q = model.sample(config.batch_size, cond=cond, n_ones=system.n_ones, generator=generator)
             energy = hamiltonian.energy(x)
             log_w = log_weights(energy, log_q, beta_t)
-            reward = -log_w
-            advantage = (reward - reward.mean()).to(torch.float32)
             lp = model.training_log_prob(x, cond=cond, n_ones=system.n_ones)
+            reward = beta_t * energy + lp.detach().to(torch.float64)
+            advantage = (reward - reward.mean()).to(torch.float32)
             loss = (advantage * lp).mean() + model.auxiliary_loss(x, cond=cond, n_ones=system.n_ones)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -190,8 +195,8 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
         f_is, f_is_err = free_energy_is(log_w, beta_t)
         rows.append({
             "step": step + 1, "beta": beta_t, "temperature": system.temperature(beta_t),
-            "F_q": reward.mean().item() / beta_t, "F_IS": f_is, "F_IS_err": f_is_err,
-            "ESS": ess_per_sample(log_w), "consistency_error": _consistency(model, x, cond),
+            "F_q": -log_w.mean().item() / beta_t, "F_IS": f_is, "F_IS_err": f_is_err,
+            "ESS": ess_per_sample(log_w), "consistency_error": _consistency(model, x, cond, system.n_ones),
             "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
             "wall_time": wall_offset + time.perf_counter() - t0,
         })
@@ -202,12 +207,12 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     return TrainResult(model=model, log=pd.DataFrame(rows), checkpoint_path=ckpt_path)
 
 
-def _consistency(model: NeuralSampler, x: torch.Tensor, cond) -> float:
+def _consistency(model: NeuralSampler, x: torch.Tensor, cond, n_ones) -> float:
     """The marginalization model's self-consistency error; NaN for models without one."""
     if not hasattr(model, "consistency_error"):
         return math.nan
     with torch.no_grad():
-        return float(model.consistency_error(x) if cond is None else model.consistency_error(x, cond=cond))
+        return float(model.consistency_error(x, cond=cond, n_ones=n_ones))
 
 
 def _check_resume(state: dict, model: NeuralSampler, system, config: TrainConfig) -> None:

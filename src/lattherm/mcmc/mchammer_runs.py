@@ -1,0 +1,192 @@
+"""Temperature scans of a cluster expansion with icet's mchammer (the external MCMC reference).
+
+mchammer works in eV and kelvin (k_B in eV/K, :data:`lattherm.K_B_EV`) with atomic numbers as
+occupations. Its ``ClusterExpansionCalculator`` updates energies incrementally; on cells so small
+that clusters wrap onto periodic images of themselves (icet calls them self-interacting) these
+increments can be wrong, so :func:`check_incremental_energies` compares a handful of random
+changes against full recomputation (``ce.predict``) and every scan calls it first.
+
+Conventions: x = 1 is ``species[1]`` (Au for CuAu). Semi-grand runs take ``dmu`` as in
+:class:`lattherm.hamiltonians.SemiGrand` (E - dmu sum s), i.e. mchammer chemical potentials
+{species[1]: 2 dmu, species[0]: 0} (the difference is all that matters).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from ase.data import atomic_numbers
+from icet import ClusterExpansion
+from mchammer.calculators import ClusterExpansionCalculator
+from mchammer.ensembles import CanonicalEnsemble, SemiGrandCanonicalEnsemble
+from mchammer.observers import ShortRangeOrderObserver
+from mchammer.observers.base_observer import BaseObserver
+
+from lattherm import K_B_EV
+from lattherm.lattices import Lattice
+from lattherm.mcmc.analysis import jackknife, summarize
+
+ENSEMBLES = ("canonical", "semi_grand")
+
+
+class IncrementalEnergyError(RuntimeError):
+    """mchammer's incremental energy changes disagree with full recomputation on this cell."""
+
+
+def check_incremental_energies(ce: ClusterExpansion, structure: Atoms, n_trials: int = 20,
+                               seed: int = 0, atol: float = 1e-8) -> float:
+    """Largest |calculate_change - (predict(after) - predict(before))| * N over random flips
+    and swaps of random configurations; raises :class:`IncrementalEnergyError` above ``atol`` eV.
+    """
+    rng = np.random.default_rng(seed)
+    calc = ClusterExpansionCalculator(structure.copy(), ce)
+    numbers = sorted({atomic_numbers[s] for sub in ce.get_cluster_space_copy().chemical_symbols for s in sub})
+    n = len(structure)
+    worst = 0.0
+    for trial in range(n_trials):
+        occ = rng.choice(numbers, size=n)
+        sites = [int(s) for s in rng.choice(n, size=1 + trial % 2, replace=False)]  # flips and swaps
+        new = [int(occ[sites[1]]), int(occ[sites[0]])] if len(sites) == 2 else [int(rng.choice(numbers))]
+        calc.set_occupations([int(z) for z in occ])  # outside an ensemble the calculator holds no state
+        change = calc.calculate_change(sites=sites, current_occupations=list(occ), new_site_occupations=new)
+        after = occ.copy()
+        after[sites] = new
+        before_atoms, after_atoms = structure.copy(), structure.copy()
+        before_atoms.set_atomic_numbers(occ)
+        after_atoms.set_atomic_numbers(after)
+        exact = n * (ce.predict(after_atoms) - ce.predict(before_atoms))
+        worst = max(worst, abs(change - exact))
+    if worst > atol:
+        raise IncrementalEnergyError(
+            f"mchammer's incremental energy changes are wrong by up to {worst:.3g} eV on the cell "
+            f"{structure.cell.cellpar().round(4).tolist()} ({n} sites), which icet treats as "
+            "self-interacting for this cluster space; use a larger supercell")
+    return worst
+
+
+class SublatticeObserver(BaseObserver):
+    """Concentration of ``species[1]`` on each of the four FCC sublattices, from the occupations."""
+
+    def __init__(self, sublattices: np.ndarray, number: int, interval: int):
+        super().__init__(return_type=dict, interval=interval, tag="sublattices")
+        self.masks = [sublattices == k for k in range(4)]
+        self.number = number
+
+    def get_observable(self, structure: Atoms) -> dict:
+        ones = structure.numbers == self.number
+        return {f"c_sub{k}": float(ones[mask].mean()) for k, mask in enumerate(self.masks)}
+
+
+def _order_parameter(c_sub: np.ndarray) -> np.ndarray:
+    """eta = sqrt(sum_k (c_k - c)^2 / (4 c (1 - c))), as in ``samplers.standard_observables``."""
+    c = c_sub.mean(axis=1, keepdims=True)
+    denom = 4.0 * c[:, 0] * (1.0 - c[:, 0])
+    spread = ((c_sub - c) ** 2).sum(axis=1)
+    return np.sqrt(np.divide(spread, denom, out=np.zeros_like(spread), where=denom > 0))
+
+
+def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[float], ensemble: str = "canonical",
+             concentration: float | None = None, dmu: float | None = None, steps_per_site: int = 200,
+             species: Sequence[str] = ("Cu", "Au"), sro_radius: float | None = None, seed: int = 0) -> pd.DataFrame:
+    """One mchammer run per temperature (K), each continuing from the last configuration.
+
+    Every site is observed once per sweep (interval N). Per temperature the equilibration
+    prefix is detected on the energy; the tidy row holds mean total energy (eV) with blocking
+    error, heat capacity C = (E - <E>)^2 / (k_B T^2) in eV/K with jackknife error, tau_int (in
+    sweeps), acceptance, composition, sublattice concentrations, the order parameter, Warren-
+    Cowley parameters (first-shell by default) and trial steps per second.
+    """
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    if ensemble == "canonical" and (concentration is None or dmu is not None):
+        raise ValueError("the canonical ensemble needs a concentration and no dmu")
+    if ensemble == "semi_grand" and (dmu is None or concentration is not None):
+        raise ValueError("the semi-grand ensemble needs dmu and no concentration")
+    temperatures = np.asarray(temperatures, dtype=np.float64)
+    if temperatures.ndim != 1 or len(temperatures) == 0 or np.any(~np.isfinite(temperatures)) or np.any(temperatures <= 0):
+        raise ValueError(f"temperatures must be positive finite kelvin, got {temperatures}")
+    if steps_per_site < 128:
+        # one sample per sweep; up to half is discarded, and blocking needs 64 samples
+        raise ValueError(f"steps_per_site must be at least 128 for error analysis, got {steps_per_site}")
+    n = lattice.n_sites
+    rng = np.random.default_rng(seed)
+    structure = lattice.to_atoms(np.zeros(n, dtype=int), species)
+    check_incremental_energies(ce, structure, seed=seed)
+
+    if ensemble == "canonical":
+        n_ones = int(round(concentration * n))
+        if not 0 <= n_ones <= n or abs(n_ones / n - concentration) > 1e-9:
+            raise ValueError(f"concentration {concentration} is not a multiple of 1/{n} in [0, 1]")
+        x = np.zeros(n, dtype=int)
+        x[rng.choice(n, n_ones, replace=False)] = 1
+    else:
+        x = rng.integers(0, 2, n)
+    structure = lattice.to_atoms(x, species)
+    calc = ClusterExpansionCalculator(structure, ce)
+    number_one = atomic_numbers[species[1]]
+    radius = sro_radius if sro_radius is not None else 1.01 * lattice.shell_distances(1)[0]
+    sublattices = lattice.fcc_sublattices() if lattice.kind in ("fcc", "fcc_cubic") else None
+
+    rows = []
+    for temperature in temperatures:
+        kwargs = dict(structure=structure, calculator=calc, temperature=float(temperature),
+                      boltzmann_constant=K_B_EV, random_seed=int(rng.integers(2**31)), ensemble_data_write_interval=n)
+        if ensemble == "canonical":
+            mc = CanonicalEnsemble(**kwargs)
+        else:
+            mc = SemiGrandCanonicalEnsemble(chemical_potentials={species[0]: 0.0, species[1]: 2.0 * dmu}, **kwargs)
+        mc.attach_observer(ShortRangeOrderObserver(ce.get_cluster_space_copy(), structure, radius=radius, interval=n))
+        if sublattices is not None:
+            mc.attach_observer(SublatticeObserver(sublattices, number_one, interval=n))
+        start = time.perf_counter()
+        mc.run(steps_per_site * n)
+        seconds = time.perf_counter() - start
+        data = mc.data_container.data
+        structure = mc.structure  # continue the next temperature from here
+        if ensemble == "canonical":
+            n_ones_series = np.full(len(data), float(n_ones))
+            energy = data["potential"].to_numpy(dtype=np.float64)
+        else:
+            # report the semi-grand energy E - dmu sum s, as SemiGrand and the torch samplers do
+            n_ones_series = data[f"{species[1]}_count"].to_numpy(dtype=np.float64)
+            energy = data["potential"].to_numpy(dtype=np.float64) - dmu * (2.0 * n_ones_series - n)
+        row = _summarize(data, energy, n_ones_series / n, float(temperature), n, seconds, steps_per_site * n)
+        rows.append({"ensemble": ensemble, **row})
+    return pd.DataFrame(rows)
+
+
+def _summarize(data: pd.DataFrame, energy: np.ndarray, composition: np.ndarray, temperature: float, n: int,
+               seconds: float, trials: int) -> dict:
+    summary = summarize(energy)
+    t0 = summary.n_discarded
+    beta = 1.0 / (K_B_EV * temperature)
+    # C = var(E) / (k_B T^2) = k_B beta^2 var(E), in eV/K
+    c, c_err = jackknife(lambda s: K_B_EV * beta**2 * s.var(), energy[t0:])
+    composition_summary = summarize(composition, discard=t0)
+    row = {"temperature": temperature, "beta": beta, "n_samples": len(energy) - t0, "n_discarded": t0,
+           "energy": summary.mean, "energy_err": summary.error,
+           "energy_per_site": summary.mean / n, "energy_per_site_err": summary.error / n,
+           "heat_capacity": c, "heat_capacity_err": c_err, "tau_int": summary.tau_int, "n_eff": summary.n_eff,
+           "acceptance": float(data["acceptance_ratio"].to_numpy(dtype=np.float64)[t0:].mean()),
+           "composition": composition_summary.mean, "composition_err": composition_summary.error,
+           "trial_steps_per_second": trials / seconds}
+    sub_cols = [f"c_sub{k}" for k in range(4)]
+    if all(col in data for col in sub_cols):
+        c_sub = data[sub_cols].to_numpy(dtype=np.float64)[t0:]
+        series = {col: c_sub[:, k] for k, col in enumerate(sub_cols)}
+        series["order_parameter"] = _order_parameter(c_sub)
+    else:
+        series = {}
+    # Warren-Cowley parameters are NaN when a species is absent; such runs get NaN averages
+    series.update({col: data[col].to_numpy(dtype=np.float64)[t0:] for col in data.columns if col.startswith("sro_")})
+    for col, values in series.items():
+        if np.all(np.isfinite(values)):
+            s = summarize(values, discard=0)
+            row[col], row[f"{col}_err"] = s.mean, s.error
+        else:
+            row[col], row[f"{col}_err"] = np.nan, np.nan
+    return row
