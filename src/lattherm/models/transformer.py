@@ -180,6 +180,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, config.mlp_ratio * d), nn.GELU(), nn.Linear(config.mlp_ratio * d, d))
         n_bias = config.n_bias_shells
         self.shell_bias = nn.Parameter(torch.zeros(n_bias + 2, config.n_head)) if n_bias else None
+        self.sink = nn.Parameter(torch.zeros(config.n_head))
 
     def forward(self, h: Tensor, cos: Tensor, sin: Tensor, allowed: Tensor, buckets: Tensor | None,
                 past: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -192,10 +193,14 @@ class Block(nn.Module):
         q, k, v = (t.view(B, T, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        mask = allowed[:, None]
+        bias = torch.zeros((), dtype=q.dtype, device=q.device)
         if self.shell_bias is not None:
             bias = F.embedding(buckets, self.shell_bias).permute(0, 3, 1, 2)
-            mask = torch.where(mask, bias, float("-inf"))
+        mask = torch.where(allowed[:, None], bias, float("-inf"))
+        # the sink: one more key with score `sink` and value 0 that every token may attend to
+        keys, values = (F.pad(t, (0, 0, 0, 1)) for t in (keys, values))
+        sink = self.sink.to(q.dtype)[None, :, None, None].expand(*mask.shape[:-1], 1)
+        mask = torch.cat([mask.expand(B, self.n_head, -1, -1) if mask.shape[1] == 1 else mask.expand(B, -1, -1, -1), sink.expand(B, -1, mask.shape[2], 1)], -1)
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         h = h + self.proj(y.transpose(1, 2).reshape(B, T, d))
         h = h + self.mlp(self.ln2(h))
