@@ -34,6 +34,8 @@ def machine_info() -> dict:
         "numpy": numpy.__version__,
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # the CPU may be shared: a load above cpu_count means contended timings
+        "load_average_1_5_15min": list(os.getloadavg()),
     }
     try:
         import icet

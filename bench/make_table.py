@@ -18,8 +18,9 @@ def table() -> str:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted((HERE / "results").glob("*.json")):
         data = json.loads(path.read_text())
-        machine = data["machine"].get("cuda") or f"CPU x{data['machine']['cpu_count']}"
-        for row in data["results"].get("headline", []):
+        machine = data["machine"].get("cuda") or f"CPU x{data['machine'].get('cpu_count', '?')}"
+        results = data["results"] if isinstance(data["results"], dict) else {}  # files without headline rows
+        for row in results.get("headline", []):
             lines.append(
                 f"| {data['benchmark']} | {row['metric']} | {_fmt(row['value'])} | {_fmt(row['baseline'])} "
                 f"| {_fmt(row['ratio'])} | {machine} | {data['date'][:10]} |"

@@ -259,42 +259,93 @@ def test_untrained_model_is_exactly_self_consistent():
     assert model.consistency_error(x, generator=gen) < 1e-6  # the bias -ln K was set in float32
 
 
-@pytest.mark.slow
-def test_joint_mam_training_on_2x2_ising():
-    """Both networks trained jointly on the exact 2x2 Ising distribution at beta = 0.4: maximum
-    likelihood of the conditionals along random orders + the penalty, x drawn from P.
-    The conditionals reach P closely; the marginal tracks them (not yet to near zero, see report)."""
-    lat = make_lattice("square", (2, 2))
-    x = all_configs(4)
+def ising_log_boltzmann(lat, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """All configurations of a small square lattice and beta * sum_<ij> s_i s_j (unnormalised ln P)."""
+    x = all_configs(lat.n_sites)
     s = 2.0 * x - 1.0
     pairs = torch.from_numpy(lat.neighbour_pairs(1))
-    log_boltz = 0.4 * (s[:, pairs[:, 0]] * s[:, pairs[:, 1]]).sum(1).double()
+    return x, beta * (s[:, pairs[:, 0]] * s[:, pairs[:, 1]]).sum(1).double()
+
+
+def exact_log_marginals(lat, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every partial configuration (3^N: each site 0, 1 or unobserved) with its exact ln P(x_S)."""
+    x, log_boltz = ising_log_boltzmann(lat, beta)
+    log_target = log_boltz - torch.logsumexp(log_boltz, 0)
+    parts = torch.tensor(list(itertools.product([0, 1, 2], repeat=lat.n_sites)))
+    observed = parts < 2
+    xs = torch.where(observed, parts, 0)
+    match = ((x[None] == xs[:, None]) | ~observed[:, None]).all(-1)  # (partial, full) compatible
+    return xs, observed, torch.logsumexp(log_target.masked_fill(~match, float("-inf")), 1)
+
+
+def test_marginal_network_can_count():
+    """All tokens of a uniform set have the same features for |S| = 1 and |S| = N unless the
+    attention can count (the sink); without it ln p(0000) = 4 ln p(0) for every weight."""
+    model = tiny(make_lattice("square", (2, 2)), seed=28)
+    x = torch.tensor([[0, 0, 0, 0], [1, 1, 1, 1]])
+    one = torch.tensor([[True, False, False, False]] * 2)
+    full = torch.ones(2, 4, dtype=torch.bool)
+    assert torch.all((model.log_marginal(x, full) - 4 * model.log_marginal(x, one)).abs() > 1e-3)
+
+
+def test_marginal_network_fits_every_exact_log_marginal_of_2x2_ising():
+    """Regression of ln p_theta(x_S) on the exact ln P(x_S) of all 81 partial configurations of
+    2x2 Ising at beta = 0.4 (before the sink this plateaued at MSE 0.02, max error 0.43)."""
+    lat = make_lattice("square", (2, 2))
+    xs, observed, target = exact_log_marginals(lat, 0.4)
+    torch.manual_seed(29)
+    model = AnyOrderTransformer(TransformerConfig(d_model=32, n_head=2, n_layer=2, n_freq=1), lat)
+    opt = torch.optim.Adam(model.marginal.parameters(), lr=1e-3)
+    opt.add_param_group({"params": model.marginal_head.parameters()})
+    for _ in range(600):
+        opt.zero_grad()
+        loss = (model.log_marginal(xs, observed) - target).pow(2).mean()
+        loss.float().backward()
+        opt.step()
+    with torch.no_grad():
+        err = (model.log_marginal(xs, observed) - target).abs()
+    print(f"direct fit 2x2: MSE {err.pow(2).mean().item():.2e}, max error {err.max().item():.4f}")
+    assert err.pow(2).mean() < 2e-4 and err.max() < 0.05
+
+
+@pytest.mark.slow
+def test_joint_mam_training_on_2x2_ising():
+    """Both networks trained jointly towards 2x2 Ising at beta = 0.4. The conditionals minimise the
+    log-variance loss Var_x[ln q(x) - beta sum s_i s_j] over all 16 x along random orders (needs no
+    ln Z and weights rare configurations equally); the marginal network learns only through the
+    self-consistency penalty. Both reach the exact distribution and each other."""
+    lat = make_lattice("square", (2, 2))
+    x, log_boltz = ising_log_boltzmann(lat, 0.4)
     log_target = log_boltz - torch.logsumexp(log_boltz, 0)
     P = log_target.exp()
     torch.manual_seed(24)
     model = AnyOrderTransformer(TransformerConfig(d_model=32, n_head=2, n_layer=2, n_freq=1), lat)
-    opt = torch.optim.Adam([
-        {"params": [*model.conditional.parameters(), *model.head.parameters()], "lr": 3e-3},
-        {"params": [*model.marginal.parameters(), *model.marginal_head.parameters()], "lr": 1e-3},
-    ])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    steps = 1000
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(25)
-    for _ in range(400):
+    xs, target = x.repeat(8, 1), log_boltz.repeat(8)
+    for _ in range(steps):
         opt.zero_grad()
-        xs = x[torch.multinomial(P, 64, replacement=True, generator=gen)]
-        nll = -model.log_prob(xs, order=random_orders(64, 4, gen)).float().mean()
-        (nll + model.auxiliary_loss(xs, generator=gen)).backward()
+        log_var = (model.log_prob(xs, order=random_orders(len(xs), 4, gen)) - target).var()
+        (log_var.float() + model.auxiliary_loss(xs, generator=gen)).backward()
         opt.step()
-    xs = x[torch.multinomial(P, 2000, replacement=True, generator=torch.Generator().manual_seed(0))]
-    err = model.consistency_error(xs, generator=torch.Generator().manual_seed(0))
+        sched.step()
+    samples = x[torch.multinomial(P, 2000, replacement=True, generator=torch.Generator().manual_seed(0))]
+    err = model.consistency_error(samples, generator=torch.Generator().manual_seed(0))
+    err_all = model.consistency_error(x.repeat(50, 1), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         lp = model.training_log_prob(x)
-        lq = [model.log_prob(x, order=random_orders(1, 4, torch.Generator().manual_seed(k))[0]) for k in range(3)]
-    kl = max((P * (log_target - q)).sum().item() for q in lq)
-    p_vs_q = max((P * (lp - q).abs()).sum().item() for q in lq)
-    p_vs_target = (P * (lp - log_target).abs()).sum().item()
-    print(f"joint 2x2: KL(P||q) {kl:.4f}, consistency RMS {err:.3f}, "
-          f"E_P|ln p - ln q| {p_vs_q:.3f}, E_P|ln p - ln P| {p_vs_target:.3f}")
-    assert kl < 0.03 and err < 0.35 and p_vs_q < 0.2 and p_vs_target < 0.2
+        lq = torch.stack([model.log_prob(x, order=random_orders(1, 4, torch.Generator().manual_seed(k))[0])
+                          for k in range(5)])
+        partial, observed, exact = exact_log_marginals(lat, 0.4)
+        marginal_err = (model.log_marginal(partial, observed) - exact).abs().max().item()
+    kl = (P * (log_target - lq)).sum(1).max().item()
+    print(f"joint 2x2: KL(P||q) {kl:.2e}, consistency RMS {err:.4f} (x ~ P), {err_all:.4f} (all x), "
+          f"max|ln p - ln P| {(lp - log_target).abs().max().item():.4f}, "
+          f"max|ln q - ln P| {(lq - log_target).abs().max().item():.4f}, max partial |ln p - ln P| {marginal_err:.4f}")
+    assert kl < 1e-4 and err < 0.01 and err_all < 0.01
+    assert (lp - log_target).abs().max() < 0.02 and (lq - log_target).abs().max() < 0.05 and marginal_err < 0.05
 
 
 # -- contract, checkpoints and bad input ---------------------------------------------------------

@@ -65,17 +65,22 @@ class System:
         return self.hamiltonian.n_sites
 
     def beta(self, temperature: float) -> float:
-        """Inverse temperature in inverse energy units of the Hamiltonian."""
+        """Inverse temperature in inverse energy units of the Hamiltonian.
+
+        ``inf`` is allowed and gives beta = 0, where thermodynamic integration starts.
+        """
         temperature = float(temperature)
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be positive and finite, got {temperature}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
         return 1.0 / (K_B_EV * temperature) if self.energy_unit == "eV" else 1.0 / temperature
 
     def temperature(self, beta: float) -> float:
-        """Inverse of :meth:`beta`."""
+        """Inverse of :meth:`beta` (beta = 0 gives ``inf``)."""
         beta = float(beta)
-        if not (math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be positive and finite, got {beta}")
+        if not (math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be finite and non-negative, got {beta}")
+        if beta == 0:
+            return math.inf
         return 1.0 / (K_B_EV * beta) if self.energy_unit == "eV" else 1.0 / beta
 
 

@@ -249,8 +249,13 @@ def enumeration_temperatures(wildcards):
     return floats(exact_temperatures(wildcards.system))
 
 
+def integration_grid(temperatures):
+    """Temperatures of a scan that is integrated thermodynamically: it starts at T = inf (beta = 0)."""
+    return floats([float("inf")] + list(temperatures))
+
+
 def reference_temperatures(wildcards):
-    return floats(config[wildcards.system]["reference_temperatures"])
+    return integration_grid(config[wildcards.system]["reference_temperatures"])
 
 
 def mcmc_move(wildcards):
@@ -261,9 +266,16 @@ def mchammer_args(wildcards):
     c = config["references"]["mchammer"]
     return (
         f"--size {' '.join(str(n) for n in c['size'])} --lattice {c['lattice']}"
-        f" --temperatures {floats(c['temperatures'])} --steps-per-site {c['steps_per_site']}"
-        f" --seed {config['seed']}"
+        f" --steps-per-site {c['steps_per_site']} --seed {config['seed']}"
     )
+
+
+def mchammer_canonical_temperatures(wildcards):
+    return integration_grid(config["references"]["mchammer"]["temperatures"])
+
+
+def mchammer_semi_grand_temperatures(wildcards):
+    return floats(config["references"]["mchammer"]["temperatures"])
 
 
 # -- neural rules -------------------------------------------------------------------------

@@ -52,6 +52,7 @@ rule mcmc_run:
         move=mcmc_move,
         chains=config["references"]["mcmc"]["chains"],
         sweeps=config["references"]["mcmc"]["sweeps"],
+        burn_in=config["references"]["mcmc"]["burn_in"],
         seed=config["seed"],
     log:
         "logs/references/mcmc_{system}_{size}.log",
@@ -64,7 +65,7 @@ rule mcmc_run:
         "../../envs/lattherm.yaml"
     shell:
         "lattherm mcmc run --system {input.system} --temperatures {params.temperatures}"
-        " --chains {params.chains} --sweeps {params.sweeps} --move {params.move}"
+        " --chains {params.chains} --sweeps {params.sweeps} --burn-in {params.burn_in} --move {params.move}"
         " --seed {params.seed} --out {output} > {log} 2>&1"
 
 
@@ -91,7 +92,8 @@ rule mchammer_canonical:
     output:
         "results/references/cuau/mchammer/canonical_x{x}.csv",
     params:
-        mchammer_args,
+        args=mchammer_args,
+        temperatures=mchammer_canonical_temperatures,
     log:
         "logs/references/mchammer_canonical_x{x}.log",
     threads: 1
@@ -102,7 +104,8 @@ rule mchammer_canonical:
     conda:
         "../../envs/ce.yaml"
     shell:
-        "lattherm mcmc mchammer --ce {input.ce} {params} --ensemble canonical"
+        "lattherm mcmc mchammer --ce {input.ce} {params.args} --temperatures {params.temperatures}"
+        " --ensemble canonical"
         " --concentration {wildcards.x} --out {output} > {log} 2>&1"
 
 
@@ -112,7 +115,8 @@ rule mchammer_semi_grand:
     output:
         "results/references/cuau/mchammer/semi_grand_dmu{dmu}.csv",
     params:
-        mchammer_args,
+        args=mchammer_args,
+        temperatures=mchammer_semi_grand_temperatures,
     log:
         "logs/references/mchammer_semi_grand_dmu{dmu}.log",
     threads: 1
@@ -123,7 +127,8 @@ rule mchammer_semi_grand:
     conda:
         "../../envs/ce.yaml"
     shell:
-        "lattherm mcmc mchammer --ce {input.ce} {params} --ensemble semi_grand"
+        "lattherm mcmc mchammer --ce {input.ce} {params.args} --temperatures {params.temperatures}"
+        " --ensemble semi_grand"
         " --dmu {wildcards.dmu} --out {output} > {log} 2>&1"
 
 

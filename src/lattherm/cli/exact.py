@@ -43,8 +43,8 @@ def _inverse_temperatures(temperatures: Optional[str], betas: Optional[str], to_
             raise typer.BadParameter(f"--betas must be finite and >= 0, got {betas!r}")
         return values
     values = _parse_list(temperatures, "--temperatures")
-    if np.any(values <= 0) or not np.all(np.isfinite(values)):
-        raise typer.BadParameter(f"--temperatures must be positive and finite, got {temperatures!r}")
+    if not np.all(values > 0):  # inf is allowed: beta = 0
+        raise typer.BadParameter(f"--temperatures must be positive (inf allowed), got {temperatures!r}")
     return np.array([to_beta(t) for t in values])
 
 

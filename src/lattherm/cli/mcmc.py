@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
+import pandas as pd
 import typer
 
 from lattherm.cli.exact import _inverse_temperatures, _parse_list
@@ -119,7 +120,13 @@ def integrate(
         n_ones = _single_value(data, "n_ones", table)
     result = integrate_free_energy(data.beta, data.energy, n_sites, n_ones=n_ones, energy_errors=data.energy_err,
                                    method=method)
-    result.insert(0, "ensemble", "unconstrained" if n_ones is None else "canonical")
+    # One table per scan: the free energies next to the scan's own columns (energies, heat
+    # capacities, order parameters; temperature in the system's unit, e.g. kelvin for a CE).
+    scan_columns = data.iloc[1:].reset_index(drop=True)
+    scan_columns = scan_columns[[c for c in scan_columns.columns if c not in result.columns or c == "temperature"]]
+    result = pd.concat([result.drop(columns="temperature"), scan_columns], axis=1)
+    if "ensemble" not in result.columns:
+        result.insert(0, "ensemble", "unconstrained" if n_ones is None else "canonical")
     write_table(out, result)
     typer.echo(f"wrote {len(result)} rows to {out}")
 

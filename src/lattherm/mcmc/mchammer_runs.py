@@ -107,8 +107,8 @@ def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[floa
     if ensemble == "semi_grand" and (dmu is None or concentration is not None):
         raise ValueError("the semi-grand ensemble needs dmu and no concentration")
     temperatures = np.asarray(temperatures, dtype=np.float64)
-    if temperatures.ndim != 1 or len(temperatures) == 0 or np.any(~np.isfinite(temperatures)) or np.any(temperatures <= 0):
-        raise ValueError(f"temperatures must be positive finite kelvin, got {temperatures}")
+    if temperatures.ndim != 1 or len(temperatures) == 0 or not np.all(temperatures > 0):
+        raise ValueError(f"temperatures must be positive kelvin (inf allowed), got {temperatures}")
     if steps_per_site < 128:
         # one sample per sweep; up to half is discarded, and blocking needs 64 samples
         raise ValueError(f"steps_per_site must be at least 128 for error analysis, got {steps_per_site}")
@@ -133,6 +133,10 @@ def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[floa
 
     rows = []
     for temperature in temperatures:
+        if np.isinf(temperature):
+            n_fixed = n_ones if ensemble == "canonical" else None
+            rows.append({"ensemble": ensemble, **_infinite_temperature_row(ce, lattice, species, n_fixed, rng)})
+            continue
         kwargs = dict(structure=structure, calculator=calc, temperature=float(temperature),
                       boltzmann_constant=K_B_EV, random_seed=int(rng.integers(2**31)), ensemble_data_write_interval=n)
         if ensemble == "canonical":
@@ -159,6 +163,35 @@ def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[floa
     return pd.DataFrame(rows)
 
 
+def _infinite_temperature_row(ce: ClusterExpansion, lattice: Lattice, species: Sequence[str], n_ones: int | None,
+                              rng: np.random.Generator, n_samples: int = 4096) -> dict:
+    """The beta = 0 point, where thermodynamic integration starts, by exact independent sampling.
+
+    Every configuration (of the fixed composition, if ``n_ones`` is given) is equally likely, so
+    uniform random configurations are exact samples; mchammer cannot run at infinite T.
+    Semi-grand energies need no field term: <sum s> = 0 at beta = 0 for any dmu.
+    """
+    import torch
+
+    from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
+
+    n = lattice.n_sites
+    if n_ones is None:
+        x = rng.integers(0, 2, size=(n_samples, n))
+    else:
+        x = (rng.random((n_samples, n)).argsort(axis=1) < n_ones).astype(np.int64)
+    energy = ClusterExpansionHamiltonian(ce, lattice, species=tuple(species)).energy(torch.as_tensor(x)).numpy()
+    composition = x.mean(axis=1)
+    row = {"temperature": np.inf, "beta": 0.0, "n_samples": n_samples, "n_discarded": 0,
+           "energy": energy.mean(), "energy_err": energy.std(ddof=1) / np.sqrt(n_samples),
+           "energy_per_site": energy.mean() / n, "energy_per_site_err": energy.std(ddof=1) / np.sqrt(n_samples) / n,
+           "heat_capacity": 0.0, "heat_capacity_err": 0.0, "heat_capacity_per_site": 0.0,
+           "heat_capacity_per_site_err": 0.0, "tau_int": 0.5, "n_eff": float(n_samples),
+           "acceptance": 1.0, "composition": composition.mean(),
+           "composition_err": composition.std(ddof=1) / np.sqrt(n_samples), "trial_steps_per_second": np.nan}
+    return row
+
+
 def _summarize(data: pd.DataFrame, energy: np.ndarray, composition: np.ndarray, temperature: float, n: int,
                seconds: float, trials: int) -> dict:
     summary = summarize(energy)
@@ -170,7 +203,8 @@ def _summarize(data: pd.DataFrame, energy: np.ndarray, composition: np.ndarray, 
     row = {"temperature": temperature, "beta": beta, "n_samples": len(energy) - t0, "n_discarded": t0,
            "energy": summary.mean, "energy_err": summary.error,
            "energy_per_site": summary.mean / n, "energy_per_site_err": summary.error / n,
-           "heat_capacity": c, "heat_capacity_err": c_err, "tau_int": summary.tau_int, "n_eff": summary.n_eff,
+           "heat_capacity": c, "heat_capacity_err": c_err,
+           "heat_capacity_per_site": c / n, "heat_capacity_per_site_err": c_err / n, "tau_int": summary.tau_int, "n_eff": summary.n_eff,
            "acceptance": float(data["acceptance_ratio"].to_numpy(dtype=np.float64)[t0:].mean()),
            "composition": composition_summary.mean, "composition_err": composition_summary.error,
            "trial_steps_per_second": trials / seconds}

@@ -35,6 +35,16 @@ price of exact caching); self-consistency with the order-free marginal pushes th
 order independence. The marginal network uses the *set* mask instead: observed tokens attend
 to all observed tokens, so ln p_theta(x_S) is a function of the set.
 
+Attention sink. Softmax attention averages values, and values carry no position, so without
+help a token cannot count: every token of a uniform set x_S (all sites the same species) gets
+the same features for |S| = 1 and |S| = N, and the per-token-sum marginal would be forced to
+ln p(x_S) = |S| ln p(x_i), which is false for any interacting model (on 2x2 Ising at beta = 0.4
+a direct fit to the exact log-marginals plateaued at errors of 0.4 however long one trained).
+Every block therefore has, per head, one extra key of value 0 with a learned score that every
+token attends to; the remaining weight |S| e^s / (e^sink + |S| e^s) then depends on |S|.
+The sink has no position and no cached state, so translation equivariance and exact KV-cached
+sampling are unchanged.
+
 Positional encoding. Rotary encodings built from lattice coordinates: site i has coordinates
 u_i = (cell index + basis position) in units of the primitive vectors (for FCC primitive
 repeats the axes are the primitive vectors), and rotary pair (a, k) turns by
@@ -167,7 +177,8 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 # -- network ---------------------------------------------------------------------------------
 class Block(nn.Module):
-    """Pre-LayerNorm Transformer block with rotary attention and an optional shell bias."""
+    """Pre-LayerNorm Transformer block with rotary attention, an optional shell bias and an
+    attention sink (a per-head learned score for a key of value 0, see the module docstring)."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -197,10 +208,10 @@ class Block(nn.Module):
         if self.shell_bias is not None:
             bias = F.embedding(buckets, self.shell_bias).permute(0, 3, 1, 2)
         mask = torch.where(allowed[:, None], bias, float("-inf"))
-        # the sink: one more key with score `sink` and value 0 that every token may attend to
-        keys, values = (F.pad(t, (0, 0, 0, 1)) for t in (keys, values))
-        sink = self.sink.to(q.dtype)[None, :, None, None].expand(*mask.shape[:-1], 1)
-        mask = torch.cat([mask.expand(B, self.n_head, -1, -1) if mask.shape[1] == 1 else mask.expand(B, -1, -1, -1), sink.expand(B, -1, mask.shape[2], 1)], -1)
+        mask = mask.expand(mask.shape[0], self.n_head, T, -1)
+        # the sink: one more key, of value 0 and learned score, that every token attends to
+        keys, values = F.pad(keys, (0, 0, 0, 1)), F.pad(values, (0, 0, 0, 1))
+        mask = torch.cat([mask, self.sink.to(mask.dtype)[None, :, None, None].expand(mask.shape[0], -1, T, 1)], -1)
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         h = h + self.proj(y.transpose(1, 2).reshape(B, T, d))
         h = h + self.mlp(self.ln2(h))

@@ -1,0 +1,111 @@
+"""MCMC throughput on the CuAu cluster expansion: batched torch samplers vs icet's mchammer.
+
+    python bench/bench_mcmc.py [--quick] [--temperature 700] [--device cpu|cuda]
+
+Same published CE, same cell, same temperature (default 700 K: the heat-capacity peak of
+canonical x = 0.5 on the 4x4x8 primitive cell, from a torch swap-move scan over 500-1100 K in
+50 K steps). Cells: 4x4x8 primitive FCC (128 sites; mchammer's incremental energies are
+checked against full recomputation before every run by
+:func:`lattherm.mcmc.mchammer_runs.check_incremental_energies`) and the conventional cubic
+4x4x4 cell (256 sites, not self-interacting). Ensembles: canonical x = 0.5 (torch: swap moves;
+mchammer: CanonicalEnsemble) and semi-grand at dmu = 0 (torch: single-site flips; mchammer:
+SemiGrandCanonicalEnsemble).
+
+Figures: trial steps per second (torch: chains x sweeps x N / seconds; mchammer: its own
+count), and effective samples of the energy per second, samples / (2 tau_int) / seconds, with
+one sample per sweep per chain and tau_int in sweeps (equilibration prefix detected and dropped).
+Writes bench/results/mcmc.json.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import benchlib
+from lattherm import K_B_EV
+from lattherm.ce.published import published_cluster_expansion
+from lattherm.hamiltonians.base import SemiGrand
+from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
+from lattherm.lattices import make_lattice
+from lattherm.mcmc.analysis import summarize
+from lattherm.mcmc.mchammer_runs import run_scan
+from lattherm.mcmc.samplers import run_chains
+
+CELLS = (("fcc", (4, 4, 8)), ("fcc_cubic", (4, 4, 4)))
+
+
+def settings(quick: bool) -> dict:
+    if quick:
+        return {"chains": 128, "sweeps": 300, "mchammer_steps_per_site": 600}
+    return {"chains": 4096, "sweeps": 2000, "mchammer_steps_per_site": 5000}
+
+
+def torch_run(hamiltonian, beta, ensemble, n_ones, cfg, seed) -> dict:
+    move = "swap" if ensemble == "canonical" else "flip"
+    res = run_chains(hamiltonian, beta, cfg["chains"], cfg["sweeps"], move=move, n_ones=n_ones, seed=seed,
+                     observables={}, progress=False)
+    s = summarize(res.series["energy"])
+    samples = res.series["energy"][:, s.n_discarded:].size
+    # rates use the whole run's time scaled to the kept sweeps (the discarded prefix is burn-in)
+    seconds_kept = res.seconds * (res.series["energy"].shape[1] - s.n_discarded) / res.series["energy"].shape[1]
+    return {"trial_steps_per_second": res.trials / res.seconds, "tau_int": s.tau_int, "n_samples": samples,
+            "effective_samples_per_second": samples / (2 * s.tau_int) / seconds_kept,
+            "energy_per_site": s.mean / hamiltonian.n_sites, "acceptance": float(res.acceptance.mean()),
+            "seconds": res.seconds, "chains": cfg["chains"], "sweeps": cfg["sweeps"]}
+
+
+def mchammer_run(ce, lattice, temperature, ensemble, cfg, seed) -> dict:
+    kwargs = {"concentration": 0.5} if ensemble == "canonical" else {"dmu": 0.0}
+    row = run_scan(ce, lattice, [temperature], ensemble, steps_per_site=cfg["mchammer_steps_per_site"], seed=seed,
+                   **kwargs).iloc[0]
+    n = lattice.n_sites
+    seconds_kept = row.n_samples * n / row.trial_steps_per_second
+    return {"trial_steps_per_second": float(row.trial_steps_per_second), "tau_int": float(row.tau_int),
+            "n_samples": int(row.n_samples), "effective_samples_per_second": row.n_samples / (2 * row.tau_int) / seconds_kept,
+            "energy_per_site": float(row.energy_per_site), "acceptance": float(row.acceptance),
+            "steps_per_site": cfg["mchammer_steps_per_site"]}
+
+
+def main() -> None:
+    p = benchlib.parser(__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--temperature", type=float, default=700.0, help="kelvin")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = settings(args.quick)
+    ce = published_cluster_expansion()
+    beta = 1.0 / (K_B_EV * args.temperature)
+    rows = []
+    for kind, size in CELLS:
+        lattice = make_lattice(kind, size, a=3.8)
+        n = lattice.n_sites
+        ham = ClusterExpansionHamiltonian(ce, lattice).to(args.device)
+        for ensemble in ("canonical", "semi_grand"):
+            h = ham if ensemble == "canonical" else SemiGrand(ham, 0.0)
+            n_ones = n // 2 if ensemble == "canonical" else None
+            for sampler, run in (("torch", lambda: torch_run(h, beta, ensemble, n_ones, cfg, seed=1)),
+                                 ("mchammer", lambda: mchammer_run(ce, lattice, args.temperature, ensemble, cfg, seed=1))):
+                r = {"sampler": sampler, "cell": f"{kind} {'x'.join(map(str, size))}", "n_sites": n,
+                     "ensemble": ensemble, **run()}
+                rows.append(r)
+                print(f"{r['cell']:16s} {ensemble:10s} {sampler:8s} {r['trial_steps_per_second']:10.0f} trials/s, "
+                      f"tau_int {r['tau_int']:.2f} sweeps, {r['effective_samples_per_second']:.1f} eff. samples/s, "
+                      f"E/N {r['energy_per_site']:.5f} eV")
+    headline = []
+    for kind, size in CELLS:
+        for ensemble in ("canonical", "semi_grand"):
+            t, m = ([r for r in rows if r["cell"].startswith(kind + " ") and r["ensemble"] == ensemble and r["sampler"] == s][0]
+                    for s in ("torch", "mchammer"))
+            for key, label in (("trial_steps_per_second", "trial steps/s"),
+                               ("effective_samples_per_second", "eff. samples/s")):
+                headline.append({"metric": f"{label} {t['cell']} ({t['n_sites']}) {ensemble} {args.temperature:.0f} K, "
+                                           f"torch vs mchammer", "value": t[key], "baseline": m[key],
+                                 "ratio": t[key] / m[key]})
+    benchlib.write_result("mcmc", {"quick": args.quick, "device": args.device, "threads": args.threads,
+                                   "temperature_K": args.temperature, "dmu_semi_grand": 0.0, "concentration": 0.5,
+                                   "cells": [f"{k} {s}" for k, s in CELLS], **cfg},
+                          {"rows": rows, "headline": headline}, args.out)
+
+
+if __name__ == "__main__":
+    main()
