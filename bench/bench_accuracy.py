@@ -102,27 +102,27 @@ def main() -> None:
                           "train_steps": int(log.step.iloc[-1]), "train_seconds": float(log.wall_time.iloc[-1]),
                           "wall_seconds_including_checkpoints": wall,
                           "parameters": sum(q.numel() for q in model.parameters()),
-                          "F_exact": exact[16], "rel_error": abs(ev["F_IS"] - exact[16]) / abs(exact[16]),
-                          "rel_error_se": ev["F_IS_err"] / abs(exact[16]), **ev}
+                          "F_exact": exact[16], "rel_error": abs(ev["free_energy"] - exact[16]) / abs(exact[16]),
+                          "rel_error_se": ev["free_energy_err"] / abs(exact[16]), **ev}
             print(f"{kind:11s} {rows[kind]['train_steps']} steps in {rows[kind]['train_seconds']:.0f} s: "
                   f"|dF|/|F| = {rows[kind]['rel_error']:.2e} +- {rows[kind]['rel_error_se']:.1e}, ESS {ev['ESS']:.3g}")
         tr = transfer(Path(tmp) / "transformer" / "checkpoint.pt", large, n_samples=cfg["n_samples_transfer"],
                       mcmc_chains=cfg["mcmc_chains"], mcmc_steps=cfg["mcmc_steps"], seed=2, device=args.device,
                       progress=False)
-    rows["transformer_transfer_32x32"] = {**tr, "F_exact": exact[32], "rel_error": abs(tr["F_IS"] - exact[32]) / abs(exact[32]),
-                                         "rel_error_se": tr["F_IS_err"] / abs(exact[32])}
+    rows["transformer_transfer_32x32"] = {**tr, "F_exact": exact[32], "rel_error": abs(tr["free_energy"] - exact[32]) / abs(exact[32]),
+                                         "rel_error_se": tr["free_energy_err"] / abs(exact[32])}
     print(f"transfer 32x32: |dF|/|F| = {rows['transformer_transfer_32x32']['rel_error']:.2e}, ESS {tr['ESS']:.3g}")
 
     t, m = rows["transformer"], rows["made"]
     headline = [
         {"metric": f"|F_IS - F_exact|/|F| 16x16 beta_c, {cfg['budget_s']:.0f} s training, transformer vs MADE",
          "value": t["rel_error"], "baseline": m["rel_error"], "ratio": t["rel_error"] / m["rel_error"]},
-        {"metric": "ESS per sample 16x16 beta_c, transformer vs MADE", "value": t["ESS"], "baseline": m["ESS"],
-         "ratio": t["ESS"] / m["ESS"]},
+        {"metric": "ESS per sample 16x16 beta_c, transformer vs MADE", "value": t["ess"], "baseline": m["ess"],
+         "ratio": t["ess"] / m["ess"]},
         {"metric": "|F_IS - F_exact|/|F| 32x32 after transfer (no MADE transfer possible)",
          "value": rows["transformer_transfer_32x32"]["rel_error"], "baseline": None, "ratio": None},
         {"metric": "ESS per sample 32x32 after transfer (no MADE transfer possible)",
-         "value": rows["transformer_transfer_32x32"]["ESS"], "baseline": None, "ratio": None},
+         "value": rows["transformer_transfer_32x32"]["ess"], "baseline": None, "ratio": None},
     ]
     benchlib.write_result("accuracy", {"quick": args.quick, "device": args.device, "threads": args.threads,
                                        "temperature": temperature, "beta": BETA_C, **cfg,

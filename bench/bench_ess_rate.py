@@ -37,7 +37,7 @@ from lattherm.training.variational import TrainConfig, train
 
 def settings(quick: bool) -> dict:
     if quick:
-        return {"train_steps": 60, "batch": 64, "anneal": 0.9, "n_samples": 1024, "sample_batch": 256,
+        return {"train_steps": 20, "batch": 32, "anneal": 0.8, "n_samples": 512, "sample_batch": 128,
                 "transformer": {"d_model": 32, "n_head": 2, "n_layer": 2},
                 "mcmc_chains": 64, "mcmc_sweeps": 300, "wolff_steps": 300}
     return {"train_steps": 3000, "batch": 256, "anneal": 0.998, "n_samples": 20000, "sample_batch": 4096,

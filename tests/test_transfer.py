@@ -57,9 +57,9 @@ def test_transfer_to_larger_lattice_matches_kaufman(small_run):
                    progress=False)
     exact = ising_thermo(4, 4, [1 / 5.0]).iloc[0]
     assert (out["source_sites"], out["target_sites"], out["temperature"]) == (9, 16, 5.0)
-    assert 0.05 < out["ESS"] <= 1.0
-    assert abs(out["F_IS"] - exact.free_energy) < 4 * out["F_IS_err"]
-    assert abs(out["E_mcmc"] - exact.energy) < 4 * out["E_mcmc_err"]
+    assert 0.05 < out["ess"] <= 1.0
+    assert abs(out["free_energy"] - exact.free_energy) < 4 * out["free_energy_err"]
+    assert abs(out["energy"] - exact.energy) < 4 * out["energy_err"]
     assert 0 < out["acceptance"] <= 1
 
 
@@ -86,7 +86,7 @@ def test_cli_transfer_with_finetuning(small_run, tmp_path):
     row = pd.read_csv(out).iloc[0]
     exact = ising_thermo(4, 4, [1 / 5.0]).iloc[0]
     assert row.finetune_steps == 5 and row.target_sites == 16
-    assert abs(row.F_IS - exact.free_energy) < 4 * row.F_IS_err
+    assert abs(row.free_energy - exact.free_energy) < 4 * row.free_energy_err
 
 
 def test_transfer_refuses_incompatible_targets(tmp_path):
@@ -111,7 +111,7 @@ def test_transformer_4x4_to_6x6_matches_kaufman(tmp_path):
           progress=False)
     out = transfer(tmp_path / "checkpoint.pt", big, finetune_steps=30, n_samples=4000, mcmc_steps=50, progress=False)
     exact = ising_thermo(6, 6, [0.25]).iloc[0]
-    assert out["ESS"] > 0.2
-    assert abs(out["F_IS"] - exact.free_energy) < 4 * out["F_IS_err"]
-    assert abs(out["F_IS"] - exact.free_energy) / abs(exact.free_energy) < 2e-3
-    assert abs(out["E_mcmc"] - exact.energy) < 4 * out["E_mcmc_err"]
+    assert out["ess"] > 0.2
+    assert abs(out["free_energy"] - exact.free_energy) < 4 * out["free_energy_err"]
+    assert abs(out["free_energy"] - exact.free_energy) / abs(exact.free_energy) < 2e-3
+    assert abs(out["energy"] - exact.energy) < 4 * out["energy_err"]

@@ -148,8 +148,14 @@ def comparison_tables_of(system):
         for tag in training_tags(system):
             run = f"results/neural/{system}/{model}/{tag}"
             tables.append((f"{model}:{train}", f"{run}/samples_{train}.csv"))
-            tables += [(f"{model}:{size}", f"{run}/transfer_{size}.csv") for size in transfer_sizes(system)]
+            if transferable(model):
+                tables += [(f"{model}:{size}", f"{run}/transfer_{size}.csv") for size in transfer_sizes(system)]
     return tables
+
+
+def transferable(model):
+    """Only lattice-aware models run on a larger cell; MADE's weights are tied to its size."""
+    return config["models"][model]["kind"] == "transformer"
 
 
 def exact_references_of(system):

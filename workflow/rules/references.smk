@@ -56,7 +56,7 @@ rule mcmc_run:
         seed=config["seed"],
     log:
         "logs/references/mcmc_{system}_{size}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=120,

@@ -91,21 +91,25 @@ def sample(
 def transfer(
     checkpoint: Path = typer.Option(..., help="checkpoint.pt trained on a smaller supercell."),
     system: Path = typer.Option(..., help="System YAML of the larger supercell (same lattice kind and species)."),
-    temperature: Optional[float] = typer.Option(None, help="Temperature (default: the training temperature)."),
+    temperatures: Optional[str] = typer.Option(
+        None, help="Temperatures, comma-separated (default: the training temperature); each is fine-tuned "
+        "and corrected separately."),
     finetune_steps: int = typer.Option(0, help="Variational fine-tuning steps on the new supercell."),
     samples: int = typer.Option(10000, help="Samples for importance weighting."),
     mcmc_chains: int = typer.Option(64),
     mcmc_steps: int = typer.Option(200),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    out: Path = typer.Option(..., help="One-row estimates table (.csv or .parquet)."),
+    out: Path = typer.Option(..., help="Estimates table, one row per temperature (.csv or .parquet)."),
 ) -> None:
     """Move a trained model to a larger supercell, optionally fine-tune, and correct exactly."""
+    targets = [None] if temperatures is None else list(_parse_list(temperatures, "--temperatures"))
     try:
         sys_obj = load_system(system)
-        row = transfer_model(checkpoint, sys_obj, temperature=temperature, finetune_steps=finetune_steps,
-                             n_samples=samples, mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed,
-                             device=device, progress=sys.stderr.isatty())
+        rows = [transfer_model(checkpoint, sys_obj, temperature=t, finetune_steps=finetune_steps,
+                               n_samples=samples, mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed,
+                               device=device, progress=sys.stderr.isatty())
+                for t in targets]
     except ValueError as exc:
         _fail(exc)
-    write_table(out, pd.DataFrame([row]).assign(system=sys_obj.name))
+    write_table(out, pd.DataFrame(rows).assign(system=sys_obj.name))

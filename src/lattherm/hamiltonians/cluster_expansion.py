@@ -245,13 +245,20 @@ def _count_ones(words: Tensor) -> list[Tensor]:
     return [plane[..., 0, :] for plane in planes]
 
 
+_BYTE_BITS = ((torch.arange(256)[:, None] >> torch.arange(8)) & 1).to(torch.uint8)  # (256, 8): bits of a byte
+
+
 def _unpack(planes: list[Tensor], batch: int) -> Tensor:
-    """Counts as float64 (..., batch) from the bit planes of :func:`_count_ones`."""
-    shifts = torch.arange(_WORD, device=planes[0].device)
-    total = 0
-    for k, plane in enumerate(planes):
-        bit = (plane[..., None] >> shifts) & 1  # (..., W, 64), configuration w * 64 + j
-        total = total + (bit << k)
+    """Counts as float64 (..., batch) from the bit planes of :func:`_count_ones`.
+
+    Each little-endian int64 word is read as 8 bytes (byte i holds configurations 8 i .. 8 i + 7)
+    and a 256-entry table turns bytes into bits, which is several times cheaper than shifting
+    every int64 word 64 times.
+    """
+    stacked = torch.stack(planes).contiguous().view(torch.uint8)  # (P, ..., 8 W)
+    bits = _BYTE_BITS.to(stacked.device)[stacked.long()]  # (P, ..., 8 W, 8)
+    weights = (1 << torch.arange(len(planes), dtype=torch.int32, device=stacked.device))
+    total = (bits.to(torch.int32) * weights.view(-1, *([1] * (bits.dim() - 1)))).sum(0)
     return total.flatten(-2)[..., :batch].to(torch.float64)
 
 

@@ -27,7 +27,9 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, cond_bet
              seed: int = 0) -> dict:
     """Importance-sampling and neural-MCMC estimates at one temperature, as one flat dict.
 
-    Totals for the whole supercell (F, E, C_v), with ``*_per_site`` copies for F. Order
+    Column names follow the reference tables (``free_energy`` is the importance-sampled F_IS,
+    ``variational_free_energy`` the upper bound F_q, ``energy`` and ``heat_capacity`` come from
+    neural MCMC), totals for the whole supercell with ``*_per_site`` copies. Order
     parameters (|m|, and the FCC sublattice order) are neural-MCMC means with error bars.
     ``burn_in`` defaults to a tenth of ``mcmc_steps``.
     """
@@ -56,10 +58,14 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, cond_bet
     energy, energy_err = mc.mean_and_error("energy")
     out = {
         "temperature": float(temperature), "beta": beta, "n_sites": n_sites, "n_samples": n_samples,
-        "F_IS": f_is, "F_IS_err": f_is_err, "F_IS_per_site": f_is / n_sites,
-        "ESS": ess_per_sample(log_w),
-        "F_q": reward.mean().item(), "F_q_err": reward.std().item() / math.sqrt(n_samples),
-        "E_mcmc": energy, "E_mcmc_err": energy_err, "C_v": heat_capacity(mc.energy, beta),
+        "free_energy": f_is, "free_energy_err": f_is_err,
+        "free_energy_per_site": f_is / n_sites, "free_energy_per_site_err": f_is_err / n_sites,
+        "ess": ess_per_sample(log_w),
+        "variational_free_energy": reward.mean().item(),
+        "variational_free_energy_err": reward.std().item() / math.sqrt(n_samples),
+        "energy": energy, "energy_err": energy_err,
+        "heat_capacity": heat_capacity(mc.energy, beta),
+        "heat_capacity_per_site": heat_capacity(mc.energy, beta) / n_sites,
         "acceptance": mc.acceptance, "tau_int_energy": mc.tau_int["energy"],
     }
     for name in mc.observables:
