@@ -81,11 +81,19 @@ def test_bad_specs_name_the_problem(spec, message):
 
 def test_bad_temperatures():
     system = build_system({"model": "ising", "lattice": "square", "size": [2, 2]})
-    for t in (0.0, -1.0, math.inf):
+    for t in (0.0, -1.0, math.nan):
         with pytest.raises(ValueError, match="temperature must be positive"):
             system.beta(t)
-    with pytest.raises(ValueError, match="beta must be positive"):
-        system.temperature(0.0)
+    for b in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="beta must be finite and non-negative"):
+            system.temperature(b)
+
+
+def test_infinite_temperature_is_beta_zero():
+    """Thermodynamic integration starts at T = inf, i.e. beta = 0, in every unit system."""
+    spin = build_system({"model": "ising", "lattice": "square", "size": [2, 2]})
+    assert spin.beta(math.inf) == 0.0 and spin.temperature(0.0) == math.inf
+    assert spin.temperature(spin.beta(2.5)) == pytest.approx(2.5, rel=1e-15)
 
 
 @pytest.fixture(scope="module")
