@@ -22,6 +22,9 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+check_alloy_lattice()
+
+
 include: "workflow/rules/specs.smk"
 include: "workflow/rules/ce.smk"
 include: "workflow/rules/references.smk"

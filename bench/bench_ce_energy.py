@@ -10,23 +10,15 @@ Writes bench/results/ce_energy.json.
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import platform
 import time
-from pathlib import Path
 
-import icet
+import benchlib
 import numpy as np
 import torch
 
 from lattherm.ce.published import published_cluster_expansion
 from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
-from lattherm.io import write_json
 from lattherm.lattices import make_lattice
-
-RESULT = Path(__file__).parent / "results" / "ce_energy.json"
-
 
 def timings(fn, repeats):
     out = []
@@ -56,28 +48,25 @@ def bench_size(ce, size, batch, n_icet, repeats, seed):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and icet structures")
+    parser = benchlib.parser(__doc__)
     parser.add_argument("--full", action="store_true", help="also 1024 sites")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (icet is single-threaded)")
-    parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    repeats, n_icet = (5, 200) if args.quick else (15, 1000)
+    repeats, n_icet = (args.repeats, 200) if args.quick else (max(args.repeats, 15), 1000)
     ce = published_cluster_expansion()
     sizes = [(4, 4, 8)] + ([(8, 8, 16)] if args.full else [])
     results = [bench_size(ce, size, 4096, n_icet, repeats, seed=k) for k, size in enumerate(sizes)]
     for r in results:
         print(f"N={r['n_sites']}: torch {r['torch_structures_per_s']:.0f}/s, icet {r['icet_structures_per_s']:.0f}/s, "
               f"ratio {r['ratio']:.1f}x (max |dE| {r['max_abs_diff_ev_per_site']:.1e} eV/site)")
-    write_json(args.out, {
-        "benchmark": "ce_energy", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "python": platform.python_version(), "torch_threads": args.threads, "device": "cpu"},
-        "versions": {"torch": torch.__version__, "icet": icet.__version__, "numpy": np.__version__},
-        "parameters": {"quick": args.quick, "full": args.full, "repeats": repeats, "statistic": "median"},
-        "results": results,
-    })
+    headline = [{"metric": f"CE energies/s, {r['n_sites']} sites, batch {r['batch']}, torch ({args.threads} thread) "
+                           "vs icet ce.predict loop",
+                 "value": r["torch_structures_per_s"], "baseline": r["icet_structures_per_s"], "ratio": r["ratio"]}
+                for r in results]
+    benchlib.write_result("ce_energy", {"quick": args.quick, "full": args.full, "repeats": repeats,
+                                        "threads": args.threads, "statistic": "median"},
+                          {"sizes": results, "headline": headline}, args.out)
 
 
 if __name__ == "__main__":

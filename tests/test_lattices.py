@@ -13,6 +13,7 @@ from pymatgen.core import Structure
 from lattherm.lattices import LatticeError, make_lattice
 
 A_CUAU = 3.8
+A_FE = 2.87
 
 
 def coordination(lattice, shell):
@@ -52,8 +53,34 @@ def test_fcc_shells(kind, size, n_sites):
     assert [coordination(lat, s) for s in (1, 2, 3, 4)] == [12, 6, 24, 12]
 
 
+@pytest.mark.parametrize("kind,size,n_sites", [("bcc", (4, 4, 4), 64), ("bcc", (6, 6, 6), 216),
+                                               ("bcc_cubic", (3, 3, 3), 54)])
+def test_bcc_shells(kind, size, n_sites):
+    """BCC shells: 8 at a sqrt(3)/2, 6 at a, 12 at a sqrt(2), 24 at a sqrt(11)/2."""
+    lat = make_lattice(kind, size, a=A_FE)
+    assert lat.n_sites == n_sites
+    expected = A_FE * np.array([math.sqrt(3) / 2, 1.0, math.sqrt(2), math.sqrt(11) / 2])
+    np.testing.assert_allclose(lat.shell_distances(4), expected, atol=1e-6)
+    assert [coordination(lat, s) for s in (1, 2, 3, 4)] == [8, 6, 12, 24]
+    # Same volume per site whichever cell is repeated: a^3 / 2.
+    np.testing.assert_allclose(lat.atoms.get_volume() / lat.n_sites, A_FE**3 / 2, rtol=1e-12)
+
+
+def test_bcc_cubic_cell_is_a_supercell_of_the_primitive_one():
+    """Every site of the conventional cells is a lattice vector of the primitive BCC cell, and
+    a decoration survives the round trip through ``ase.Atoms``."""
+    cubic = make_lattice("bcc_cubic", (2, 2, 2), a=A_FE)
+    x = np.random.default_rng(3).integers(0, 2, cubic.n_sites)
+    atoms = cubic.to_atoms(x, ["Fe", "Cr"])
+    np.testing.assert_array_equal(cubic.from_atoms(atoms, ["Fe", "Cr"]), x)
+    prim = make_lattice("bcc", 1, a=A_FE).cell
+    frac = np.linalg.solve(prim.T, cubic.positions.T).T
+    np.testing.assert_allclose(frac, np.round(frac), atol=1e-9)
+
+
 @pytest.mark.parametrize("kind,size", [("square", (4, 3)), ("simple_cubic", (3, 3, 3)),
-                                       ("fcc", (2, 2, 4)), ("fcc", (3, 2, 2)), ("fcc_cubic", (2, 1, 1))])
+                                       ("fcc", (2, 2, 4)), ("fcc", (3, 2, 2)), ("fcc_cubic", (2, 1, 1)),
+                                       ("bcc", (3, 2, 4)), ("bcc_cubic", (2, 1, 2))])
 def test_minimum_image_displacements_match_ase(kind, size):
     lat = make_lattice(kind, size, a=A_CUAU)
     d = lat.displacements
@@ -70,6 +97,7 @@ def test_minimum_image_displacements_match_ase(kind, size):
     ("square", 2, 1, False), ("square", 4, 2, False), ("fcc", (2, 2, 4), 1, False),
     ("fcc", (4, 4, 8), 3, False), ("simple_cubic", 3, 1, False),
     ("fcc", (2, 2, 4), 3, True),  # some third neighbours are periodic images of first neighbours
+    ("bcc", (4, 4, 4), 1, False), ("bcc_cubic", (3, 3, 3), 2, False),
 ])
 def test_neighbour_tables_are_symmetric_and_at_the_shell_distance(kind, size, shell, images_coincide):
     lat = make_lattice(kind, size, a=A_CUAU)
@@ -113,6 +141,8 @@ def test_fcc_sublattices_reject_incommensurate_cells():
         make_lattice("fcc", (3, 2, 2), a=A_CUAU).fcc_sublattices()
     with pytest.raises(LatticeError, match="FCC"):
         make_lattice("square", 4).fcc_sublattices()
+    with pytest.raises(LatticeError, match="FCC"):
+        make_lattice("bcc_cubic", 2, a=A_FE).fcc_sublattices()
 
 
 def test_atoms_round_trip_in_any_atom_order():

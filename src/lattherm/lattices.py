@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
-LATTICE_KINDS = ("square", "simple_cubic", "fcc", "fcc_cubic")
+LATTICE_KINDS = ("square", "simple_cubic", "fcc", "fcc_cubic", "bcc", "bcc_cubic")
 _DISTANCE_TOL = 1e-6
 
 
@@ -33,7 +33,8 @@ class Lattice:
 
     Attributes:
         kind: one of :data:`LATTICE_KINDS`.
-        primitive: the primitive (or conventional, for ``fcc_cubic``) cell as ``ase.Atoms``.
+        primitive: the primitive (or conventional, for ``fcc_cubic`` and ``bcc_cubic``) cell as
+            ``ase.Atoms``.
         repeats: how many times the primitive cell is repeated along each of its vectors.
         dimension: 2 for the square lattice, else 3; a 2D lattice has one layer along z.
     """
@@ -262,6 +263,12 @@ def _primitive(kind: str, a: float) -> tuple[Atoms, int]:
     elif kind == "fcc_cubic":
         prim = bulk("Cu", "fcc", a=a, cubic=True)
         dim = 3
+    elif kind == "bcc":
+        prim = bulk("Fe", "bcc", a=a)
+        dim = 3
+    elif kind == "bcc_cubic":
+        prim = bulk("Fe", "bcc", a=a, cubic=True)
+        dim = 3
     else:
         raise LatticeError(f"unknown lattice kind {kind!r}; expected one of {LATTICE_KINDS}")
     prim.info["lattice_constant"] = float(a)
@@ -273,9 +280,11 @@ def make_lattice(kind: str, size: Sequence[int] | int, a: float = 1.0) -> Lattic
 
     Args:
         kind: ``square`` (L x L), ``simple_cubic``, ``fcc`` (primitive cell repeated
-            n1 x n2 x n3: the paper's 2x2x4 = 16 sites) or ``fcc_cubic`` (conventional cells).
-        size: an int L (square: L x L; cubic kinds: L x L x L) or the repeats per axis.
-        a: lattice constant (Å for FCC; 1 for spin models).
+            n1 x n2 x n3: the paper's 2x2x4 = 16 sites), ``fcc_cubic`` (conventional cells of
+            4 sites), ``bcc`` (primitive cells of 1 site) or ``bcc_cubic`` (conventional cells
+            of 2 sites).
+        size: an int L (square: L x L; 3D kinds: L x L x L) or the repeats per axis.
+        a: cubic lattice constant (Å for FCC and BCC alloys; 1 for spin models).
     """
     if not np.isfinite(a) or a <= 0:
         raise LatticeError(f"lattice constant must be positive, got {a}")

@@ -1,4 +1,4 @@
-# Stage 1: the CuAu cluster expansion (published ECIs, or a fit to EMT / a user database).
+# Stage 1: the alloy's cluster expansion (CuAu published ECIs, or a fit to EMT / a user database).
 
 
 rule ce_fit:
@@ -12,6 +12,7 @@ rule ce_fit:
         database=ce_database_arg(config["ce"]),
         relax="--relax" if config["ce"]["relax"] else "--no-relax",
         max_atoms=config["ce"]["max_atoms"],
+        alloy=ce_fit_args,
     log:
         "logs/ce/fit.log",
     threads: 1
@@ -22,6 +23,6 @@ rule ce_fit:
     conda:
         "../../envs/ce.yaml"
     shell:
-        "lattherm ce fit --source {params.source} {params.database} {params.relax}"
+        "lattherm ce fit --source {params.source} {params.database} {params.relax} {params.alloy}"
         " --max-atoms {params.max_atoms} --out-ce {output.ce} --out-metrics {output.metrics}"
         " --out-ground-states {output.ground_states} --out-hull-plot {output.hull} > {log} 2>&1"

@@ -34,8 +34,9 @@ def n_sites(system, tag):
     sites = 1
     for n in parse_size(tag):
         sites *= n
-    # The primitive FCC cell holds one site, the conventional cubic cell four.
-    return sites * (4 if system == "cuau" and config["cuau"]["lattice"] == "fcc_cubic" else 1)
+    # Primitive cells hold one site; conventional cubic cells four (FCC) or two (BCC).
+    basis = {"fcc_cubic": 4, "bcc_cubic": 2}.get(config["cuau"]["lattice"], 1) if system == "cuau" else 1
+    return sites * basis
 
 
 def train_size(system):
@@ -91,7 +92,8 @@ def system_spec(wildcards, input):
         "lattice": c["lattice"],
         "size": size,
         "ce_file": str(input.ce),
-        "species": ["Cu", "Au"],
+        "a": config["ce"]["lattice_constant"],
+        "species": config["ce"]["species"],
         "ensemble": c["ensemble"],
     }
     if c["ensemble"] == "canonical":
@@ -99,6 +101,22 @@ def system_spec(wildcards, input):
     else:
         spec["dmu"] = c["dmu"]
     return spec
+
+
+def check_alloy_lattice():
+    """The alloy's supercell kind must be a cell of the lattice its cluster expansion lives on."""
+    ce_lattice, cell = config["ce"]["lattice"], config["cuau"]["lattice"]
+    if not cell.startswith(ce_lattice):
+        raise ValueError(f"cuau.lattice {cell!r} is not a cell of ce.lattice {ce_lattice!r}")
+    mchammer = config["references"]["mchammer"]["lattice"]
+    if not mchammer.startswith(ce_lattice):
+        raise ValueError(f"references.mchammer.lattice {mchammer!r} is not a cell of ce.lattice {ce_lattice!r}")
+
+
+def ce_fit_args(wildcards):
+    c = config["ce"]
+    args = f"--species {','.join(c['species'])} --lattice {c['lattice']} --lattice-constant {c['lattice_constant']}"
+    return args + (f" --cutoffs {floats(c['cutoffs'])}" if c["cutoffs"] else "")
 
 
 def system_params(wildcards):
@@ -273,6 +291,7 @@ def mchammer_args(wildcards):
     return (
         f"--size {' '.join(str(n) for n in c['size'])} --lattice {c['lattice']}"
         f" --steps-per-site {c['steps_per_site']} --seed {config['seed']}"
+        f" --species {','.join(config['ce']['species'])}"
     )
 
 

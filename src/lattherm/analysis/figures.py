@@ -3,7 +3,7 @@
 Every figure function takes pandas tables and returns a matplotlib ``Figure``; the CLI saves it
 with :func:`lattherm.io.save_figure`. Column conventions are those of the exact and MCMC tables:
 ``temperature``, ``free_energy_per_site``, ``heat_capacity_per_site``, ``ess`` (per sample),
-``abs_magnetisation`` (spin models) or ``order_parameter`` (FCC sublattice order).
+``abs_magnetization`` (spin models) or ``order_parameter`` (FCC sublattice order).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never open a window (also on headless cluster nodes)
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-ORDER_PARAMETERS = {"abs_magnetisation": "|m|", "order_parameter": "sublattice order η"}
+ORDER_PARAMETERS = {"order_parameter": "sublattice order η", "abs_magnetization": "|m|"}
 """Order-parameter columns, in the order they are looked for, with their axis labels."""
 
 
@@ -142,6 +143,8 @@ def thermodynamics_figure(tables: dict[str, pd.DataFrame]):
         axes[1, col].set_ylabel(ORDER_PARAMETERS[order])
         for ax in axes[:, col]:
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel("temperature")
     fig.tight_layout()
     return fig

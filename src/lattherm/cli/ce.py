@@ -1,4 +1,11 @@
-"""`lattherm ce ...` commands."""
+"""`lattherm ce ...` commands.
+
+Example (a user's DFT database of Fe-Cr BCC structures)::
+
+    lattherm ce fit --source database --database fecr.db --species Fe,Cr --lattice bcc \
+        --lattice-constant 2.87 --cutoffs 6.0,4.5 --out-ce fecr.ce --out-metrics metrics.json \
+        --out-ground-states ground_states.csv --out-hull-plot hull.png
+"""
 
 from __future__ import annotations
 
@@ -7,16 +14,39 @@ from typing import Optional
 
 import typer
 
-from lattherm.ce.fit import SOURCES
+from lattherm.ce.fit import CE_LATTICES, SOURCES
 from lattherm.io import atomic_path, write_json, write_table
 
 app = typer.Typer(no_args_is_help=True)
+
+
+def _parse_species(text: str) -> tuple[str, str]:
+    species = tuple(s.strip() for s in text.split(","))
+    if len(species) != 2 or not all(species):
+        raise typer.BadParameter(f"expected two elements A,B (e.g. Cu,Au), got {text!r}", param_hint="--species")
+    return species
+
+
+def _parse_cutoffs(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(c) for c in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated lengths in Å (e.g. 6.0,4.5,4.5), got {text!r}",
+                                 param_hint="--cutoffs") from None
 
 
 @app.command()
 def fit(
     source: str = typer.Option(..., help=f"energy source: {' | '.join(SOURCES)}"),
     database: Optional[Path] = typer.Option(None, help="ASE database with energies (source 'database')"),
+    species: str = typer.Option("Cu,Au", help="the two elements A,B; concentration x = fraction of B"),
+    lattice: str = typer.Option("fcc", help=f"parent lattice: {' | '.join(CE_LATTICES)}"),
+    lattice_constant: float = typer.Option(3.8, help="cubic lattice constant of the ideal lattice (Å)"),
+    cutoffs: Optional[str] = typer.Option(None, help="cluster cutoffs in Å per order, e.g. 6.0,4.5,4.5 "
+                                                     "(default: the published CuAu ones, scaled to the "
+                                                     "nearest-neighbour distance)"),
     relax: bool = typer.Option(False, "--relax/--no-relax", help="relax EMT structures (cell + positions)"),
     max_atoms: int = typer.Option(8, help="largest enumerated cell (sources 'published' and 'emt')"),
     fit_method: str = typer.Option("least-squares", help="trainstation fit method"),
@@ -25,18 +55,23 @@ def fit(
     out_ground_states: Path = typer.Option(..., help="ground states on the convex hull (.csv)"),
     out_hull_plot: Path = typer.Option(..., help="convex hull plot (.png or .pdf)"),
 ) -> None:
-    """Fit a CuAu cluster expansion to mixing energies and write model, metrics and hull."""
+    """Fit a binary cluster expansion to mixing energies and write model, metrics and hull."""
     from lattherm.ce.fit import fit_cluster_expansion
     from lattherm.ce.hull import plot_hull
 
     if source not in SOURCES:
         raise typer.BadParameter(f"unknown source {source!r}; expected one of {SOURCES}", param_hint="--source")
+    if lattice not in CE_LATTICES:
+        raise typer.BadParameter(f"unknown lattice {lattice!r}; expected one of {CE_LATTICES}",
+                                 param_hint="--lattice")
+    pair = _parse_species(species)
     result = fit_cluster_expansion(source, database=database, relax=relax, max_atoms=max_atoms,
-                                   fit_method=fit_method)
+                                   cutoffs=_parse_cutoffs(cutoffs), fit_method=fit_method, species=pair,
+                                   lattice=lattice, a=lattice_constant)
     with atomic_path(out_ce) as tmp:
         result.ce.write(str(tmp))
     write_json(out_metrics, result.metrics)
     write_table(out_ground_states, result.ground_states)
-    plot_hull(result.table, out_hull_plot, title=f"CuAu CE ({source})")
+    plot_hull(result.table, out_hull_plot, title=f"{''.join(pair)} {lattice.upper()} CE ({source})")
     typer.echo(f"CV RMSE {result.metrics['cv_rmse_mev_per_atom']:.3f} meV/atom on "
                f"{result.metrics['n_structures']} structures; wrote {out_ce}")

@@ -68,7 +68,7 @@ def run(
 def mchammer(
     ce: Path = typer.Option(..., help="icet cluster expansion file (ClusterExpansion.write)."),
     size: Tuple[int, int, int] = typer.Option(..., help="Supercell repeats n1 n2 n3."),
-    lattice: str = typer.Option("fcc_cubic", help="fcc (primitive cells) or fcc_cubic (conventional cells)."),
+    lattice: str = typer.Option("fcc_cubic", help="fcc, fcc_cubic, bcc or bcc_cubic (primitive or conventional cells)."),
     ensemble: str = typer.Option("canonical", help="canonical or semi_grand."),
     concentration: Optional[float] = typer.Option(None, help="Fraction of species 1 (canonical)."),
     dmu: Optional[float] = typer.Option(None, help="Field in E - dmu sum s, eV (semi_grand)."),
@@ -85,12 +85,13 @@ def mchammer(
 
     if not ce.is_file():
         raise typer.BadParameter(f"cluster expansion file not found: {ce}")
-    if lattice not in ("fcc", "fcc_cubic"):
-        raise typer.BadParameter(f"--lattice must be fcc or fcc_cubic, got {lattice!r}")
+    sites_per_cubic_cell = {"fcc": 4, "fcc_cubic": 4, "bcc": 2, "bcc_cubic": 2}
+    if lattice not in sites_per_cubic_cell:
+        raise typer.BadParameter(f"--lattice must be one of {sorted(sites_per_cubic_cell)}, got {lattice!r}")
     model = ClusterExpansion.read(str(ce))
     primitive = model.get_cluster_space_copy().primitive_structure
-    # FCC: 4 sites per cubic cell of side a, so a = (4 * volume per site)^(1/3)
-    a = float((4.0 * primitive.get_volume() / len(primitive)) ** (1.0 / 3.0))
+    # the cubic cell of side a holds 4 (FCC) or 2 (BCC) sites: a = (sites * volume per site)^(1/3)
+    a = float((sites_per_cubic_cell[lattice] * primitive.get_volume() / len(primitive)) ** (1.0 / 3.0))
     lat = make_lattice(lattice, size, a=a)
     symbols = [s.strip() for s in species.split(",")]
     table = run_scan(model, lat, _parse_list(temperatures, "--temperatures"), ensemble, concentration=concentration,

@@ -153,10 +153,10 @@ def semi_grand_scan(base_energies: np.ndarray, n_ones: np.ndarray, n_sites: int,
     dmus = np.atleast_1d(np.asarray(dmus, dtype=np.float64))
     if not np.all(np.isfinite(dmus)):
         raise ValueError(f"dmus must be finite, got {dmus}")
-    magnetisation = 2.0 * np.asarray(n_ones, dtype=np.float64) - n_sites
+    magnetization = 2.0 * np.asarray(n_ones, dtype=np.float64) - n_sites
     tables = []
     for dmu in dmus:
-        table = thermo_from_energies(np.asarray(base_energies) - dmu * magnetisation, n_ones, n_sites, betas)
+        table = thermo_from_energies(np.asarray(base_energies) - dmu * magnetization, n_ones, n_sites, betas)
         table.insert(0, "dmu", dmu)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)

@@ -51,8 +51,8 @@ def standard_observables(lattice: Lattice | None = None) -> dict[str, Observable
     which is 1 for perfect L1_0 and L1_2 order and 0 when all sublattices have the mean
     composition c (sum_k c_k^2 <= 4 c bounds it by 1)."""
     obs: dict[str, Observable] = {
-        "magnetisation": lambda x: (2.0 * x.double() - 1.0).mean(dim=1),
-        "abs_magnetisation": lambda x: (2.0 * x.double() - 1.0).mean(dim=1).abs(),
+        "magnetization": lambda x: (2.0 * x.double() - 1.0).mean(dim=1),
+        "abs_magnetization": lambda x: (2.0 * x.double() - 1.0).mean(dim=1).abs(),
         "composition": lambda x: x.double().mean(dim=1),
     }
     if lattice is not None and lattice.kind in ("fcc", "fcc_cubic"):
