@@ -115,21 +115,28 @@ class ClusterExpansionHamiltonian(Hamiltonian):
             self.register_buffer(f"blocks_order{k}", torch.from_numpy(np.concatenate(blocks[k])))
         self.register_buffer("block_orbit", torch.tensor(sum((block_orbit[k] for k in self.orders), [])))
 
-        # For local moves: all clusters with their energy weights N J_alpha / M_alpha, and for
-        # each site the clusters that contain it (padded with an extra zero-weight cluster).
-        members = np.concatenate(all_members + [np.full((1, 4), n, dtype=np.int64)])
-        weights = np.concatenate(all_weights + [np.zeros(1)])
-        containing = [[] for _ in range(n)]
-        for c, row in enumerate(members[:-1]):
-            for i in set(row.tolist()) - {n}:
-                containing[i].append(c)
-        width = max(len(c) for c in containing)
-        table = np.full((n, width), len(members) - 1, dtype=np.int64)
-        for i, cs_i in enumerate(containing):
-            table[i, : len(cs_i)] = cs_i
-        self.register_buffer("cluster_members", torch.from_numpy(members))
-        self.register_buffer("cluster_weights", torch.from_numpy(weights))
-        self.register_buffer("site_clusters", torch.from_numpy(table))
+        # For local moves, per site i the clusters holding i an odd number of times (in the
+        # others s_i**2 = 1 cancels, so flipping i leaves them unchanged): their remaining sites
+        # ("partners", padded with site n, point function +1) and weights N J_alpha / M_alpha.
+        # Then E = (terms without i) + s_i * sum_c w_c prod_partners s, a local field.
+        partners: list[list[list[int]]] = [[] for _ in range(n)]
+        partner_weights: list[list[float]] = [[] for _ in range(n)]
+        for padded, weights in zip(all_members, all_weights):
+            for row, weight in zip(padded.tolist(), weights.tolist()):
+                sites = [k for k in row if k != n]
+                for i in set(sites):
+                    if sites.count(i) % 2:
+                        rest = [k for k in sites if k != i]
+                        partners[i].append(rest + [n] * (3 - len(rest)))
+                        partner_weights[i].append(weight)
+        width = max(len(p) for p in partners)
+        partner_table = np.full((n, width, 3), n, dtype=np.int64)
+        weight_table = np.zeros((n, width))
+        for i in range(n):
+            partner_table[i, : len(partners[i])] = partners[i]
+            weight_table[i, : len(partners[i])] = partner_weights[i]
+        self.register_buffer("local_partners", torch.from_numpy(partner_table))
+        self.register_buffer("local_weights", torch.from_numpy(weight_table))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, lattice: Lattice,
@@ -189,39 +196,36 @@ class ClusterExpansionHamiltonian(Hamiltonian):
         return self.energy(x) / self.n_sites
 
     # -- local moves ------------------------------------------------------------------------
-    def _local_change(self, x: Tensor, flipped: Tensor) -> Tensor:
-        """Energy change when the sites in ``flipped`` (B, m) all change species.
-
-        Only clusters that contain a flipped site contribute; a cluster's product changes sign
-        when it holds an odd number of flipped sites, counting repeats (periodic images, or both
-        sites of a swap), and is unchanged otherwise.
-        """
-        rows = torch.arange(x.shape[0], device=x.device)
+    def _partner_products(self, x: Tensor, sites: Tensor) -> tuple[Tensor, Tensor]:
+        """Spins s (B, N + 1, padded with +1) and, for each row b, the products of the partner
+        spins of every cluster through ``sites[b]`` (B, width)."""
         spins = torch.cat([self.spins(x), torch.ones(x.shape[0], 1, dtype=torch.float64, device=x.device)], 1)
-        # candidate clusters: those of each flipped site, keeping a cluster only under the first
-        # flipped site it contains so that no cluster is counted twice
-        clusters = self.site_clusters[flipped]  # (B, m, L)
-        members = self.cluster_members[clusters]  # (B, m, L, 4)
-        hits = members[..., None] == flipped[:, None, None, None, :]  # (B, m, L, 4, m)
-        first = hits.any(dim=3).to(torch.int64).argmax(dim=-1)  # first flipped site in each cluster
-        own = first == torch.arange(flipped.shape[1], device=x.device)[None, :, None]
-        n_flipped = hits.sum(dim=(3, 4))
-        sign_change = torch.where(n_flipped % 2 == 1, -2.0, 0.0).to(torch.float64) * own
-        prod = spins[rows[:, None, None, None], members].prod(dim=-1)
-        return (self.cluster_weights[clusters] * prod * sign_change).sum(dim=(1, 2))
+        partners = self.local_partners[sites]  # (B, width, 3)
+        products = spins.gather(1, partners.flatten(1)).view(partners.shape).prod(dim=-1)
+        return spins, products
 
     def flip_delta(self, x: Tensor, sites: Tensor) -> Tensor:
-        """E(x with x[b, sites[b]] flipped) - E(x), from the clusters that hold the site."""
+        """E(x with x[b, sites[b]] flipped) - E(x) = -2 s_i h_i with the local field
+        h_i = sum over clusters through i of w_c * (product of the partner spins)."""
         self.check_input(x)
-        return self._local_change(x, sites.reshape(-1, 1))
+        rows = torch.arange(x.shape[0], device=x.device)
+        spins, products = self._partner_products(x, sites)
+        return -2.0 * spins[rows, sites] * (self.local_weights[sites] * products).sum(dim=1)
 
     def swap_delta(self, x: Tensor, i: Tensor, j: Tensor) -> Tensor:
-        """E(x with sites i[b], j[b] exchanged) - E(x); for a binary alloy an exchange of unlike
-        species flips both sites, and an exchange of like species changes nothing."""
+        """E(x with sites i[b], j[b] exchanged) - E(x). For a binary alloy an exchange of unlike
+        species flips both sites: the flip of i, then the flip of j in the configuration where
+        i is already flipped (partner products holding i an odd number of times change sign)."""
         self.check_input(x)
         rows = torch.arange(x.shape[0], device=x.device)
         unlike = (x[rows, i] != x[rows, j]).to(torch.float64)
-        return unlike * self._local_change(x, torch.stack([i, j], dim=1))
+        spins, products_i = self._partner_products(x, i)
+        _, products_j = self._partner_products(x, j)
+        flips_i = (self.local_partners[j] == i[:, None, None]).sum(dim=-1) % 2  # (B, width)
+        products_j = products_j * (1.0 - 2.0 * flips_i)
+        delta_i = -2.0 * spins[rows, i] * (self.local_weights[i] * products_i).sum(dim=1)
+        delta_j = -2.0 * spins[rows, j] * (self.local_weights[j] * products_j).sum(dim=1)
+        return unlike * (delta_i + delta_j)
 
 
 def _count_ones(words: Tensor) -> list[Tensor]:
