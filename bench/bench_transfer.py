@@ -57,13 +57,14 @@ PASS_SIGMAS = 2.0  # |F_IS - F_ref| <= PASS_SIGMAS * combined error counts as "w
 def settings(quick: bool) -> dict:
     """Per-system training, transfer and reference settings."""
     if quick:
-        neural = {"ising": {"transformer": {"d_model": 32, "n_head": 2, "n_layer": 2}, "train_steps": 300,
-                            "batch": 64, "lr": 2e-3, "anneal": 0.98, "finetune_steps": 10,
-                            "n_samples": 4000, "n_samples_small": 2000, "mcmc_chains": 16, "mcmc_steps": 100},
-                  "cuau": {"transformer": {"d_model": 32, "n_head": 2, "n_layer": 2}, "train_steps": 400,
-                           "batch": 64, "lr": 2e-3, "anneal": 0.98, "finetune_steps": 10,
-                           "n_samples": 4000, "n_samples_small": 2000, "mcmc_chains": 16, "mcmc_steps": 100}}
-        ti = {"n_betas": 9, "chains": 16, "sweeps": 200, "burn_in": 20}
+        # sized for a shared 2-core CPU: one training step of the 10x10 model at batch 64 took ~1 s there
+        neural = {"ising": {"transformer": {"d_model": 32, "n_head": 2, "n_layer": 2}, "train_steps": 150,
+                            "batch": 32, "lr": 2e-3, "anneal": 0.96, "finetune_steps": 5,
+                            "n_samples": 1000, "n_samples_small": 1000, "mcmc_chains": 8, "mcmc_steps": 60},
+                  "cuau": {"transformer": {"d_model": 32, "n_head": 2, "n_layer": 2}, "train_steps": 200,
+                           "batch": 32, "lr": 2e-3, "anneal": 0.97, "finetune_steps": 5,
+                           "n_samples": 2000, "n_samples_small": 1000, "mcmc_chains": 8, "mcmc_steps": 60}}
+        ti = {"n_betas": 7, "chains": 8, "sweeps": 160, "burn_in": 20}
     else:
         neural = {"ising": {"transformer": {"d_model": 64, "n_head": 4, "n_layer": 3}, "train_steps": 3000,
                             "batch": 256, "lr": 1e-3, "anneal": 0.998, "finetune_steps": 200,
@@ -197,7 +198,8 @@ def cuau_case(temperature: float, cfg: dict, ti: dict, tmp: Path, device: str) -
           f"{float(exact_small.free_energy) / 16:.6f} ({ti_check['z']:+.1f} sigma)", flush=True)
     ti_large = thermodynamic_integration(large, temperature, ti, device, seed=12)
     print(f"  TI 128 sites: F/N {ti_large['F'] / 128:.6f} +- {ti_large['F_err'] / 128:.1e} "
-          f"(spline - trapezoid {ti_large['quadrature_diff_per_site']:+.1e}) in {ti_large['seconds']:.0f} s", flush=True)
+          f"(spline - trapezoid {ti_large['quadrature_diff_per_site']:+.1e}) in {ti_large['seconds']:.0f} s",
+          flush=True)
 
     model, ckpt, training = train_small(small, temperature, cfg, tmp / f"cuau_{temperature:g}", device)
     ev = evaluate(model, small, temperature, n_samples=cfg["n_samples_small"], mcmc_chains=cfg["mcmc_chains"],

@@ -15,7 +15,7 @@ rule neural_train:
         out_dir=subpath(output.checkpoint, parent=True),
     log:
         "logs/neural/train_{system}_{model}_{tag}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
@@ -39,7 +39,7 @@ rule neural_sample:
         temperatures=run_temperatures,
     log:
         "logs/neural/sample_{system}_{model}_{tag}_{size}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
@@ -65,7 +65,7 @@ rule neural_transfer:
         "logs/neural/transfer_{system}_{model}_{tag}_{size}.log",
     benchmark:
         "benchmarks/neural/transfer_{system}_{model}_{tag}_{size}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=120,

@@ -30,7 +30,7 @@ rule exact_enumeration:
         temperatures=enumeration_temperatures,
     log:
         "logs/references/enumeration_{system}_{size}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
