@@ -105,13 +105,13 @@ def main() -> None:
                           "F_exact": exact[16], "rel_error": abs(ev["free_energy"] - exact[16]) / abs(exact[16]),
                           "rel_error_se": ev["free_energy_err"] / abs(exact[16]), **ev}
             print(f"{kind:11s} {rows[kind]['train_steps']} steps in {rows[kind]['train_seconds']:.0f} s: "
-                  f"|dF|/|F| = {rows[kind]['rel_error']:.2e} +- {rows[kind]['rel_error_se']:.1e}, ESS {ev['ESS']:.3g}")
+                  f"|dF|/|F| = {rows[kind]['rel_error']:.2e} +- {rows[kind]['rel_error_se']:.1e}, ESS {ev['ess']:.3g}")
         tr = transfer(Path(tmp) / "transformer" / "checkpoint.pt", large, n_samples=cfg["n_samples_transfer"],
                       mcmc_chains=cfg["mcmc_chains"], mcmc_steps=cfg["mcmc_steps"], seed=2, device=args.device,
                       progress=False)
     rows["transformer_transfer_32x32"] = {**tr, "F_exact": exact[32], "rel_error": abs(tr["free_energy"] - exact[32]) / abs(exact[32]),
                                          "rel_error_se": tr["free_energy_err"] / abs(exact[32])}
-    print(f"transfer 32x32: |dF|/|F| = {rows['transformer_transfer_32x32']['rel_error']:.2e}, ESS {tr['ESS']:.3g}")
+    print(f"transfer 32x32: |dF|/|F| = {rows['transformer_transfer_32x32']['rel_error']:.2e}, ESS {tr['ess']:.3g}")
 
     t, m = rows["transformer"], rows["made"]
     headline = [
