@@ -119,9 +119,19 @@ def ce_fit_args(wildcards):
     return args + (f" --cutoffs {floats(c['cutoffs'])}" if c["cutoffs"] else "")
 
 
+def key_order_free(section):
+    """A config section with its keys sorted, recursively. Snakemake compares params as written,
+    so without this, merely reordering the keys of a config file would rerun every job."""
+    if isinstance(section, dict):
+        return {key: key_order_free(section[key]) for key in sorted(section)}
+    if isinstance(section, list):
+        return [key_order_free(item) for item in section]
+    return section
+
+
 def system_params(wildcards):
     """Only the config section of this system (so other sections do not trigger reruns)."""
-    return config[wildcards.system]
+    return key_order_free(config[wildcards.system])
 
 
 def system_inputs(wildcards):
@@ -129,7 +139,7 @@ def system_inputs(wildcards):
 
 
 def model_params(wildcards):
-    return config["models"][wildcards.model]
+    return key_order_free(config["models"][wildcards.model])
 
 
 def training_spec(wildcards):
@@ -140,7 +150,7 @@ def training_spec(wildcards):
         spec["temperature_range"] = [min(temperatures), max(temperatures)]
     else:
         spec["temperature"] = temperatures[0]
-    return spec
+    return key_order_free(spec)
 
 
 # -- inputs of the analysis rules -----------------------------------------------------------
