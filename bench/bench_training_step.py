@@ -31,7 +31,6 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import benchlib
 

@@ -15,15 +15,6 @@ from lattherm.sampling import (
 from lattherm.lattices import make_lattice
 from lattherm.systems import build_system
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one intra-op thread avoids oversubscribing shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 BETA = 0.15
 BETA_MCMC = 0.25  # farther from the model: the MH correction has real work to do
 

@@ -3,7 +3,6 @@ semi-grand), Kaufman (4x4 and 8x8 Ising), and MCMC energies with their error bar
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 from scipy.special import comb
 
@@ -19,14 +18,6 @@ from lattherm.io import read_table
 from lattherm.lattices import make_lattice
 from lattherm.mcmc.integration import integrate_free_energy, reference_log_z
 from lattherm.mcmc.samplers import scan
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from lattherm import K_B_EV
@@ -14,15 +13,6 @@ from lattherm.io import read_table
 from lattherm.lattices import make_lattice
 from lattherm.mcmc.mchammer_runs import check_incremental_energies, run_scan
 from lattherm.mcmc.samplers import scan, standard_observables
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # tiny batched ops: extra threads only add contention on the shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def cuau_test_ce():

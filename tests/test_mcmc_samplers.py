@@ -18,15 +18,6 @@ from lattherm.mcmc.samplers import colour_classes, parallel_tempering, run_chain
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # tiny batched ops: extra threads only add contention on the shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cuau_test_ce():
     """The published DFT-fitted CuAu cluster expansion (icet), 11 parameters."""
     return published_cluster_expansion()

@@ -15,15 +15,6 @@ from lattherm.sampling import evaluate
 from lattherm.systems import build_system
 from lattherm.training import TrainConfig, load_trained_model, train
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one intra-op thread avoids oversubscribing shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 T_C = 1.0 / BETA_C
 
 

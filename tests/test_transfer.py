@@ -15,15 +15,6 @@ from lattherm.training import TrainConfig, load_trained_model, train
 from lattherm.transfer import transfer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one intra-op thread avoids oversubscribing shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def ising(L, **kw):
     return build_system({"model": "ising", "lattice": "square", "size": [L, L], **kw})
 

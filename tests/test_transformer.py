@@ -6,22 +6,12 @@ training on exactly enumerable lattices."""
 import itertools
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from lattherm.lattices import make_lattice
 from lattherm.models import build_model, model_spec
 from lattherm.models.transformer import AnyOrderTransformer, TransformerConfig, random_orders
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread avoids oversubscription slowdowns on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def all_configs(n: int) -> torch.Tensor:
