@@ -43,6 +43,15 @@ def test_cluster_vector_and_energy_match_icet(ce, kind, size):
     np.testing.assert_allclose(ham.energy_per_site(x).numpy(), e_icet, rtol=0, atol=1e-10)
 
 
+def test_1024_site_cell_counts_past_eight_bit_planes(ce):
+    """Orbits of 1024 clusters need 11 bit planes to count: the unpacking runs in two groups."""
+    lattice = make_lattice("fcc", (8, 8, 16), a=3.8)
+    ham = ClusterExpansionHamiltonian(ce, lattice)
+    x = torch.randint(0, 2, (24, lattice.n_sites), generator=torch.Generator().manual_seed(7))
+    expected = [ce.predict(lattice.to_atoms(row, ("Cu", "Au"))) for row in x.numpy()]
+    np.testing.assert_allclose(ham.energy_per_site(x).numpy(), expected, rtol=0, atol=1e-10)
+
+
 def test_small_cells_are_self_interacting_yet_exact(ce):
     """icet flags the paper's cells as self-interacting; full energies above are still exact."""
     cs = ce.get_cluster_space_copy()
