@@ -45,6 +45,18 @@ class NeuralSampler(nn.Module, ABC):
     def auxiliary_loss(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
         return x.new_zeros((), dtype=torch.float32)
 
+    def check_cond(self, cond: Tensor | None, batch: int, n_cond: int, like: Tensor) -> Tensor | None:
+        """Validate conditioning variables against the model's ``n_cond`` (0: unconditional)
+        and move them to the dtype and device of the network tensor ``like``."""
+        if n_cond == 0:
+            if cond is not None:
+                raise ValueError(f"this {type(self).__name__} is unconditional (n_cond = 0) but cond was given")
+            return None
+        if cond is None or cond.shape != (batch, n_cond):
+            got = None if cond is None else tuple(cond.shape)
+            raise ValueError(f"cond must have shape ({batch}, {n_cond}), got {got}")
+        return cond.to(like)
+
     @abstractmethod
     def hyperparameters(self) -> dict:
         """Plain-Python constructor arguments, saved in checkpoints to rebuild the model."""

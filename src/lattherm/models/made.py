@@ -103,14 +103,7 @@ class MADE(NeuralSampler):
 
     # -- network -------------------------------------------------------------------------
     def _check_cond(self, cond: Tensor | None, batch: int) -> Tensor | None:
-        if self.config.n_cond == 0:
-            if cond is not None:
-                raise ValueError("this MADE is unconditional (n_cond = 0) but cond was given")
-            return None
-        if cond is None or cond.shape != (batch, self.config.n_cond):
-            got = None if cond is None else tuple(cond.shape)
-            raise ValueError(f"cond must have shape ({batch}, {self.config.n_cond}), got {got}")
-        return cond.to(self.out.weight.dtype)
+        return self.check_cond(cond, batch, self.config.n_cond, self.out.weight)
 
     def logits(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Logit of x_i = 1 given x_<i for every site, shape (B, N)."""

@@ -375,14 +375,7 @@ class AnyOrderTransformer(NeuralSampler):
         return x.long()
 
     def _check_cond(self, cond: Tensor | None, batch: int) -> Tensor | None:
-        if self.config.n_cond == 0:
-            if cond is not None:
-                raise ValueError("this transformer is unconditional (n_cond = 0) but cond was given")
-            return None
-        if cond is None or cond.shape != (batch, self.config.n_cond):
-            got = None if cond is None else tuple(cond.shape)
-            raise ValueError(f"cond must have shape ({batch}, {self.config.n_cond}), got {got}")
-        return cond.to(self.head.weight)
+        return self.check_cond(cond, batch, self.config.n_cond, self.head.weight)
 
     def _check_n_ones(self, n_ones: int | None) -> None:
         if n_ones is None:
