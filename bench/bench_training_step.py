@@ -4,10 +4,13 @@
 
 A training step here is the forward and backward pass of the variational loss
 mean(A(x) ln q_train(x)) (+ the auxiliary loss) on a fixed batch of configurations x with a
-fixed advantage A; sampling the batch is not included. Four ways to get ln q_train:
+fixed advantage A; sampling the batch is not included. Five ways to get ln q_train:
 
-- ``mam``: the one-pass marginal ln p_theta(x) plus the self-consistency penalty, exactly the
-  loss of :func:`lattherm.training.variational.train` for the transformer (lattherm's method);
+- ``mam``: the one-pass marginal ln p_theta(x) plus the self-consistency penalty on the whole
+  batch (``score: marginal``, ``penalty_fraction: 1``), the MaM paper's training step;
+- ``default``: the transformer's default training step in lattherm, the loss of
+  :func:`lattherm.training.variational.train` (exact two-stream ln q as the score, the
+  penalty on a quarter of the batch; see ``TransformerConfig.score``);
 - ``n_pass``: the MaM paper's baseline for an any-order ARM: ln q(x) = sum_t ln q(x_{o_t} |
   x_{o_<t}) with one ``conditionals`` pass per t (N passes). The advantage is fixed, so the
   loss is a sum over t and each pass is back-propagated at once (gradients accumulate; memory
@@ -35,7 +38,9 @@ import time
 import benchlib
 
 SIZES = (10, 20, 32)
-METHODS = ("mam", "n_pass", "two_stream", "made")
+# the MaM paper's step: marginal score, penalty on every row (other methods use the defaults)
+MODEL_OVERRIDES = {"mam": {"score": "marginal", "penalty_fraction": 1.0}}
+METHODS = ("mam", "default", "n_pass", "two_stream", "made")
 
 
 def settings(quick: bool) -> dict:
@@ -78,9 +83,9 @@ def worker(job: dict) -> dict:
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        if job["method"] == "mam":
-            loss = (advantage * model.training_log_prob(x)).mean() + model.auxiliary_loss(x)
-            loss.backward()
+        if job["method"] in ("mam", "default"):
+            terms = model.training_terms(x)
+            ((advantage * terms.log_prob).mean() + terms.auxiliary_loss).backward()
         elif job["method"] == "two_stream":
             (advantage * model.log_prob(x, order=order)).mean().backward()
         elif job["method"] == "made":
@@ -140,7 +145,7 @@ def main() -> None:
             single = cfg["single_repeat_from_n"] is not None and L * L >= cfg["single_repeat_from_n"] and method != "made"
             job = {"method": method, "L": L, "batch": cfg["batch"], "device": args.device, "threads": args.threads,
                    "repeats": 1 if single else args.repeats,
-                   "model": cfg["made"] if method == "made" else cfg["transformer"],
+                   "model": MODEL_OVERRIDES.get(method, {}) | (cfg["made"] if method == "made" else cfg["transformer"]),
                    "n_pass_max_timed": cfg["n_pass_max_timed"]}
             r = run_job(job)
             rows.append(r)
@@ -151,7 +156,7 @@ def main() -> None:
     for L in SIZES:
         by = {r["method"]: r for r in rows if r["L"] == L}
         n, mam = by["mam"]["n_sites"], by["mam"]
-        for base in ("n_pass", "two_stream", "made"):
+        for base in ("n_pass", "default", "two_stream", "made"):
             rate, base_rate = 1 / mam["seconds_per_step"], 1 / by[base]["seconds_per_step"]
             extra = ", extrapolated" if by[base]["extrapolated"] else ""
             headline.append({"metric": f"train steps/s N={n}, MAM vs {base}{extra}", "value": rate,

@@ -68,12 +68,12 @@ def test_bfloat16_training():
 def test_temperature_conditioned_model():
     system = ising((2, 3), h=0.3)
     model = made(system, n_cond=1)
-    train(model, system, TrainConfig(steps=500, batch_size=256, lr=0.01, anneal=0.9,
-                                     temperature_range=[2.0, 4.0]), progress=False)
-    ref = system.beta(2.0)
+    result = train(model, system, TrainConfig(steps=500, batch_size=256, lr=0.01, anneal=0.9,
+                                              temperature_range=[2.0, 4.0]), progress=False)
+    assert result.conditioning.variables == ("beta",) and result.conditioning.scales == {"beta": 0.5}
     for t in (2.0, 3.0, 4.0):
         exact = exact_thermo(system.hamiltonian, [1 / t]).free_energy[0]
-        est = evaluate(model, system, t, n_samples=8000, cond_beta_ref=ref, mcmc_steps=20)
+        est = evaluate(model, system, t, n_samples=8000, conditioning=result.conditioning, mcmc_steps=20)
         assert est["ess"] > 0.85
         assert abs(est["free_energy"] - exact) < 4 * est["free_energy_err"]
 
@@ -95,15 +95,23 @@ def _params(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("kind", ["made", "transformer"])
-def test_resume_is_bit_for_bit(tmp_path, kind):
-    system = ising((2, 3))
-    spec = ({"kind": "made", "hidden": 16} if kind == "made" else
-            {"kind": "transformer", "d_model": 16, "n_head": 2, "n_layer": 1, "n_freq": 1})
+# The conditioned runs draw beta, dmu and n_ones per batch: those draws must resume exactly too.
+@pytest.mark.parametrize("kind, system_spec, conditions", [
+    ("made", {}, {"temperature": 2.0}),
+    ("transformer", {}, {"temperature": 2.0}),
+    ("made", {"dmu": 0.2}, {"temperature_range": [1.5, 3.0], "dmu_range": [-0.5, 0.5]}),
+    ("transformer", {"ensemble": "canonical", "concentration": 0.5},
+     {"temperature_range": [1.5, 3.0], "concentration_range": [0.1, 0.9]}),
+])
+def test_resume_is_bit_for_bit(tmp_path, kind, system_spec, conditions):
+    system = ising((2, 3), **system_spec)
+    n_cond = len(conditions) - ("temperature" in conditions)
+    spec = ({"kind": "made", "hidden": 16, "n_cond": n_cond} if kind == "made" else
+            {"kind": "transformer", "d_model": 16, "n_head": 2, "n_layer": 1, "n_freq": 1, "n_cond": n_cond})
     k = 4
 
     def config(steps):
-        return TrainConfig(steps=steps, batch_size=16, lr=0.01, anneal=0.9, checkpoint_every=k, temperature=2.0)
+        return TrainConfig(steps=steps, batch_size=16, lr=0.01, anneal=0.9, checkpoint_every=k, **conditions)
 
     torch.manual_seed(0)
     whole = train(build_model(spec, system.lattice), system, config(2 * k), tmp_path / "whole", progress=False)

@@ -309,7 +309,7 @@ def test_joint_mam_training_on_2x2_ising():
     log_target = log_boltz - torch.logsumexp(log_boltz, 0)
     P = log_target.exp()
     torch.manual_seed(24)
-    model = AnyOrderTransformer(TransformerConfig(d_model=32, n_head=2, n_layer=2, n_freq=1), lat)
+    model = AnyOrderTransformer(TransformerConfig(d_model=32, n_head=2, n_layer=2, n_freq=1, penalty_fraction=1.0), lat)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     steps = 1000
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -318,14 +318,14 @@ def test_joint_mam_training_on_2x2_ising():
     for _ in range(steps):
         opt.zero_grad()
         log_var = (model.log_prob(xs, order=random_orders(len(xs), 4, gen)) - target).var()
-        (log_var.float() + model.auxiliary_loss(xs, generator=gen)).backward()
+        (log_var.float() + model.training_terms(xs, generator=gen).auxiliary_loss).backward()
         opt.step()
         sched.step()
     samples = x[torch.multinomial(P, 2000, replacement=True, generator=torch.Generator().manual_seed(0))]
     err = model.consistency_error(samples, generator=torch.Generator().manual_seed(0))
     err_all = model.consistency_error(x.repeat(50, 1), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        lp = model.training_log_prob(x)
+        lp = model.log_marginal(x, torch.ones_like(x, dtype=torch.bool))
         lq = torch.stack([model.log_prob(x, order=random_orders(1, 4, torch.Generator().manual_seed(k))[0])
                           for k in range(5)])
         partial, observed, exact = exact_log_marginals(lat, 0.4)
@@ -336,6 +336,28 @@ def test_joint_mam_training_on_2x2_ising():
           f"max|ln q - ln P| {(lq - log_target).abs().max().item():.4f}, max partial |ln p - ln P| {marginal_err:.4f}")
     assert kl < 1e-4 and err < 0.01 and err_all < 0.01
     assert (lp - log_target).abs().max() < 0.02 and (lq - log_target).abs().max() < 0.05 and marginal_err < 0.05
+
+
+def test_training_terms_share_one_marginal_pass_and_subsample_the_penalty():
+    """ln q_train is the exact ln q along the sampling order or the one-pass marginal of every
+    row; the penalty and its logged RMS come from the first penalty_fraction of the rows, equal
+    to the residuals computed on those rows alone."""
+    lat = make_lattice("square", (2, 3))
+    model = tiny(lat, seed=28, penalty_fraction=0.25, score="marginal")
+    x = torch.randint(0, 2, (8, 6), generator=torch.Generator().manual_seed(0))
+    terms = model.training_terms(x, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(terms.log_prob, model.log_marginal(x, torch.ones_like(x, dtype=torch.bool)))
+    model.config.score = "exact"
+    exact = model.training_terms(x, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(exact.log_prob, model.log_prob(x))
+    assert torch.equal(exact.auxiliary_loss, terms.auxiliary_loss)
+    step, full = model.consistency_residuals(x[:2], generator=torch.Generator().manual_seed(1))
+    penalty = step.pow(2).mean() + full.pow(2).mean() / 6
+    torch.testing.assert_close(terms.auxiliary_loss, penalty.float())
+    assert terms.consistency_error == pytest.approx(step.pow(2).mean().sqrt().item())
+    assert terms.consistency_error > 0  # random weights are not self-consistent
+    terms.auxiliary_loss.backward()
+    assert model.head.weight.grad.abs().sum() > 0 and model.marginal_head.weight.grad.abs().sum() > 0
 
 
 # -- contract, checkpoints and bad input ---------------------------------------------------------
@@ -349,7 +371,8 @@ def test_spec_roundtrip_rebuilds_an_equal_model():
     x = torch.randint(0, 2, (6, 9))
     cond = torch.randn(6, 2)
     assert torch.equal(clone.log_prob(x, cond), model.log_prob(x, cond))
-    assert torch.equal(clone.training_log_prob(x, cond), model.training_log_prob(x, cond))
+    full = torch.ones_like(x, dtype=torch.bool)
+    assert torch.equal(clone.log_marginal(x, full, cond), model.log_marginal(x, full, cond))
 
 
 def test_bad_input_raises_clear_errors():
@@ -368,7 +391,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="cond"):
         model.log_prob(x)
     with pytest.raises(ValueError, match="n_ones"):
-        model.auxiliary_loss(x, cond, n_ones=3)
+        model.training_terms(x, cond, n_ones=3)
     with pytest.raises(ValueError, match="n_species"):
         TransformerConfig(n_species=1)
     with pytest.raises(ValueError, match="head dimension"):

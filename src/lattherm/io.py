@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
-import torch
 import yaml
 
 
@@ -94,11 +93,15 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Save a dict of tensors and plain Python values, loadable with ``weights_only=True``."""
+    import torch  # here, so that stages without networks (CE fits, figures) do not load torch
+
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")

@@ -56,7 +56,7 @@ def transfer(
                          temperature=temperature if saved.temperature is not None else None)
         log = train(model, system, config, progress=progress).log
         final_F_q = float(log.F_q.iloc[-1])
-    out = evaluate(model, system, temperature, n_samples=n_samples, cond_beta_ref=loaded.cond_beta_ref,
+    out = evaluate(model, system, temperature, n_samples=n_samples, conditioning=loaded.conditioning,
                    mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed)
     return {"source_sites": source_sites, "target_sites": system.lattice.n_sites,
             "finetune_steps": finetune_steps, "finetune_last_F_q": final_F_q, **out}

@@ -1,6 +1,6 @@
 """The published DFT-fitted CuAu cluster expansion as an icet ``ClusterExpansion``.
 
-The ECIs (``resources/cuau_published/eci_clease.json``, from the MetaDNS repository, MIT
+The ECIs (``data/cuau_published/eci_clease.json`` next to this module, package data, from the MetaDNS repository, MIT
 licence) are in CLEASE's naming for an FCC lattice with a = 3.8 Å and ``max_cluster_dia =
 [6.0, 4.5, 4.5]``. The published hull energies are reproduced by CLEASE's *polynomial* basis,
 whose binary point function is +1 for Au and -1 for Cu: the same as icet's for ['Cu', 'Au']
@@ -23,8 +23,7 @@ import numpy as np
 from ase.build import bulk
 from icet import ClusterExpansion, ClusterSpace
 
-RESOURCES = Path(__file__).resolve().parents[3] / "resources" / "cuau_published"
-ECI_FILE = RESOURCES / "eci_clease.json"
+ECI_FILE = Path(__file__).resolve().parent / "data" / "cuau_published" / "eci_clease.json"
 LATTICE_CONSTANT = 3.8
 CUTOFFS = [6.0, 4.5, 4.5]
 SPECIES = ("Cu", "Au")

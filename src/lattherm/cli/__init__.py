@@ -1,15 +1,43 @@
 """The ``lattherm`` command line: one sub-command group per pipeline stage.
 
-Snakemake rules and users call the same commands.
+Snakemake rules and users call the same commands. A group's module is imported only when that
+group runs, so a workflow job loads the libraries of its own stage (torch, icet, matplotlib)
+and not those of every stage.
 """
 
+import importlib
+
+import click
 import typer
+from typer.core import TyperGroup
 
-from lattherm.cli import analysis, ce, exact, mcmc, neural
+GROUPS = {
+    "ce": "Cluster-expansion fitting for binary alloys (icet).",
+    "exact": "Exact references: Kaufman Ising, brute-force enumeration.",
+    "mcmc": "MCMC references: mchammer and batched torch samplers.",
+    "neural": "Neural samplers: training, sampling, transfer.",
+    "analysis": "Free energies, phase diagram and figures.",
+}
 
-app = typer.Typer(help="Thermodynamics of lattice models from neural samplers and MCMC.", no_args_is_help=True)
-app.add_typer(ce.app, name="ce", help="Cluster-expansion fitting for binary alloys (icet).")
-app.add_typer(exact.app, name="exact", help="Exact references: Kaufman Ising, brute-force enumeration.")
-app.add_typer(mcmc.app, name="mcmc", help="MCMC references: mchammer and batched torch samplers.")
-app.add_typer(neural.app, name="neural", help="Neural samplers: training, sampling, transfer.")
-app.add_typer(analysis.app, name="analysis", help="Free energies, phase diagram and figures.")
+
+class LazyGroups(TyperGroup):
+    """Lists every group but imports ``lattherm.cli.<name>`` only when it is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(GROUPS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in GROUPS:
+            return None
+        command = typer.main.get_group(importlib.import_module(f"lattherm.cli.{name}").app)
+        command.name, command.help = name, GROUPS[name]
+        return command
+
+
+app = typer.Typer(cls=LazyGroups, help="Thermodynamics of lattice models from neural samplers and MCMC.",
+                  no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """Thermodynamics of lattice models from neural samplers and MCMC."""

@@ -145,9 +145,9 @@ def figure_snapshots(
     out: List[Path] = typer.Option(..., help=OUT_HELP),
 ) -> None:
     """One configuration drawn from each trained model (at its lowest training temperature)."""
+    from lattherm.sampling.evaluate import system_cond
     from lattherm.systems import load_system
     from lattherm.training.checkpoint import load_trained_model
-    from lattherm.training.variational import beta_features
 
     if len(checkpoint) != len(system):
         raise typer.BadParameter(f"got {len(checkpoint)} --checkpoint but {len(system)} --system options")
@@ -157,10 +157,9 @@ def figure_snapshots(
         sys_ = load_system(spec)
         trained = load_trained_model(ckpt, sys_)
         temperature = trained.temperature
-        cond = None
-        if temperature is None:  # conditioned model: draw at the coldest trained temperature
+        if temperature is None:  # temperature-conditioned model: draw at the coldest trained temperature
             temperature = trained.checkpoint["config"]["temperature_range"][0]
-            cond = beta_features(sys_.beta(temperature), trained.cond_beta_ref, 1)
+        cond = system_cond(trained.model, sys_, temperature, trained.conditioning, 1)  # at the system's dmu, x
         with torch.no_grad():
             x, _ = trained.model.sample(1, cond=cond, n_ones=sys_.n_ones, generator=generator)
         snapshots.append((f"{sys_.name}, T = {temperature:g}", sys_.lattice, np.asarray(x[0].cpu())))

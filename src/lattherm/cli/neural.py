@@ -6,7 +6,9 @@
     lattherm neural transfer --checkpoint runs/a/checkpoint.pt --system big.yaml --finetune-steps 50 \\
         --out transfer.csv
 
-``train`` resumes from OUT_DIR/checkpoint.pt when it exists and the settings match.
+``train`` resumes from OUT_DIR/checkpoint.pt when it exists and the settings match. A model
+trained with ``dmu_range`` or ``concentration_range`` is sampled at the dmu or composition of
+the ``--system`` file, so one checkpoint serves a scan with one system file per point.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def train_command(
 @app.command()
 def sample(
     checkpoint: Path = typer.Option(..., help="checkpoint.pt written by `lattherm neural train`."),
-    system: Path = typer.Option(..., help="System YAML; must be the system the model was trained on."),
+    system: Path = typer.Option(..., help="System YAML of the training cell (its dmu or composition may differ if the model is conditioned on it)."),
     samples: int = typer.Option(10000, help="Samples for importance weighting per temperature."),
     temperatures: Optional[str] = typer.Option(None, help="Temperatures, e.g. '2.0,2.269' (default: training T)."),
     mcmc_chains: int = typer.Option(64, help="Neural-MCMC chains."),
@@ -80,7 +82,7 @@ def sample(
         if temperatures is None and loaded.temperature is None:
             raise ValueError("the model is temperature-conditioned: give --temperatures")
         temps = [loaded.temperature] if temperatures is None else _parse_list(temperatures, "--temperatures")
-        rows = [evaluate(loaded.model, sys_obj, float(t), n_samples=samples, cond_beta_ref=loaded.cond_beta_ref,
+        rows = [evaluate(loaded.model, sys_obj, float(t), n_samples=samples, conditioning=loaded.conditioning,
                          mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed) for t in temps]
     except ValueError as exc:
         _fail(exc)

@@ -3,9 +3,10 @@ written once for MADE and for the any-order Transformer alike.
 
 - ``sample`` draws configurations with their exact, normalised ln q.
 - ``log_prob`` recomputes that exact ln q for given configurations.
-- ``training_log_prob`` is what enters the variational loss: ``log_prob`` by default; a
-  marginalization model returns its one-pass marginal instead.
-- ``auxiliary_loss`` is added to the loss (the MAM self-consistency penalty; zero by default).
+- ``training_terms`` gives what enters the variational loss: the differentiable ln q_train(x)
+  (``log_prob`` by default; a marginalization model returns its one-pass marginal instead), an
+  auxiliary loss added to it (the MAM self-consistency penalty; zero by default) and the
+  consistency error to log, all from one set of forward passes.
 
 ``cond`` is an optional (B, n_cond) float tensor of conditioning variables (e.g. beta, or
 beta and dmu), so one model can serve a whole temperature scan. ``n_ones`` (canonical
@@ -15,10 +16,21 @@ renormalised over the choices that can still reach that count (see :func:`canoni
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+
+@dataclass
+class TrainingTerms:
+    """What one training step needs from a model, for a batch x of its own samples."""
+
+    log_prob: Tensor  # ln q_train(x), (B,), differentiable: the score of the variational loss
+    auxiliary_loss: Tensor  # scalar added to the loss
+    consistency_error: float  # RMS self-consistency residual; NaN for models without a marginal network
 
 
 class NeuralSampler(nn.Module, ABC):
@@ -39,11 +51,10 @@ class NeuralSampler(nn.Module, ABC):
     def log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
         """Exact normalised ln q(x), shape (B,)."""
 
-    def training_log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
-        return self.log_prob(x, cond=cond, n_ones=n_ones)
-
-    def auxiliary_loss(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
-        return x.new_zeros((), dtype=torch.float32)
+    def training_terms(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
+                       generator: torch.Generator | None = None) -> TrainingTerms:
+        """The exact ln q, no auxiliary loss; ``generator`` drives any randomness of the terms."""
+        return TrainingTerms(self.log_prob(x, cond=cond, n_ones=n_ones), x.new_zeros((), dtype=torch.float32), math.nan)
 
     def check_cond(self, cond: Tensor | None, batch: int, n_cond: int, like: Tensor) -> Tensor | None:
         """Validate conditioning variables against the model's ``n_cond`` (0: unconditional)

@@ -1,8 +1,17 @@
-"""Thermodynamic estimates of one system at one temperature from a trained neural sampler."""
+"""Thermodynamic estimates of one system at one temperature from a trained neural sampler,
+and the conditioning input of conditional models.
+
+A conditional model (``n_cond > 0``) reads a (B, n_cond) float32 ``cond`` whose columns are
+the :class:`Conditioning`'s variables, always in the order beta, dmu, concentration (those in
+use): beta / beta_ref, dmu / dmu_scale and n_ones / N. Training draws these per batch
+(:mod:`lattherm.training.variational`); evaluation takes them from the system: its
+temperature, its semi-grand ``dmu`` and its canonical ``n_ones``.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 
@@ -10,19 +19,68 @@ from lattherm.sampling.estimators import (
     default_observables, ess_per_sample, free_energy_is, heat_capacity, log_weights, neural_mcmc,
 )
 
+COND_VARIABLES = ("beta", "dmu", "concentration")
 
-def conditioning(model, system, temperature: float, cond_beta_ref: float | None, batch: int):
-    """The model's cond input at ``temperature`` (None for an unconditional model)."""
-    if model.hyperparameters().get("n_cond", 0) == 0:
+
+@dataclass
+class Conditioning:
+    """What a conditional model's ``cond`` columns hold: ``variables`` (a sub-sequence of
+    :data:`COND_VARIABLES`) and ``scales`` dividing them (``beta``: the largest trained beta,
+    ``dmu``: the largest trained |dmu|; concentration n_ones / N is used as it is)."""
+
+    variables: tuple[str, ...]
+    scales: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        variables = tuple(self.variables)
+        if not variables or variables != tuple(v for v in COND_VARIABLES if v in variables):
+            raise ValueError(f"conditioning variables must be a non-empty sub-sequence of {COND_VARIABLES}, "
+                             f"got {variables}")
+        scaled = {v for v in variables if v != "concentration"}
+        if set(self.scales) != scaled or not all(self.scales[v] > 0 for v in scaled):
+            raise ValueError(f"conditioning on {variables} needs positive scales for {sorted(scaled)}, "
+                             f"got {self.scales}")
+        self.variables = variables
+        self.scales = {v: float(s) for v, s in self.scales.items()}
+
+    def features(self, batch: int, beta: float, dmu: float | None = None, n_ones: int | None = None,
+                 n_sites: int | None = None) -> torch.Tensor:
+        """The (batch, n_cond) float32 cond input at inverse temperature ``beta``, chemical
+        potential difference ``dmu`` (semi-grand) and ``n_ones`` of ``n_sites`` (canonical)."""
+        values = {"beta": beta, "dmu": dmu,
+                  "concentration": None if n_ones is None or n_sites is None else n_ones / n_sites}
+        missing = [v for v in self.variables if values[v] is None]
+        if missing:
+            raise ValueError(f"the model is conditioned on {list(self.variables)} but got no {missing} "
+                             "(dmu needs a semi-grand system, concentration a canonical one)")
+        row = [float(values[v]) / self.scales.get(v, 1.0) for v in self.variables]
+        return torch.tensor(row, dtype=torch.float32).repeat(batch, 1)
+
+    def to_dict(self) -> dict:
+        """Plain types, as saved in checkpoints."""
+        return {"variables": list(self.variables), "scales": dict(self.scales)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Conditioning":
+        return cls(tuple(d["variables"]), dict(d["scales"]))
+
+
+def system_cond(model, system, temperature: float, conditioning: Conditioning | None, batch: int):
+    """The model's cond input for ``system`` at ``temperature`` (None for an unconditional model)."""
+    n_cond = model.hyperparameters().get("n_cond", 0)
+    variables = [] if conditioning is None else list(conditioning.variables)
+    if len(variables) != n_cond:
+        raise ValueError(f"the model has n_cond = {n_cond} but the conditioning variables are {variables} "
+                         "(pass the conditioning saved with its checkpoint)")
+    if conditioning is None:
         return None
-    if cond_beta_ref is None:
-        raise ValueError("a conditional model needs the cond_beta_ref saved with its checkpoint")
-    beta = system.beta(temperature)
-    return torch.full((batch, 1), beta / cond_beta_ref, dtype=torch.float32)
+    dmu = system.spec["dmu"] if system.ensemble == "semi_grand" else None
+    return conditioning.features(batch, system.beta(temperature), dmu=dmu, n_ones=system.n_ones,
+                                 n_sites=system.n_sites)
 
 
 @torch.no_grad()
-def evaluate(model, system, temperature: float, n_samples: int = 10000, cond_beta_ref: float | None = None,
+def evaluate(model, system, temperature: float, n_samples: int = 10000, conditioning: Conditioning | None = None,
              mcmc_chains: int = 64, mcmc_steps: int = 200, burn_in: int | None = None, batch_size: int = 4096,
              seed: int = 0) -> dict:
     """Importance-sampling and neural-MCMC estimates at one temperature, as one flat dict.
@@ -31,7 +89,9 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, cond_bet
     ``variational_free_energy`` the upper bound F_q, ``energy`` and ``heat_capacity`` come from
     neural MCMC), totals for the whole supercell with ``*_per_site`` copies. Order
     parameters (|m|, and the FCC sublattice order) are neural-MCMC means with error bars.
-    ``burn_in`` defaults to a tenth of ``mcmc_steps``.
+    ``burn_in`` defaults to a tenth of ``mcmc_steps``. A conditional model needs the
+    ``conditioning`` saved with its checkpoint; its cond comes from ``system`` and
+    ``temperature`` (:func:`system_cond`), extrapolating silently outside the trained ranges.
     """
     if n_samples < 2:
         raise ValueError(f"n_samples must be >= 2, got {n_samples}")
@@ -42,14 +102,14 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, cond_bet
     log_w_parts = []
     for start in range(0, n_samples, batch_size):
         n = min(batch_size, n_samples - start)
-        cond = conditioning(model, system, temperature, cond_beta_ref, n)
+        cond = system_cond(model, system, temperature, conditioning, n)
         x, log_q = model.sample(n, cond=None if cond is None else cond.to(device), n_ones=system.n_ones,
                                 generator=generator)
         log_w_parts.append(log_weights(hamiltonian.energy(x), log_q, beta))
     log_w = torch.cat(log_w_parts)
     f_is, f_is_err = free_energy_is(log_w, beta)
     reward = -log_w / beta  # E + ln q / beta
-    cond1 = conditioning(model, system, temperature, cond_beta_ref, 1)
+    cond1 = system_cond(model, system, temperature, conditioning, 1)
     burn_in = mcmc_steps // 10 if burn_in is None else burn_in
     mc = neural_mcmc(model, hamiltonian, beta, n_chains=mcmc_chains, n_steps=mcmc_steps, burn_in=burn_in,
                      cond=cond1, n_ones=system.n_ones, observables=default_observables(system.lattice),

@@ -2,8 +2,9 @@
 
 A checkpoint records the model (kind, hyperparameters, weights), the system it was trained on
 (lattice kind and size, species, ensemble), the training state (optimizer, step, every RNG
-state, the log so far) and the training config, so a run resumes bit for bit and a model is
-never silently loaded onto a system it does not describe.
+state, the log so far), the training config and the conditioning of a conditional model
+(:class:`lattherm.sampling.evaluate.Conditioning` as a dict, None if unconditional), so a run
+resumes bit for bit and a model is never silently loaded onto a system it does not describe.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from lattherm.io import CheckpointError, load_checkpoint
 from lattherm.lattices import make_lattice
 from lattherm.models import NeuralSampler, build_model
+from lattherm.sampling.evaluate import Conditioning
 
 FORMAT = "lattherm-neural-1"
 
@@ -36,14 +38,17 @@ def system_description(system) -> dict:
     }
 
 
-def check_system(saved: dict, system, same_size: bool) -> None:
+def check_system(saved: dict, system, same_size: bool, same_composition: bool = True) -> None:
     """Raise :class:`CheckpointError` unless ``system`` matches the saved description.
 
     The lattice kind and the species always have to agree (a model of CuAu on FCC means nothing
-    for an Ising square lattice); with ``same_size`` the supercell and ensemble must agree too.
+    for an Ising square lattice); with ``same_size`` the supercell and ensemble must agree too,
+    and the canonical composition unless ``same_composition`` is False (a model conditioned on it).
     """
     now = system_description(system)
-    keys = ["lattice_kind", "species"] + (["repeats", "ensemble", "n_ones"] if same_size else [])
+    keys = ["lattice_kind", "species"]
+    if same_size:
+        keys += ["repeats", "ensemble"] + (["n_ones"] if same_composition else [])
     for key in keys:
         if saved.get(key) != now[key]:
             raise CheckpointError(
@@ -95,8 +100,10 @@ class TrainedModel:
     checkpoint: dict
 
     @property
-    def cond_beta_ref(self) -> float | None:
-        return self.checkpoint.get("cond_beta_ref")
+    def conditioning(self) -> Conditioning | None:
+        """What the model's cond input holds (None for an unconditional model)."""
+        saved = self.checkpoint.get("conditioning")
+        return None if saved is None else Conditioning.from_dict(saved)
 
     @property
     def temperature(self) -> float | None:
@@ -108,7 +115,9 @@ def load_trained_model(path, system, device: str | torch.device = "cpu", same_si
     """Rebuild the model of a checkpoint on its own supercell, load its weights, and move it
     onto ``system``'s lattice (``on_lattice``), which must be the same size when ``same_size``."""
     state = read_checkpoint(path, device)
-    check_system(state["system"], system, same_size)
+    conditioning = state.get("conditioning")
+    check_system(state["system"], system, same_size,
+                 same_composition=conditioning is None or "concentration" not in conditioning["variables"])
     saved = state["system"]
     repeats = saved["repeats"][:2] if saved["lattice_kind"] == "square" else saved["repeats"]
     own_lattice = make_lattice(saved["lattice_kind"], repeats, saved["lattice_constant"])

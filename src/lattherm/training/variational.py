@@ -5,16 +5,23 @@ baseline. In dimensionless form, with R(x) = beta E(x) + ln q(x) = -ln w(x),
 
     grad beta F_q = E_q[(R - mean R) grad ln q],
 
-so the loss is mean((R - mean R).detach() * ln q_train(x)) + auxiliary_loss(x) with
-ln q_train = ``training_log_prob``. For MADE that is ln q. For a marginalization model it is the
+so the loss is mean((R - mean R).detach() * ln q_train(x)) + auxiliary loss, both from the
+model's ``training_terms``. For MADE that is ln q. For a marginalization model it is the
 one-pass marginal ln p_theta(x), and it enters R too: the gradient is then that of
 KL(p_theta || p) (Liu-Ramadge-Adams 2024), with samples from the conditionals standing in for
 p_theta and the self-consistency penalty pulling the two together. (Mixing the exact ln q into R
 with the marginal's score trains markedly worse: ESS 0.08 vs 0.85 on 4x4 Ising at T = 4.)
 The logged F_q, F_IS and ESS always use the sampler's exact ln q.
-Annealing trains at beta_t = beta (1 - a^t). A temperature range trains one conditional model:
-each batch draws beta uniformly in [1/T_max, 1/T_min] (in the system's units) and feeds the
-model cond = beta_t / beta_ref with beta_ref the largest beta of the range.
+Annealing trains at beta_t = beta (1 - a^t).
+
+Conditioning trains one model for a whole scan. Each batch draws, independently and from the
+training generator (so resume stays exact): beta uniformly in [1/T_max, 1/T_min] with a
+``temperature_range``; dmu uniformly in ``dmu_range`` (semi-grand systems: the energy is then
+E - dmu sum s, the system's own dmu is replaced); n_ones uniformly among the integer counts with
+n / N in ``concentration_range`` (canonical systems: one count for the whole batch, replacing
+the system's). The model reads cond = (beta_t / beta_ref, dmu / dmu_scale, n_ones / N), the
+columns in use in that order (:class:`lattherm.sampling.evaluate.Conditioning`, saved in the
+checkpoint), with beta_ref the largest beta and dmu_scale the largest |dmu| of the ranges.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from lattherm.hamiltonians.base import Hamiltonian, SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
 from lattherm.models import NeuralSampler, model_spec
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights
+from lattherm.sampling.evaluate import COND_VARIABLES, Conditioning
 from lattherm.training.checkpoint import (
     FORMAT,
     check_system,
@@ -50,7 +59,9 @@ RESUMABLE_CHANGES = ("steps", "checkpoint_every", "device")
 class TrainConfig:
     """Training settings. Exactly one of ``temperature`` (one model for one T) and
     ``temperature_range`` ([T_min, T_max]: one model conditioned on beta) must be set;
-    temperatures are in the system's units (J for spin models, K for CE alloys)."""
+    temperatures are in the system's units (J for spin models, K for CE alloys).
+    ``dmu_range`` ([lo, hi], semi-grand systems, energy units) and ``concentration_range``
+    ([x_lo, x_hi], canonical systems) condition the model on dmu and on composition too."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -62,6 +73,8 @@ class TrainConfig:
     device: str = "auto"
     temperature: float | None = None
     temperature_range: list[float] | None = None
+    dmu_range: list[float] | None = None
+    concentration_range: list[float] | None = None
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -87,6 +100,10 @@ class TrainConfig:
             if len(tr) != 2 or not 0 < tr[0] < tr[1]:
                 raise ValueError(f"temperature_range must be [T_min, T_max] with 0 < T_min < T_max, got {tr}")
             self.temperature_range = tr
+        if self.dmu_range is not None:
+            self.dmu_range = _range("dmu_range", self.dmu_range, -math.inf, math.inf)
+        if self.concentration_range is not None:
+            self.concentration_range = _range("concentration_range", self.concentration_range, 0.0, 1.0)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -97,6 +114,15 @@ class TrainConfig:
         return cls(**d)
 
 
+def _range(name: str, values, lowest: float, highest: float) -> list[float]:
+    """Check a [lo, hi] setting: finite, lowest <= lo < hi <= highest (a single value is a
+    fixed setting of the system, not a range)."""
+    r = [float(v) for v in values]
+    if len(r) != 2 or not all(math.isfinite(v) for v in r) or not lowest <= r[0] < r[1] <= highest:
+        raise ValueError(f"{name} must be [lo, hi] with {lowest} <= lo < hi <= {highest}, got {list(values)}")
+    return r
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto``: CUDA when present, else CPU."""
     if name == "auto":
@@ -104,9 +130,38 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def beta_features(beta: torch.Tensor | float, beta_ref: float, batch: int) -> torch.Tensor:
-    """Conditioning input for a temperature-conditioned model: beta / beta_ref, shape (batch, 1)."""
-    return torch.full((batch, 1), float(beta) / beta_ref, dtype=torch.float32)
+def training_conditioning(config: TrainConfig, system) -> Conditioning | None:
+    """The conditioning ``config`` trains on ``system`` (None: unconditional); checks that each
+    range fits the system's ensemble."""
+    if config.dmu_range is not None and system.ensemble != "semi_grand":
+        raise ValueError(f"dmu_range needs a semi_grand system; {system.name!r} is {system.ensemble}")
+    if config.concentration_range is not None and system.ensemble != "canonical":
+        raise ValueError(f"concentration_range needs a canonical system; {system.name!r} is {system.ensemble}")
+    ranges = {"beta": config.temperature_range, "dmu": config.dmu_range, "concentration": config.concentration_range}
+    variables = tuple(v for v in COND_VARIABLES if ranges[v] is not None)
+    if not variables:
+        return None
+    scales = {}
+    if config.temperature_range is not None:
+        scales["beta"] = max(system.beta(t) for t in config.temperature_range)
+    if config.dmu_range is not None:
+        scales["dmu"] = max(abs(d) for d in config.dmu_range)  # > 0 since lo < hi
+    return Conditioning(variables, scales)
+
+
+def concentration_counts(concentration_range: list[float], n_sites: int) -> list[int]:
+    """The numbers of species-1 sites n with x_lo <= n / n_sites <= x_hi."""
+    lo, hi = concentration_range
+    eps = 1e-9  # so that a range edge given as a decimal (e.g. 1/3 as 0.3333333333) still counts
+    counts = [n for n in range(n_sites + 1) if lo - eps <= n / n_sites <= hi + eps]
+    if not counts:
+        raise ValueError(f"concentration_range {concentration_range} contains no composition n / {n_sites}")
+    return counts
+
+
+def semi_grand_energy(base: Hamiltonian, x: torch.Tensor, dmu: float) -> torch.Tensor:
+    """E(x) - dmu sum_i s_i with s = 2x - 1, as :class:`SemiGrand`, for a dmu drawn per batch."""
+    return base.energy(x) - dmu * (2.0 * x.to(torch.float64) - 1.0).sum(dim=1)
 
 
 @dataclass
@@ -114,6 +169,7 @@ class TrainResult:
     model: NeuralSampler
     log: pd.DataFrame
     checkpoint_path: Path | None
+    conditioning: Conditioning | None  # what the model's cond holds, for evaluate()
 
 
 def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progress: bool = True) -> TrainResult:
@@ -123,25 +179,27 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     The model must be freshly built (seeded by the caller) for a new run; on resume its
     weights are replaced by the checkpoint's.
     """
-    conditional = config.temperature_range is not None
+    conditioning = training_conditioning(config, system)
+    variables = [] if conditioning is None else list(conditioning.variables)
     n_cond = model.hyperparameters().get("n_cond", 0)
-    if n_cond != (1 if conditional else 0):
-        raise ValueError(f"a temperature_range needs a model with n_cond = 1 (cond = beta / beta_ref) and a "
-                         f"single temperature a model with n_cond = 0; got n_cond = {n_cond}")
+    if n_cond != len(variables):
+        raise ValueError(f"the training settings condition on {variables}, which needs a model with "
+                         f"n_cond = {len(variables)}; got n_cond = {n_cond}")
+    n_sites = system.n_sites
+    counts = None if config.concentration_range is None else concentration_counts(config.concentration_range, n_sites)
     if model.n_sites != system.lattice.n_sites:
         raise ValueError(f"model has {model.n_sites} sites, system {system.name!r} has {system.lattice.n_sites}")
     device = resolve_device(config.device)
     model.to(device)
     hamiltonian = system.hamiltonian.to(device)
+    # A drawn dmu replaces the system's: keep the Hamiltonian without its semi-grand term.
+    base = hamiltonian.base if isinstance(hamiltonian, SemiGrand) else hamiltonian
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator(device=device)
-    if conditional:
-        betas = sorted(system.beta(t) for t in config.temperature_range)
-        beta_lo, beta_hi = betas
-        beta_ref = beta_hi
+    if config.temperature_range is not None:
+        beta_lo, beta_hi = sorted(system.beta(t) for t in config.temperature_range)
     else:
         beta_lo = beta_hi = system.beta(config.temperature)
-        beta_ref = None
 
     ckpt_path = None if out_dir is None else Path(out_dir) / "checkpoint.pt"
     rows: list[dict] = []
@@ -164,28 +222,40 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
             "format": FORMAT, "model_spec": model_spec(model), "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(), "step": step, "config": asdict(config),
             "system": system_description(system), "rng": rng_states(generator), "log": rows,
-            "cond_beta_ref": beta_ref,
+            "conditioning": None if conditioning is None else conditioning.to_dict(),
         })
         write_table(ckpt_path.parent / "log.csv", pd.DataFrame(rows))
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.dtype == "bfloat16")
     wall_offset = rows[-1]["wall_time"] if rows else 0.0
     t0 = time.perf_counter()
+
+    def uniform() -> float:
+        return torch.rand((), dtype=torch.float64, device=device, generator=generator).item()
+
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train",
                disable=not (progress and sys.stderr.isatty()))
     for step in bar:
-        beta = beta_lo + (beta_hi - beta_lo) * torch.rand((), dtype=torch.float64, device=device,
-                                                          generator=generator).item()
+        beta = beta_lo + (beta_hi - beta_lo) * uniform()
         beta_t = beta * (1.0 - config.anneal ** (step + 1))
-        cond = beta_features(beta_t, beta_ref, config.batch_size).to(device) if conditional else None
+        drawn = {}
+        if config.dmu_range is not None:
+            lo, hi = config.dmu_range
+            drawn["dmu"] = lo + (hi - lo) * uniform()
+        n_ones = system.n_ones
+        if counts is not None:
+            n_ones = counts[int(torch.randint(len(counts), (), device=device, generator=generator))]
+            drawn["concentration"] = n_ones / n_sites
+        cond = None if conditioning is None else conditioning.features(
+            config.batch_size, beta_t, dmu=drawn.get("dmu"), n_ones=n_ones, n_sites=n_sites).to(device)
         with autocast:
-            x, log_q = model.sample(config.batch_size, cond=cond, n_ones=system.n_ones, generator=generator)
-            energy = hamiltonian.energy(x)
+            x, log_q = model.sample(config.batch_size, cond=cond, n_ones=n_ones, generator=generator)
+            energy = hamiltonian.energy(x) if config.dmu_range is None else semi_grand_energy(base, x, drawn["dmu"])
             log_w = log_weights(energy, log_q, beta_t)
-            lp = model.training_log_prob(x, cond=cond, n_ones=system.n_ones)
-            reward = beta_t * energy + lp.detach().to(torch.float64)
+            terms = model.training_terms(x, cond=cond, n_ones=n_ones, generator=generator)
+            reward = beta_t * energy + terms.log_prob.detach().to(torch.float64)
             advantage = (reward - reward.mean()).to(torch.float32)
-            loss = (advantage * lp).mean() + model.auxiliary_loss(x, cond=cond, n_ones=system.n_ones)
+            loss = (advantage * terms.log_prob).mean() + terms.auxiliary_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.clip is not None:
@@ -194,9 +264,9 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
 
         f_is, f_is_err = free_energy_is(log_w, beta_t)
         rows.append({
-            "step": step + 1, "beta": beta_t, "temperature": system.temperature(beta_t),
+            "step": step + 1, "beta": beta_t, "temperature": system.temperature(beta_t), **drawn,
             "F_q": -log_w.mean().item() / beta_t, "F_IS": f_is, "F_IS_err": f_is_err,
-            "ESS": ess_per_sample(log_w), "consistency_error": _consistency(model, x, cond, system.n_ones),
+            "ESS": ess_per_sample(log_w), "consistency_error": terms.consistency_error,
             "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
             "wall_time": wall_offset + time.perf_counter() - t0,
         })
@@ -204,22 +274,15 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
             checkpoint(step + 1)
     checkpoint(config.steps)
-    return TrainResult(model=model, log=pd.DataFrame(rows), checkpoint_path=ckpt_path)
-
-
-def _consistency(model: NeuralSampler, x: torch.Tensor, cond, n_ones) -> float:
-    """The marginalization model's self-consistency error; NaN for models without one."""
-    if not hasattr(model, "consistency_error"):
-        return math.nan
-    with torch.no_grad():
-        return float(model.consistency_error(x, cond=cond, n_ones=n_ones))
+    return TrainResult(model=model, log=pd.DataFrame(rows), checkpoint_path=ckpt_path, conditioning=conditioning)
 
 
 def _check_resume(state: dict, model: NeuralSampler, system, config: TrainConfig) -> None:
     check_system(state["system"], system, same_size=True)
     if state["model_spec"] != model_spec(model):
         raise CheckpointError(f"checkpoint model {state['model_spec']} differs from the requested {model_spec(model)}")
-    saved = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
+    # Through TrainConfig, so settings added since the checkpoint was written take their defaults.
+    saved = {k: v for k, v in asdict(TrainConfig.from_dict(state["config"])).items() if k not in RESUMABLE_CHANGES}
     now = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
     if saved != now:
         diff = sorted(k for k in now if saved.get(k) != now[k])
