@@ -37,17 +37,17 @@ from lattherm.training.variational import TrainConfig, train
 
 def settings(quick: bool) -> dict:
     if quick:
-        return {"train_steps": 20, "batch": 32, "anneal": 0.8, "n_samples": 512, "sample_batch": 128,
+        return {"train_steps": 200, "batch": 64, "lr": 2e-3, "anneal": 0.97, "n_samples": 1024, "sample_batch": 256,
                 "transformer": {"d_model": 32, "n_head": 2, "n_layer": 2},
                 "mcmc_chains": 64, "mcmc_sweeps": 300, "wolff_steps": 300}
-    return {"train_steps": 3000, "batch": 256, "anneal": 0.998, "n_samples": 20000, "sample_batch": 4096,
+    return {"train_steps": 3000, "batch": 256, "lr": 1e-3, "anneal": 0.998, "n_samples": 20000, "sample_batch": 4096,
             "transformer": {"d_model": 64, "n_head": 4, "n_layer": 3},
             "mcmc_chains": 1024, "mcmc_sweeps": 4000, "wolff_steps": 4000}
 
 
 def neural_rate(system, temperature, cfg, repeats, device) -> dict:
     beta = system.beta(temperature)
-    config = TrainConfig(steps=cfg["train_steps"], batch_size=cfg["batch"], anneal=cfg["anneal"],
+    config = TrainConfig(steps=cfg["train_steps"], batch_size=cfg["batch"], lr=cfg["lr"], anneal=cfg["anneal"],
                          temperature=temperature, device=device, checkpoint_every=cfg["train_steps"])
     torch.manual_seed(0)
     model = build_model({"kind": "transformer", **cfg["transformer"]}, system.lattice)
