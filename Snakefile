@@ -23,6 +23,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 check_alloy_lattice()
+check_transfer_sizes()
 
 
 include: "workflow/rules/specs.smk"

@@ -24,7 +24,7 @@ def write_yaml(path, data):
     return path
 
 
-TINY = {"kind": "transformer", "d_model": 16, "n_head": 2, "n_layer": 1, "n_freq": 1}
+TINY = {"kind": "transformer", "d_model": 16, "n_head": 2, "n_layer": 1, "n_freq": 1, "attention_shells": 1}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def small_run(tmp_path_factory):
     args = ["neural", "train", "--system", str(write_yaml(d / "system.yaml", {"model": "ising", "lattice": "square",
                                                                              "size": [3, 3]})),
             "--model", str(write_yaml(d / "model.yaml", TINY)),
-            "--training", str(write_yaml(d / "training.yaml", {"steps": 60, "batch_size": 64, "lr": 0.003,
+            "--training", str(write_yaml(d / "training.yaml", {"steps": 150, "batch_size": 64, "lr": 0.003,
                                                               "anneal": 0.9, "temperature": 5.0})),
             "--out-dir", str(d / "run")]
     result = CliRunner().invoke(app, args)
@@ -43,11 +43,11 @@ def small_run(tmp_path_factory):
 
 
 def test_transfer_to_larger_lattice_matches_kaufman(small_run):
-    big = ising(4)
+    big = ising(6)
     out = transfer(small_run / "run" / "checkpoint.pt", big, n_samples=4000, mcmc_chains=32, mcmc_steps=60,
                    progress=False)
-    exact = ising_thermo(4, 4, [1 / 5.0]).iloc[0]
-    assert (out["source_sites"], out["target_sites"], out["temperature"]) == (9, 16, 5.0)
+    exact = ising_thermo(6, 6, [1 / 5.0]).iloc[0]
+    assert (out["source_sites"], out["target_sites"], out["temperature"]) == (9, 36, 5.0)
     assert 0.05 < out["ess"] <= 1.0
     assert abs(out["free_energy"] - exact.free_energy) < 4 * out["free_energy_err"]
     assert abs(out["energy"] - exact.energy) < 4 * out["energy_err"]
@@ -57,26 +57,26 @@ def test_transfer_to_larger_lattice_matches_kaufman(small_run):
 def test_transfer_keeps_trained_weights(small_run):
     """The transferred model is the trained one, not a fresh initialisation: same weights,
     and its conditionals on the big lattice differ from the untrained (uniform) start."""
-    big = ising(4)
+    big = ising(6)
     moved = load_trained_model(small_run / "run" / "checkpoint.pt", big, same_size=False).model
     small = load_trained_model(small_run / "run" / "checkpoint.pt", ising(3)).model
     for (name, a), b in zip(moved.state_dict().items(), small.state_dict().values()):
         assert torch.equal(a, b), name
-    x = torch.randint(0, 2, (8, 16), generator=torch.Generator().manual_seed(0))
-    uniform = -16 * torch.log(torch.tensor(2.0, dtype=torch.float64))
+    x = torch.randint(0, 2, (8, 36), generator=torch.Generator().manual_seed(0))
+    uniform = -36 * torch.log(torch.tensor(2.0, dtype=torch.float64))
     assert (moved.log_prob(x) - uniform).abs().max() > 0.1
 
 
 def test_cli_transfer_with_finetuning(small_run, tmp_path):
-    big = write_yaml(tmp_path / "big.yaml", {"model": "ising", "lattice": "square", "size": [4, 4]})
+    big = write_yaml(tmp_path / "big.yaml", {"model": "ising", "lattice": "square", "size": [6, 6]})
     out = tmp_path / "transfer.csv"
     result = CliRunner().invoke(app, ["neural", "transfer", "--checkpoint", str(small_run / "run" / "checkpoint.pt"),
                                       "--system", str(big), "--finetune-steps", "5", "--samples", "3000",
                                       "--mcmc-steps", "40", "--out", str(out)])
     assert result.exit_code == 0, result.output
     row = pd.read_csv(out).iloc[0]
-    exact = ising_thermo(4, 4, [1 / 5.0]).iloc[0]
-    assert row.finetune_steps == 5 and row.target_sites == 16
+    exact = ising_thermo(6, 6, [1 / 5.0]).iloc[0]
+    assert row.finetune_steps == 5 and row.target_sites == 36
     assert abs(row.free_energy - exact.free_energy) < 4 * row.free_energy_err
 
 
@@ -94,14 +94,14 @@ def test_transfer_refuses_incompatible_targets(tmp_path):
 
 
 @pytest.mark.slow
-def test_transformer_4x4_to_6x6_matches_kaufman(tmp_path):
-    small, big = ising(4), ising(6)
+def test_transformer_4x4_to_8x8_matches_kaufman(tmp_path):
+    small, big = ising(4), ising(8)
     torch.manual_seed(0)
     model = build_model({"kind": "transformer", "d_model": 32, "n_head": 4, "n_layer": 1, "n_freq": 1}, small.lattice)
     train(model, small, TrainConfig(steps=200, batch_size=128, lr=0.003, anneal=0.95, temperature=4.0), tmp_path,
           progress=False)
     out = transfer(tmp_path / "checkpoint.pt", big, finetune_steps=30, n_samples=4000, mcmc_steps=50, progress=False)
-    exact = ising_thermo(6, 6, [0.25]).iloc[0]
+    exact = ising_thermo(8, 8, [0.25]).iloc[0]
     assert out["ess"] > 0.2
     assert abs(out["free_energy"] - exact.free_energy) < 4 * out["free_energy_err"]
     assert abs(out["free_energy"] - exact.free_energy) / abs(exact.free_energy) < 2e-3

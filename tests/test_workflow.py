@@ -65,6 +65,13 @@ def test_wrong_type_is_rejected_by_name(workdir):
     assert "steps" in out and "'many' is not of type 'integer'" in out
 
 
+def test_transfer_size_that_does_not_repeat_the_training_cell_is_rejected(workdir):
+    result = _broken(workdir, lambda c: c["ising"].update(transfer_sizes=[[6, 6]]))
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "ising.transfer_sizes entry [6, 6] does not repeat train_size [4, 4]" in out
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end_then_nothing_to_do_then_training_change_reruns_dependents(workdir):
     run = snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml")

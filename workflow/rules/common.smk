@@ -103,6 +103,17 @@ def system_spec(wildcards, input):
     return spec
 
 
+def check_transfer_sizes():
+    """A transferred transformer keeps the rotary periods of its training cell, so every transfer
+    size must repeat the training cell along each axis."""
+    for system in ("ising", "cuau"):
+        train = config[system]["train_size"]
+        for size in config[system]["transfer_sizes"]:
+            if len(size) != len(train) or any(s % t for s, t in zip(size, train)):
+                raise ValueError(f"{system}.transfer_sizes entry {size} does not repeat train_size {train} "
+                                 "along every axis (each length must be a multiple)")
+
+
 def check_alloy_lattice():
     """The alloy's supercell kind must be a cell of the lattice its cluster expansion lives on."""
     ce_lattice, cell = config["ce"]["lattice"], config["cuau"]["lattice"]
