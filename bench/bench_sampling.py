@@ -5,7 +5,9 @@
 Ancestral sampling of an (untrained) transformer on square lattices, raster order:
 ``sample(n, use_cache=True)`` (one incremental pass over 2 new tokens per site, appending to
 the KV cache) against ``use_cache=False`` (a full N-token pass per site), both drawing the
-same samples. MADE's ancestral sampler (N masked-MLP passes) is timed for reference. Sampling
+same samples. The cached sampler with local attention (``attention_shells: 2``, each token
+gathers its own neighbours' keys) is timed too. MADE's ancestral sampler (N masked-MLP passes)
+is timed for reference. Sampling
 time does not depend on the weights, so untrained models give the trained models' speed.
 The uncached sampler costs O(N^2) tokens per sample; it is timed only up to ``uncached_max_n``
 sites (listed in the JSON), so the cached/uncached ratio exists up to that size.
@@ -43,8 +45,10 @@ def main() -> None:
         n = lattice.n_sites
         torch.manual_seed(0)
         transformer = build_model({"kind": "transformer", **cfg["transformer"]}, lattice).to(device)
+        local = build_model({"kind": "transformer", "attention_shells": 2, **cfg["transformer"]}, lattice).to(device)
         made = build_model({"kind": "made", **cfg["made"]}, lattice).to(device)
         runs = {"transformer_cached": (lambda: transformer.sample(cfg["batch"], use_cache=True), args.repeats),
+                "transformer_cached_local": (lambda: local.sample(cfg["batch"]), args.repeats),
                 "made": (lambda: made.sample(cfg["batch"]), args.repeats)}
         if n <= cfg["uncached_max_n"]:
             runs["transformer_uncached"] = (lambda: transformer.sample(cfg["batch"], use_cache=False),
@@ -72,6 +76,9 @@ def main() -> None:
         value, base = rate[("transformer_cached", n)], rate[("made", n)]
         headline.append({"metric": f"samples/s N={n}, transformer (cached) vs MADE", "value": value,
                          "baseline": base, "ratio": value / base})
+        value, base = rate[("transformer_cached_local", n)], rate[("transformer_cached", n)]
+        headline.append({"metric": f"samples/s N={n}, transformer (cached) local vs global attention",
+                         "value": value, "baseline": base, "ratio": value / base})
     benchlib.write_result("sampling", {"quick": args.quick, "repeats": args.repeats, "device": args.device,
                                        "threads": args.threads, **cfg, "statistic": "median", "order": "raster"},
                           {"rows": rows, "headline": headline}, args.out)

@@ -4,13 +4,15 @@
 
 A training step here is the forward and backward pass of the variational loss
 mean(A(x) ln q_train(x)) (+ the auxiliary loss) on a fixed batch of configurations x with a
-fixed advantage A; sampling the batch is not included. Five ways to get ln q_train:
+fixed advantage A; sampling the batch is not included. Six ways to get ln q_train:
 
 - ``mam``: the one-pass marginal ln p_theta(x) plus the self-consistency penalty on the whole
   batch (``score: marginal``, ``penalty_fraction: 1``), the MaM paper's training step;
 - ``default``: the transformer's default training step in lattherm, the loss of
   :func:`lattherm.training.variational.train` (exact two-stream ln q as the score, the
   penalty on a quarter of the batch; see ``TransformerConfig.score``);
+- ``default_local``: the same with local attention (``attention_shells: 2``: each token
+  gathers the keys of its neighbours within two shells, O(N) instead of O(N^2));
 - ``n_pass``: the MaM paper's baseline for an any-order ARM: ln q(x) = sum_t ln q(x_{o_t} |
   x_{o_<t}) with one ``conditionals`` pass per t (N passes). The advantage is fixed, so the
   loss is a sum over t and each pass is back-propagated at once (gradients accumulate; memory
@@ -39,8 +41,8 @@ import benchlib
 
 SIZES = (10, 20, 32)
 # the MaM paper's step: marginal score, penalty on every row (other methods use the defaults)
-MODEL_OVERRIDES = {"mam": {"score": "marginal", "penalty_fraction": 1.0}}
-METHODS = ("mam", "default", "n_pass", "two_stream", "made")
+MODEL_OVERRIDES = {"mam": {"score": "marginal", "penalty_fraction": 1.0}, "default_local": {"attention_shells": 2}}
+METHODS = ("mam", "default", "default_local", "n_pass", "two_stream", "made")
 
 
 def settings(quick: bool) -> dict:
@@ -83,7 +85,7 @@ def worker(job: dict) -> dict:
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        if job["method"] in ("mam", "default"):
+        if job["method"] in ("mam", "default", "default_local"):
             terms = model.training_terms(x)
             ((advantage * terms.log_prob).mean() + terms.auxiliary_loss).backward()
         elif job["method"] == "two_stream":
@@ -156,7 +158,7 @@ def main() -> None:
     for L in SIZES:
         by = {r["method"]: r for r in rows if r["L"] == L}
         n, mam = by["mam"]["n_sites"], by["mam"]
-        for base in ("n_pass", "default", "two_stream", "made"):
+        for base in ("n_pass", "default", "default_local", "two_stream", "made"):
             rate, base_rate = 1 / mam["seconds_per_step"], 1 / by[base]["seconds_per_step"]
             extra = ", extrapolated" if by[base]["extrapolated"] else ""
             headline.append({"metric": f"train steps/s N={n}, MAM vs {base}{extra}", "value": rate,

@@ -42,10 +42,11 @@ def translation(lattice, axis: int) -> torch.Tensor:
 # -- normalisation -----------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [(2, 3), (3, 4)])
 @pytest.mark.parametrize("order_seed", [None, 2, 3])
-def test_normalised_by_enumeration(size, order_seed):
-    """One order for the whole batch (raster or random): sum_x q(x) = 1."""
+@pytest.mark.parametrize("attention_shells", [None, 1])
+def test_normalised_by_enumeration(size, order_seed, attention_shells):
+    """One order for the whole batch (raster or random): sum_x q(x) = 1, global or local attention."""
     lat = make_lattice("square", size)
-    model = tiny(lat, seed=1)
+    model = tiny(lat, seed=1, attention_shells=attention_shells)
     x = all_configs(lat.n_sites)
     order = None if order_seed is None else random_orders(1, lat.n_sites, torch.Generator().manual_seed(order_seed))[0]
     total = torch.logsumexp(model.log_prob(x, order=order), dim=0)
@@ -135,9 +136,10 @@ def test_log_marginal_of_empty_set_is_zero():
 # -- sampling ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("double", [True, False])
 @pytest.mark.parametrize("n_ones", [None, 5])
-def test_cached_and_uncached_sampling_agree_with_log_prob(double, n_ones):
+@pytest.mark.parametrize("attention_shells", [None, 1])
+def test_cached_and_uncached_sampling_agree_with_log_prob(double, n_ones, attention_shells):
     lat = make_lattice("square", (3, 4))
-    model = tiny(lat, seed=10, n_cond=1, double=double)
+    model = tiny(lat, seed=10, n_cond=1, double=double, attention_shells=attention_shells)
     n = 64
     dtype = torch.float64 if double else torch.float32
     cond = torch.linspace(0.1, 1.0, n, dtype=dtype)[:, None]
@@ -223,6 +225,27 @@ def test_transfer_to_other_supercells():
         model.on_lattice(make_lattice("simple_cubic", 2))
 
 
+def test_local_attention_over_every_site_equals_global_attention():
+    """On 3x3 every other site lies within two shells, so the gathered local attention must give
+    exactly what the dense global attention gives, in every pass and in cached sampling."""
+    lat = make_lattice("square", (3, 3))
+    dense, local = tiny(lat, seed=32, n_cond=1), tiny(lat, seed=32, n_cond=1, attention_shells=2)
+    assert local.neighbours.shape == (9, 8)
+    gen = torch.Generator().manual_seed(33)
+    x = torch.randint(0, 2, (6, 9), generator=gen)
+    cond = torch.rand(6, 1, generator=gen, dtype=torch.float64)
+    order = random_orders(6, 9, gen)
+    observed = torch.rand(6, 9, generator=gen) < 0.5
+    torch.testing.assert_close(local.log_prob(x, cond, order=order), dense.log_prob(x, cond, order=order), atol=1e-12, rtol=0)
+    torch.testing.assert_close(local.conditionals(x, observed, cond, order=order),
+                               dense.conditionals(x, observed, cond, order=order), atol=1e-12, rtol=0)
+    torch.testing.assert_close(local.log_marginal(x, observed, cond), dense.log_marginal(x, observed, cond), atol=1e-12, rtol=0)
+    xs_l, lq_l = local.sample(6, cond, generator=torch.Generator().manual_seed(34), order=order)
+    xs_d, lq_d = dense.sample(6, cond, generator=torch.Generator().manual_seed(34), order=order)
+    assert torch.equal(xs_l, xs_d)
+    torch.testing.assert_close(lq_l, lq_d, atol=1e-12, rtol=0)
+
+
 def test_local_attention_sees_only_its_shells():
     """With attention_shells = 1 and one layer, the conditional of a site depends on its nearest
     observed neighbours only, on the training cell and on a larger one."""
@@ -251,7 +274,7 @@ def test_shell_buckets_match_on_small_and_large_supercells():
         for size in (small, large):
             model = tiny(make_lattice(kind, size), n_bias_shells=3)
             d = torch.from_numpy(model.lattice.distances)
-            assert torch.all(model.buckets.diagonal() == 0)
+            assert torch.all(model.geometry.buckets.diagonal() == 0)
             for k in range(1, 4):
                 members = d[model.buckets == k]
                 assert torch.allclose(members, torch.full_like(members, reference[k - 1]))

@@ -199,6 +199,16 @@ def shell_buckets(lattice, n_shells: int) -> Tensor:
     return torch.from_numpy(buckets)
 
 
+def neighbour_table(buckets: Tensor, n_shells: int) -> Tensor:
+    """Each site's other sites within the first ``n_shells`` shells, (N, M) int64, -1 padded
+    (M = the most any site has)."""
+    near = (buckets <= n_shells) & ~torch.eye(len(buckets), dtype=torch.bool, device=buckets.device)
+    counts = near.sum(1)
+    M = int(counts.max())
+    order = torch.argsort((~near).to(torch.int8), dim=1, stable=True)[:, :M]  # near sites first
+    return torch.where(torch.arange(M, device=buckets.device) < counts[:, None], order, -1)
+
+
 def random_orders(batch: int, n_sites: int, generator: torch.Generator | None = None,
                   device: torch.device | str | None = None) -> Tensor:
     """Independent uniformly random site orders, (batch, n_sites) int64."""
@@ -218,6 +228,33 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 # -- network ---------------------------------------------------------------------------------
+@dataclass
+class Geometry:
+    """Per-site tables of one supercell: rotary cos/sin (N, r); shell buckets of every site pair
+    (N, N) for global attention, or, with ``attention_shells``, each site's neighbours within
+    those shells (N, M), -1 padded, and their buckets (N, M)."""
+
+    cos: Tensor
+    sin: Tensor
+    buckets: Tensor | None
+    neighbours: Tensor | None
+    neighbour_buckets: Tensor | None
+
+
+@dataclass
+class Pattern:
+    """Who attends to whom in one pass. Column 0 of ``allowed`` and ``buckets`` (Bm, T, C) is the
+    sink. Global attention: the other columns are the cached then the new tokens. Local
+    attention: ``index`` (Bm, T, C) picks each token's own C candidate keys (sink, itself, its
+    neighbours) from the key source: [sink, new tokens] without a cache, [sink, site slots]
+    with one; ``sites`` (Bm, T) are the new tokens' sites, where the cache stores them."""
+
+    allowed: Tensor
+    buckets: Tensor | None
+    index: Tensor | None = None
+    sites: Tensor | None = None
+
+
 class Block(nn.Module):
     """Pre-LayerNorm Transformer block with rotary attention, an optional shell bias and an
     attention sink (a per-head learned score for a key of value 0, see the module docstring)."""
@@ -235,10 +272,10 @@ class Block(nn.Module):
         self.shell_bias = nn.Parameter(torch.zeros(n_bias + 2, config.n_head)) if n_bias else None
         self.sink = nn.Parameter(torch.zeros(config.n_head))
 
-    def forward(self, h: Tensor, cos: Tensor, sin: Tensor, allowed: Tensor, buckets: Tensor | None,
+    def forward(self, h: Tensor, cos: Tensor, sin: Tensor, pattern: Pattern,
                 cache: KVCache | None = None, layer: int = 0) -> Tensor:
-        """h (B, T, d) new tokens; with a ``cache`` its stored keys/values come before them and
-        the new tokens' keys/values are written into it (see :class:`KVCache`)."""
+        """h (B, T, d) new tokens; with a ``cache`` the new tokens' keys/values are written into
+        it and its stored ones are attended to (see :class:`KVCache`)."""
         B, T, d = h.shape
         q, k, v = self.qkv(self.ln1(h)).split(d, dim=-1)
         q, k, v = (t.view(B, T, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -247,52 +284,77 @@ class Block(nn.Module):
             # the sink: one more key, of value 0 and learned score, that every token attends to
             keys, values = F.pad(k, (0, 0, 1, 0)), F.pad(v, (0, 0, 1, 0))
         else:
-            keys, values = cache.write(layer, k, v)  # the cache's first slot is the sink
+            keys, values = cache.write(layer, k, v, pattern.sites)  # the cache's first slot is the sink
         bias = torch.zeros((), dtype=q.dtype, device=q.device)
         if self.shell_bias is not None:
-            bias = F.embedding(buckets, self.shell_bias).permute(0, 3, 1, 2)
-        mask = torch.where(allowed[:, None], bias, float("-inf"))
+            bias = F.embedding(pattern.buckets[..., 1:], self.shell_bias).permute(0, 3, 1, 2)
+        mask = torch.where(pattern.allowed[:, None, :, 1:], bias, float("-inf"))
         mask = mask.expand(mask.shape[0], self.n_head, T, -1)
         mask = torch.cat([self.sink.to(mask.dtype)[None, :, None, None].expand(mask.shape[0], -1, T, 1), mask], -1)
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        if pattern.index is None:
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        else:  # each token attends to its own C gathered keys: O(N C) instead of O(N^2)
+            keys, values = _gather_keys(keys, pattern.index), _gather_keys(values, pattern.index)
+            y = F.scaled_dot_product_attention(q[:, :, :, None], keys, values, attn_mask=mask[:, :, :, None])[:, :, :, 0]
         h = h + self.proj(y.transpose(1, 2).reshape(B, T, d))
         return h + self.mlp(self.ln2(h))
 
 
-class KVCache:
-    """Keys and values of the placed (observed) tokens, per layer, in buffers of N + 2 slots
-    allocated once: slot 0 is the attention sink (key and value 0), then the placed tokens,
-    then room for the new tokens of one pass. Writing in place instead of concatenating keeps
-    a sampling step from copying the whole cache (which made sampling O(N^2) in memory traffic
-    per layer and step). ``sites`` and ``ranks`` (1 or B, length) describe the placed tokens."""
+def _gather_keys(source: Tensor, index: Tensor) -> Tensor:
+    """source (B, H, S, hd), index (Bm, T, C) with Bm 1 or B -> (B, H, T, C, hd)."""
+    B, H, _, hd = source.shape
+    Bm, T, C = index.shape
+    flat = index.reshape(Bm, 1, T * C, 1).expand(B, H, T * C, hd)
+    return source.gather(2, flat).view(B, H, T, C, hd)
 
-    def __init__(self, n_layer: int, n_sites: int):
-        self.capacity = n_sites + 2
+
+class KVCache:
+    """Keys and values of the placed (observed) tokens, per layer, in buffers allocated once and
+    written in place (concatenating made every sampling step copy the whole cache). Slot 0 is
+    the attention sink (key and value 0).
+
+    Global attention: slots 1.. hold the placed tokens in the order placed, then the new tokens
+    of one pass; ``sites`` and ``ranks`` (1 or B, length) describe the placed tokens.
+    Local attention: slot 1 + j holds the token at site j, and ``site_ranks`` (1 or B, N) the
+    rank of each placed site (N + 1 where none is placed yet)."""
+
+    def __init__(self, n_layer: int, n_sites: int, local: bool):
+        self.local = local
+        self.capacity = n_sites + 1 if local else n_sites + 2
         self.k: list[Tensor | None] = [None] * n_layer
         self.v: list[Tensor | None] = [None] * n_layer
         self.length = 0
         self.sites: Tensor | None = None
         self.ranks: Tensor | None = None
+        self.site_ranks: Tensor | None = None
 
     def __len__(self) -> int:
         return self.length
 
-    def write(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Put the new tokens' k, v (B, H, T, hd) after the placed ones; return views of the sink,
-        the placed and the new tokens' keys and values."""
+    def write(self, layer: int, k: Tensor, v: Tensor, sites: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Store the new tokens' k, v (B, H, T, hd); return the keys and values to attend to:
+        global, views of the sink, placed and new tokens; local, the whole site buffers."""
         if self.k[layer] is None:
             shape = (k.shape[0], k.shape[1], self.capacity, k.shape[3])
             self.k[layer], self.v[layer] = k.new_zeros(shape), v.new_zeros(shape)
+        if self.local:
+            # a query token borrows its own (unplaced, so never attended) site slot for this pass
+            slots = (sites + 1).view(sites.shape[0], 1, -1, 1).expand_as(k)
+            self.k[layer].scatter_(2, slots, k)
+            self.v[layer].scatter_(2, slots, v)
+            return self.k[layer], self.v[layer]
         end = 1 + self.length + k.shape[2]
         self.k[layer][:, :, 1 + self.length : end] = k
         self.v[layer][:, :, 1 + self.length : end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
-    def advance(self, sites: Tensor, ranks: Tensor) -> None:
-        """Keep the first ``sites.shape[1]`` new tokens of the last pass as placed tokens."""
+    def advance(self, sites: Tensor, ranks: Tensor, site_ranks: Tensor | None) -> None:
+        """Keep the first ``sites.shape[1]`` new tokens of the last pass as placed tokens;
+        ``site_ranks`` (local attention) already includes them."""
         self.length += sites.shape[1]
         self.sites = sites if self.sites is None else torch.cat([self.sites, sites], 1)
         self.ranks = ranks if self.ranks is None else torch.cat([self.ranks, ranks], 1)
+        self.site_ranks = site_ranks
 
 
 class Trunk(nn.Module):
@@ -309,40 +371,87 @@ class Trunk(nn.Module):
         self.ln_f = nn.LayerNorm(config.d_model)
 
     def forward(self, species: Tensor, sites: Tensor, ranks: Tensor, observed: Tensor, cond: Tensor | None,
-                geometry: tuple[Tensor, Tensor, Tensor | None, Tensor | None], causal: bool,
-                cache: KVCache | None = None, n_store: int = 0) -> Tensor:
+                geometry: Geometry, causal: bool, cache: KVCache | None = None, n_store: int = 0) -> Tensor:
         """Features (B, T, d) of T new tokens.
 
         species (B, T) with K for query tokens; sites, ranks, observed (B or 1, T). Past tokens in
         ``cache`` are observed; the first ``n_store`` new tokens (observed) are appended to it.
+        A token attends to the observed tokens of strictly lower rank (any observed token when
+        not ``causal``) and to itself, within ``attention_shells`` when set.
         """
-        cos_table, sin_table, bucket_table, local_table = geometry
-        past_sites = sites[:, :0] if cache is None or len(cache) == 0 else cache.sites
-        past_ranks = ranks[:, :0] if cache is None or len(cache) == 0 else cache.ranks
-        key_sites = _cat_broadcast(past_sites, sites)
-        key_ranks = _cat_broadcast(past_ranks, ranks)
-        key_observed = _cat_broadcast(torch.ones_like(past_sites, dtype=torch.bool), observed)
-        allowed = key_observed[:, None, :]
-        if causal:
-            allowed = allowed & (key_ranks[:, None, :] < ranks[:, :, None])
-        n_past, T = past_sites.shape[1], sites.shape[1]
-        itself = torch.zeros(T, n_past + T, dtype=torch.bool, device=sites.device)
-        itself[:, n_past:] = torch.eye(T, dtype=torch.bool, device=sites.device)
-        allowed = allowed | itself
-        if local_table is not None:
-            allowed = allowed & local_table[sites[:, :, None], key_sites[:, None, :]]
-        buckets = None if bucket_table is None else bucket_table[sites[:, :, None], key_sites[:, None, :]]
-        cos, sin = cos_table[sites][:, None], sin_table[sites][:, None]
+        if geometry.neighbours is None:
+            pattern, site_ranks = _global_pattern(sites, ranks, observed, causal, cache, geometry), None
+        else:
+            pattern, site_ranks = _local_pattern(sites, ranks, observed, causal, cache, geometry)
+        cos, sin = geometry.cos[sites][:, None], geometry.sin[sites][:, None]
 
         h = self.embed(species)
         c = self.cond_mlp(cond) if cond is not None else None
         for layer, block in enumerate(self.blocks):
             if c is not None:
                 h = h + self.cond_in[layer](c)[:, None, :]
-            h = block(h, cos, sin, allowed, buckets, cache, layer)
+            h = block(h, cos, sin, pattern, cache, layer)
         if n_store:
-            cache.advance(sites[:, :n_store], ranks[:, :n_store])
+            cache.advance(sites[:, :n_store], ranks[:, :n_store], site_ranks)
         return self.ln_f(h)
+
+
+def _global_pattern(sites: Tensor, ranks: Tensor, observed: Tensor, causal: bool, cache: KVCache | None,
+                    geometry: Geometry) -> Pattern:
+    """Keys: the sink, the cached tokens, then the new tokens."""
+    past_sites = sites[:, :0] if cache is None or len(cache) == 0 else cache.sites
+    past_ranks = ranks[:, :0] if cache is None or len(cache) == 0 else cache.ranks
+    key_sites = _cat_broadcast(past_sites, sites)
+    key_ranks = _cat_broadcast(past_ranks, ranks)
+    key_observed = _cat_broadcast(torch.ones_like(past_sites, dtype=torch.bool), observed)
+    allowed = key_observed[:, None, :]
+    if causal:
+        allowed = allowed & (key_ranks[:, None, :] < ranks[:, :, None])
+    n_past, T = past_sites.shape[1], sites.shape[1]
+    itself = torch.zeros(T, n_past + T, dtype=torch.bool, device=sites.device)
+    itself[:, n_past:] = torch.eye(T, dtype=torch.bool, device=sites.device)
+    allowed = F.pad(allowed | itself, (1, 0), value=True)
+    buckets = None
+    if geometry.buckets is not None:
+        buckets = F.pad(geometry.buckets[sites[:, :, None], key_sites[:, None, :]], (1, 0))
+    return Pattern(allowed, buckets, sites=sites)
+
+
+def _local_pattern(sites: Tensor, ranks: Tensor, observed: Tensor, causal: bool, cache: KVCache | None,
+                   geometry: Geometry) -> tuple[Pattern, Tensor]:
+    """Candidate keys per token: the sink, itself, and the observed tokens on its neighbour sites;
+    also the rank of the observed token on each site (N + 1 where there is none)."""
+    N, device = geometry.neighbours.shape[0], sites.device
+    Bm, T = max(sites.shape[0], ranks.shape[0], observed.shape[0]), sites.shape[1]
+    sites_b, ranks_b, observed_b = (t.expand(Bm, T) for t in (sites, ranks, observed))
+    unplaced = N + 1
+    # the rank (and, without a cache, the token) of each site's observed token; column N is a
+    # dump for the tokens that are not observed
+    target = torch.where(observed_b, sites_b, N)
+    if cache is None or cache.site_ranks is None:
+        site_ranks = torch.full((Bm, N + 1), unplaced, dtype=torch.long, device=device)
+    else:
+        site_ranks = F.pad(cache.site_ranks.expand(Bm, N), (0, 1), value=unplaced)
+    site_ranks = site_ranks.scatter(1, target, ranks_b)[:, :N]
+    neighbours = geometry.neighbours[sites_b]  # (Bm, T, M), -1 padded
+    real = neighbours >= 0
+    neighbours = neighbours.clamp(min=0)
+    key_ranks = site_ranks.gather(1, neighbours.flatten(1)).view_as(neighbours)
+    allowed = real & (key_ranks < (ranks_b[:, :, None] if causal else unplaced))
+    if cache is None:
+        site_token = torch.zeros((Bm, N + 1), dtype=torch.long, device=device)
+        site_token = site_token.scatter(1, target, torch.arange(T, device=device).expand(Bm, T))[:, :N]
+        neighbour_index = site_token.gather(1, neighbours.flatten(1)).view_as(neighbours) + 1
+        self_index = torch.arange(1, T + 1, device=device).expand(Bm, T)
+    else:
+        neighbour_index, self_index = neighbours + 1, sites_b + 1
+    index = torch.cat([torch.zeros_like(self_index)[..., None], self_index[..., None],
+                       torch.where(allowed, neighbour_index, 0)], -1)
+    ones = torch.ones((Bm, T, 2), dtype=torch.bool, device=device)
+    buckets = None
+    if geometry.neighbour_buckets is not None:
+        buckets = F.pad(geometry.neighbour_buckets[sites_b], (2, 0))  # sink and itself: bucket 0
+    return Pattern(torch.cat([ones, allowed], -1), buckets, index=index, sites=sites_b), site_ranks
 
 
 def _cat_broadcast(a: Tensor, b: Tensor) -> Tensor:
@@ -412,19 +521,24 @@ class AnyOrderTransformer(NeuralSampler):
         self.n_sites = lattice.n_sites
         device = self.head.weight.device
         angles = rotary_angles(lattice, self.config.n_freq, period)
-        self.register_buffer("rot_cos", torch.cos(angles).float().to(device), persistent=False)
-        self.register_buffer("rot_sin", torch.sin(angles).float().to(device), persistent=False)
         n_bias, n_local = self.config.n_bias_shells, self.config.attention_shells or 0
         buckets = shell_buckets(lattice, max(n_bias, n_local)).to(device) if max(n_bias, n_local) else None
         bias_buckets = buckets.clamp(max=n_bias + 1) if n_bias else None  # beyond n_bias: one shared bias
-        local = buckets <= n_local if n_local else None
-        self.register_buffer("buckets", bias_buckets, persistent=False)
-        self.register_buffer("local", local, persistent=False)
+        neighbours = neighbour_buckets = None
+        if n_local:
+            neighbours = neighbour_table(buckets, n_local)
+            if n_bias:
+                neighbour_buckets = bias_buckets.gather(1, neighbours.clamp(min=0))
+            bias_buckets = None
+        tables = {"rot_cos": torch.cos(angles).float().to(device), "rot_sin": torch.sin(angles).float().to(device),
+                  "buckets": bias_buckets, "neighbours": neighbours, "neighbour_buckets": neighbour_buckets}
+        for name, table in tables.items():
+            self.register_buffer(name, table, persistent=False)
         return self
 
     @property
-    def _geometry(self) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        return self.rot_cos, self.rot_sin, self.buckets, self.local
+    def geometry(self) -> Geometry:
+        return Geometry(self.rot_cos, self.rot_sin, self.buckets, self.neighbours, self.neighbour_buckets)
 
     # -- input checks --------------------------------------------------------------------------
     def _check_x(self, x: Tensor) -> Tensor:
@@ -500,7 +614,7 @@ class AnyOrderTransformer(NeuralSampler):
         ranks = torch.where(observed, rank, self.n_sites)  # query tokens see every observed site
         species = torch.where(observed, x, self.n_species)
         sites = torch.arange(self.n_sites, device=x.device)[None]
-        h = self.conditional(species, sites, ranks, observed, cond, self._geometry, causal=True)
+        h = self.conditional(species, sites, ranks, observed, cond, self.geometry, causal=True)
         return self.head(h)
 
     def log_marginal(self, x: Tensor, observed: Tensor, cond: Tensor | None = None) -> Tensor:
@@ -511,7 +625,7 @@ class AnyOrderTransformer(NeuralSampler):
         cond = self._check_cond(cond, B)
         species = torch.where(observed, x, self.n_species)
         sites = torch.arange(self.n_sites, device=x.device)[None]
-        h = self.marginal(species, sites, torch.zeros_like(sites), observed, cond, self._geometry, causal=False)
+        h = self.marginal(species, sites, torch.zeros_like(sites), observed, cond, self.geometry, causal=False)
         per_token = self.marginal_head(h)[..., 0].to(torch.float64)
         return (per_token * observed).sum(1)
 
@@ -533,7 +647,7 @@ class AnyOrderTransformer(NeuralSampler):
         species = torch.cat([x, torch.full_like(x, self.n_species)], dim=1)
         observed = torch.cat([torch.ones_like(sites, dtype=torch.bool), torch.zeros_like(sites, dtype=torch.bool)], 1)
         h = self.conditional(species, torch.cat([sites, sites], 1), torch.cat([rank, rank], 1), observed,
-                             cond, self._geometry, causal=True)
+                             cond, self.geometry, causal=True)
         ones_before = remaining = None
         if n_ones is not None:
             x_in_order = x.gather(1, order.expand(B, -1))
@@ -629,7 +743,7 @@ class AnyOrderTransformer(NeuralSampler):
         ones = torch.zeros(n, dtype=torch.long, device=device)
         observed = torch.zeros(n, N, dtype=torch.bool, device=device)
         rank = torch.argsort(order, dim=1).expand(n, -1)
-        cache = KVCache(self.config.n_layer, N) if use_cache else None
+        cache = KVCache(self.config.n_layer, N, local=self.config.attention_shells is not None) if use_cache else None
         for t in range(N):
             site = order[:, t : t + 1].expand(n, -1)
             if use_cache:
@@ -665,6 +779,6 @@ class AnyOrderTransformer(NeuralSampler):
             species = torch.cat([x.gather(1, placed.expand(n, -1)), query_species], 1)
             ranks = torch.tensor([[t - 1, t]], device=device)
             observed = torch.tensor([[True, False]], device=device)
-        h = self.conditional(species, sites, ranks, observed, cond, self._geometry, causal=True,
+        h = self.conditional(species, sites, ranks, observed, cond, self.geometry, causal=True,
                              cache=cache, n_store=int(t > 0))
         return self.head(h[:, -1])
