@@ -97,7 +97,8 @@ def test_transfer_refuses_incompatible_targets(tmp_path):
 def test_transformer_4x4_to_8x8_matches_kaufman(tmp_path):
     small, big = ising(4), ising(8)
     torch.manual_seed(0)
-    model = build_model({"kind": "transformer", "d_model": 32, "n_head": 4, "n_layer": 1, "n_freq": 1}, small.lattice)
+    model = build_model({"kind": "transformer", "d_model": 32, "n_head": 4, "n_layer": 1, "n_freq": 1,
+                         "attention_shells": 2}, small.lattice)
     train(model, small, TrainConfig(steps=200, batch_size=128, lr=0.003, anneal=0.95, temperature=4.0), tmp_path,
           progress=False)
     out = transfer(tmp_path / "checkpoint.pt", big, finetune_steps=30, n_samples=4000, mcmc_steps=50, progress=False)
