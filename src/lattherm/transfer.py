@@ -28,6 +28,7 @@ def transfer(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    z2_symmetric: bool = False,
 ) -> dict:
     """Estimates on ``system`` from the model in ``checkpoint`` (trained on a smaller supercell).
 
@@ -57,6 +58,6 @@ def transfer(
         log = train(model, system, config, progress=progress).log
         final_F_q = float(log.F_q.iloc[-1])
     out = evaluate(model, system, temperature, n_samples=n_samples, conditioning=loaded.conditioning,
-                   mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed)
+                   mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, z2_symmetric=z2_symmetric)
     return {"source_sites": source_sites, "target_sites": system.lattice.n_sites,
             "finetune_steps": finetune_steps, "finetune_last_F_q": final_F_q, **out}

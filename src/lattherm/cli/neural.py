@@ -73,6 +73,8 @@ def sample(
     mcmc_steps: int = typer.Option(200, help="Neural-MCMC steps per chain."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    z2_symmetric: bool = typer.Option(False, "--z2-symmetric/--no-z2-symmetric",
+                                      help="Sample the spin-flip symmetrised model (zero-field spin systems)."),
     out: Path = typer.Option(..., help="Estimates table (.csv or .parquet), one row per temperature."),
 ) -> None:
     """Free energy (IS), ESS, F_q, neural-MCMC energy, C_v and order parameters per temperature."""
@@ -83,7 +85,8 @@ def sample(
             raise ValueError("the model is temperature-conditioned: give --temperatures")
         temps = [loaded.temperature] if temperatures is None else _parse_list(temperatures, "--temperatures")
         rows = [evaluate(loaded.model, sys_obj, float(t), n_samples=samples, conditioning=loaded.conditioning,
-                         mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed) for t in temps]
+                         mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, z2_symmetric=z2_symmetric)
+                for t in temps]
     except ValueError as exc:
         _fail(exc)
     write_table(out, pd.DataFrame(rows).assign(system=sys_obj.name))
@@ -102,6 +105,8 @@ def transfer(
     mcmc_steps: int = typer.Option(200),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    z2_symmetric: bool = typer.Option(False, "--z2-symmetric/--no-z2-symmetric",
+                                      help="Sample the spin-flip symmetrised model (zero-field spin systems)."),
     out: Path = typer.Option(..., help="Estimates table, one row per temperature (.csv or .parquet)."),
 ) -> None:
     """Move a trained model to a larger supercell, optionally fine-tune, and correct exactly."""
@@ -110,7 +115,7 @@ def transfer(
         sys_obj = load_system(system)
         rows = [transfer_model(checkpoint, sys_obj, temperature=t, finetune_steps=finetune_steps,
                                n_samples=samples, mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed,
-                               device=device, progress=sys.stderr.isatty())
+                               device=device, progress=sys.stderr.isatty(), z2_symmetric=z2_symmetric)
                 for t in targets]
     except ValueError as exc:
         _fail(exc)

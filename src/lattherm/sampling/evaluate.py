@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lattherm.models.symmetric import Z2Symmetric
 from lattherm.sampling.estimators import (
     default_observables, ess_per_sample, free_energy_is, heat_capacity, log_weights, neural_mcmc,
 )
@@ -82,7 +83,7 @@ def system_cond(model, system, temperature: float, conditioning: Conditioning | 
 @torch.no_grad()
 def evaluate(model, system, temperature: float, n_samples: int = 10000, conditioning: Conditioning | None = None,
              mcmc_chains: int = 64, mcmc_steps: int = 200, burn_in: int | None = None, batch_size: int = 4096,
-             seed: int = 0) -> dict:
+             seed: int = 0, z2_symmetric: bool = False) -> dict:
     """Importance-sampling and neural-MCMC estimates at one temperature, as one flat dict.
 
     Column names follow the reference tables (``free_energy`` is the importance-sampled F_IS,
@@ -92,9 +93,13 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     ``burn_in`` defaults to a tenth of ``mcmc_steps``. A conditional model needs the
     ``conditioning`` saved with its checkpoint; its cond comes from ``system`` and
     ``temperature`` (:func:`system_cond`), extrapolating silently outside the trained ranges.
+    ``z2_symmetric`` samples from the spin-flip symmetrised model
+    (:class:`lattherm.models.symmetric.Z2Symmetric`).
     """
     if n_samples < 2:
         raise ValueError(f"n_samples must be >= 2, got {n_samples}")
+    if z2_symmetric:
+        model = Z2Symmetric(model)
     device = next(model.parameters()).device
     hamiltonian = system.hamiltonian.to(device)
     beta = system.beta(temperature)
@@ -118,6 +123,7 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     energy, energy_err = mc.mean_and_error("energy")
     out = {
         "temperature": float(temperature), "beta": beta, "n_sites": n_sites, "n_samples": n_samples,
+        "z2_symmetric": z2_symmetric,
         "free_energy": f_is, "free_energy_err": f_is_err,
         "free_energy_per_site": f_is / n_sites, "free_energy_per_site_err": f_is_err / n_sites,
         "ess": ess_per_sample(log_w),
