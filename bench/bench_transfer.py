@@ -235,23 +235,29 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--ising-temperatures", type=float, nargs="+", default=[3.0], help="in J / k_B")
     p.add_argument("--cuau-temperature", type=float, default=1200.0, help="kelvin")
+    p.add_argument("--systems", nargs="+", choices=["ising", "cuau"], default=["ising", "cuau"])
+    p.add_argument("--samples", type=int, default=None, help="importance samples on the large cells (default by mode)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = settings(args.quick)
+    if args.samples is not None:
+        for system in ("ising", "cuau"):
+            cfg[system]["n_samples"] = args.samples
     start = time.perf_counter()
     cases, headline = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for temperature in args.ising_temperatures:
+        for temperature in args.ising_temperatures if "ising" in args.systems else []:
             print(f"Ising 10x10 -> 20x20 at T = {temperature:g}", flush=True)
             cases.append(ising_case(temperature, cfg["ising"], Path(tmp), args.device))
             headline += headline_rows(cases[-1], f"Ising 10x10->20x20 T={temperature:g}")
-        print(f"CuAu 2x2x4 -> 4x4x8 at {args.cuau_temperature:g} K", flush=True)
-        cases.append(cuau_case(args.cuau_temperature, cfg["cuau"], cfg["ti"], Path(tmp), args.device))
-        headline += headline_rows(cases[-1], f"CuAu 16->128 sites {args.cuau_temperature:g} K")
+        if "cuau" in args.systems:
+            print(f"CuAu 2x2x4 -> 4x4x8 at {args.cuau_temperature:g} K", flush=True)
+            cases.append(cuau_case(args.cuau_temperature, cfg["cuau"], cfg["ti"], Path(tmp), args.device))
+            headline += headline_rows(cases[-1], f"CuAu 16->128 sites {args.cuau_temperature:g} K")
     total = time.perf_counter() - start
     print(f"total {total:.0f} s")
     benchlib.write_result("transfer", {"quick": args.quick, "threads": args.threads, "device": args.device,
-                                       "ising_temperatures": args.ising_temperatures,
+                                       "systems": args.systems, "ising_temperatures": args.ising_temperatures,
                                        "cuau_temperature_K": args.cuau_temperature,
                                        "pass_rule": f"|F_IS - F_ref| <= {PASS_SIGMAS:g} x hypot(IS err, ref err) "
                                                     "and finite positive ESS", **cfg},
