@@ -42,18 +42,19 @@ from lattherm.transfer import transfer
 
 def settings(quick: bool) -> dict:
     if quick:
-        transformer = {"kind": "transformer", "d_model": 32, "n_head": 2, "n_layer": 2}
         return {"budget_s": 300.0, "batch": 64, "lr": 2e-3, "chunk_steps": 20, "n_samples": 4000,
                 "n_samples_transfer": 2000, "mcmc_chains": 8, "mcmc_steps": 40,
-                "models": {"transformer": transformer, "transformer_local": {**transformer, "attention_shells": 2},
-                           "transformer_marginal_score": {**transformer, "score": "marginal"},
-                           "made": {"kind": "made", "hidden": 256, "depth": 2}}}
-    transformer = {"kind": "transformer", "d_model": 64, "n_head": 4, "n_layer": 3}
+                "models": compared_models({"d_model": 32, "n_head": 2, "n_layer": 2}, {"hidden": 256, "depth": 2})}
     return {"budget_s": 900.0, "batch": 256, "lr": 1e-3, "chunk_steps": 50, "n_samples": 20000,
             "n_samples_transfer": 10000, "mcmc_chains": 64, "mcmc_steps": 200,
-            "models": {"transformer": transformer, "transformer_local": {**transformer, "attention_shells": 2},
-                       "transformer_marginal_score": {**transformer, "score": "marginal"},
-                       "made": {"kind": "made", "hidden": 1024, "depth": 3}}}
+            "models": compared_models({"d_model": 64, "n_head": 4, "n_layer": 3}, {"hidden": 1024, "depth": 3})}
+
+
+def compared_models(transformer_size: dict, made_size: dict) -> dict:
+    """The four model specs of the comparison, by name."""
+    transformer = {"kind": "transformer", **transformer_size}
+    return {"transformer": transformer, "transformer_local": {**transformer, "attention_shells": 2},
+            "transformer_marginal_score": {**transformer, "score": "marginal"}, "made": {"kind": "made", **made_size}}
 
 
 def calibrated_anneal(model_spec: dict, system, base: TrainConfig, budget_s: float) -> tuple[float, float]:

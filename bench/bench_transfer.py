@@ -58,22 +58,16 @@ def settings(quick: bool) -> dict:
     """Per-system training, transfer and reference settings."""
     if quick:
         # sized for one core of a 2-core CPU: a training step of the 10x10 model at batch 64 takes ~0.4 s
-        neural = {"ising": {"transformer": {"d_model": 32, "n_head": 2, "n_layer": 2, "attention_shells": 2}, "train_steps": 400,
-                            "batch": 64, "lr": 2e-3, "anneal": 0.98, "finetune_steps": 10,
-                            "n_samples": 4000, "n_samples_small": 4000, "mcmc_chains": 16, "mcmc_steps": 100},
-                  "cuau": {"transformer": {"d_model": 32, "n_head": 2, "n_layer": 2, "attention_shells": 2}, "train_steps": 400,
-                           "batch": 64, "lr": 2e-3, "anneal": 0.98, "finetune_steps": 10,
-                           "n_samples": 4000, "n_samples_small": 4000, "mcmc_chains": 16, "mcmc_steps": 100}}
+        neural = {"transformer": {"d_model": 32, "n_head": 2, "n_layer": 2, "attention_shells": 2}, "train_steps": 400,
+                  "batch": 64, "lr": 2e-3, "anneal": 0.98, "finetune_steps": 10,
+                  "n_samples": 4000, "n_samples_small": 4000, "mcmc_chains": 16, "mcmc_steps": 100}
         ti = {"n_betas": 7, "chains": 8, "sweeps": 160, "burn_in": 20}
     else:
-        neural = {"ising": {"transformer": {"d_model": 64, "n_head": 4, "n_layer": 3, "attention_shells": 2}, "train_steps": 3000,
-                            "batch": 256, "lr": 1e-3, "anneal": 0.998, "finetune_steps": 200,
-                            "n_samples": 50000, "n_samples_small": 20000, "mcmc_chains": 64, "mcmc_steps": 500},
-                  "cuau": {"transformer": {"d_model": 64, "n_head": 4, "n_layer": 3, "attention_shells": 2}, "train_steps": 3000,
-                           "batch": 256, "lr": 1e-3, "anneal": 0.998, "finetune_steps": 200,
-                           "n_samples": 50000, "n_samples_small": 20000, "mcmc_chains": 64, "mcmc_steps": 500}}
+        neural = {"transformer": {"d_model": 64, "n_head": 4, "n_layer": 3, "attention_shells": 2}, "train_steps": 3000,
+                  "batch": 256, "lr": 1e-3, "anneal": 0.998, "finetune_steps": 200,
+                  "n_samples": 50000, "n_samples_small": 20000, "mcmc_chains": 64, "mcmc_steps": 500}
         ti = {"n_betas": 21, "chains": 128, "sweeps": 2000, "burn_in": 200}
-    return {**neural, "ti": ti}
+    return {"ising": neural, "cuau": dict(neural), "ti": ti}
 
 
 def deviation(value: float, value_err: float, reference: float, reference_err: float) -> dict:

@@ -250,25 +250,19 @@ class Lattice:
                 "lattice_constant": self.lattice_constant}
 
 
+# ASE bulk builders of the 3D lattice kinds: (element standing in for a site, structure, cubic cell)
+_BULK = {"fcc": ("Cu", "fcc", False), "fcc_cubic": ("Cu", "fcc", True),
+         "bcc": ("Fe", "bcc", False), "bcc_cubic": ("Fe", "bcc", True)}
+
+
 def _primitive(kind: str, a: float) -> tuple[Atoms, int]:
     if kind == "square":
-        prim = Atoms("H", positions=[[0, 0, 0]], cell=np.diag([a, a, a]), pbc=(True, True, False))
-        dim = 2
+        prim, dim = Atoms("H", positions=[[0, 0, 0]], cell=np.diag([a, a, a]), pbc=(True, True, False)), 2
     elif kind == "simple_cubic":
-        prim = Atoms("H", positions=[[0, 0, 0]], cell=np.diag([a, a, a]), pbc=True)
-        dim = 3
-    elif kind == "fcc":
-        prim = bulk("Cu", "fcc", a=a)
-        dim = 3
-    elif kind == "fcc_cubic":
-        prim = bulk("Cu", "fcc", a=a, cubic=True)
-        dim = 3
-    elif kind == "bcc":
-        prim = bulk("Fe", "bcc", a=a)
-        dim = 3
-    elif kind == "bcc_cubic":
-        prim = bulk("Fe", "bcc", a=a, cubic=True)
-        dim = 3
+        prim, dim = Atoms("H", positions=[[0, 0, 0]], cell=np.diag([a, a, a]), pbc=True), 3
+    elif kind in _BULK:
+        element, structure, cubic = _BULK[kind]
+        prim, dim = bulk(element, structure, a=a, cubic=cubic), 3
     else:
         raise LatticeError(f"unknown lattice kind {kind!r}; expected one of {LATTICE_KINDS}")
     prim.info["lattice_constant"] = float(a)

@@ -36,9 +36,9 @@ def transfer(
     one). Fine-tuning reuses the checkpoint's training settings without annealing (the model
     starts close to the target, so annealing would only move it away first) and, unless
     ``finetune_lr`` is given, a tenth of the training learning rate: its Adam state is fresh,
-    and the first Adam steps move every weight by about lr whatever its gradient. (10x10 ->
-    20x20 Ising at T = 3, 10 steps: ESS 0.054 zero-shot, 0.042 at the training rate, 0.18 at a
-    tenth of it.)
+    and the first Adam steps move every weight by about lr whatever its gradient. (In one exploratory
+    run, 10x10 -> 20x20 Ising at T = 3, 10 steps: ESS 0.054 zero-shot, 0.042 at the training
+    rate, 0.18 at a tenth of it.)
     Returns one flat dict: :func:`lattherm.sampling.evaluate`'s estimates plus the sizes and
     the fine-tuning record.
     """

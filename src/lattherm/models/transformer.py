@@ -57,8 +57,8 @@ minimum-image displacement (shells of the infinite lattice, so shell k means the
 on every supercell) gives short-range geometry that transfers exactly, and ``attention_shells``
 can restrict attention to the first shells: a local model sees the same neighbourhoods on
 every supercell. (With global attention a query averages over all N observed tokens, so its
-features drift as N grows: a 10x10 Ising model at T = 3 with ESS 0.57 on its own cell reached
-ESS 7e-4 on 20x20, its samples far too ordered.)
+features drift as N grows: moved from 16x16 to 32x32 Ising at beta_c, a global model's relative
+F error was 1.0e-2, a two-shell local one's 1.0e-3; ``bench/bench_accuracy.py``.)
 
 Conditioning variables ``cond`` (B, n_cond), e.g. beta or (beta, dmu), pass through a small
 MLP and are added to every token before every block, so one model serves a whole scan.
@@ -112,10 +112,9 @@ class TransformerConfig:
             ln q of the conditionals along the sampling order (one two-stream pass), so the
             sampler is trained directly and the penalty keeps the marginal consistent with it;
             ``"marginal"``: the one-pass marginal ln p_theta(x) (Liu-Ramadge-Adams 2024), so the
-            conditionals learn only through the penalty. On 10x10 Ising at T = 3 (d_model 32,
-            300 steps of batch 64 on one CPU core) "exact" reached ESS 0.62 and a relative
-            F_IS error of 1.4e-4, "marginal" ESS 0.002 and 2.5e-2 (also with the penalty
-            weighted 10x or 100x), hence the default.
+            conditionals learn only through the penalty. On 16x16 Ising at beta_c after 240 s
+            of CPU training, "exact" reached a relative F_IS error of 0.011 (ESS 0.05),
+            "marginal" 0.11 (ESS 0.0003) (``bench/bench_accuracy.py``), hence the default.
     """
 
     n_species: int = 2
@@ -352,9 +351,11 @@ class KVCache:
         """Keep the first ``sites.shape[1]`` new tokens of the last pass as placed tokens;
         ``site_ranks`` (local attention) already includes them."""
         self.length += sites.shape[1]
+        if self.local:
+            self.site_ranks = site_ranks
+            return
         self.sites = sites if self.sites is None else torch.cat([self.sites, sites], 1)
         self.ranks = ranks if self.ranks is None else torch.cat([self.ranks, ranks], 1)
-        self.site_ranks = site_ranks
 
 
 class Trunk(nn.Module):

@@ -6,11 +6,12 @@ baseline. In dimensionless form, with R(x) = beta E(x) + ln q(x) = -ln w(x),
     grad beta F_q = E_q[(R - mean R) grad ln q],
 
 so the loss is mean((R - mean R).detach() * ln q_train(x)) + auxiliary loss, both from the
-model's ``training_terms``. For MADE that is ln q. For a marginalization model it is the
-one-pass marginal ln p_theta(x), and it enters R too: the gradient is then that of
-KL(p_theta || p) (Liu-Ramadge-Adams 2024), with samples from the conditionals standing in for
-p_theta and the self-consistency penalty pulling the two together. (Mixing the exact ln q into R
-with the marginal's score trains markedly worse: ESS 0.08 vs 0.85 on 4x4 Ising at T = 4.)
+model's ``training_terms``. For MADE, and for the transformer by default, that is the exact
+ln q. A marginalization model with ``score: marginal`` uses the one-pass marginal ln p_theta(x)
+instead, in R too: the gradient is then that of KL(p_theta || p) (Liu-Ramadge-Adams 2024), with
+samples from the conditionals standing in for p_theta and the self-consistency penalty pulling
+the two together. (Mixing the exact ln q into R with the marginal's score trains markedly
+worse: ESS 0.08 vs 0.85 on 4x4 Ising at T = 4.)
 The logged F_q, F_IS and ESS always use the sampler's exact ln q.
 Annealing trains at beta_t = beta (1 - a^t).
 
@@ -36,7 +37,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from lattherm.hamiltonians.base import Hamiltonian, SemiGrand
+from lattherm.hamiltonians.base import SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
 from lattherm.models import NeuralSampler, model_spec
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights
@@ -159,11 +160,6 @@ def concentration_counts(concentration_range: list[float], n_sites: int) -> list
     return counts
 
 
-def semi_grand_energy(base: Hamiltonian, x: torch.Tensor, dmu: float) -> torch.Tensor:
-    """E(x) - dmu sum_i s_i with s = 2x - 1, as :class:`SemiGrand`, for a dmu drawn per batch."""
-    return base.energy(x) - dmu * (2.0 * x.to(torch.float64) - 1.0).sum(dim=1)
-
-
 @dataclass
 class TrainResult:
     model: NeuralSampler
@@ -250,7 +246,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
             config.batch_size, beta_t, dmu=drawn.get("dmu"), n_ones=n_ones, n_sites=n_sites).to(device)
         with autocast:
             x, log_q = model.sample(config.batch_size, cond=cond, n_ones=n_ones, generator=generator)
-            energy = hamiltonian.energy(x) if config.dmu_range is None else semi_grand_energy(base, x, drawn["dmu"])
+            energy = (hamiltonian if config.dmu_range is None else SemiGrand(base, drawn["dmu"])).energy(x)
             log_w = log_weights(energy, log_q, beta_t)
             terms = model.training_terms(x, cond=cond, n_ones=n_ones, generator=generator)
             reward = beta_t * energy + terms.log_prob.detach().to(torch.float64)
