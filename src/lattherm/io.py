@@ -16,6 +16,8 @@ from typing import Any, Iterator
 import pandas as pd
 import yaml
 
+from lattherm.errors import LatthermError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -87,7 +89,7 @@ def load_yaml(path: str | os.PathLike) -> Any:
             raise ValueError(f"malformed YAML in {path}: {exc}") from exc
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LatthermError):
     """A checkpoint is missing, corrupt, or belongs to another system."""
 
 

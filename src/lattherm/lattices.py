@@ -19,11 +19,13 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
+from lattherm.errors import LatthermError
+
 LATTICE_KINDS = ("square", "simple_cubic", "fcc", "fcc_cubic", "bcc", "bcc_cubic")
 _DISTANCE_TOL = 1e-6
 
 
-class LatticeError(ValueError):
+class LatticeError(LatthermError):
     """Raised for an unknown lattice kind, a bad supercell shape or a mismatched configuration."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lattherm import K_B_EV
+from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import Hamiltonian, SemiGrand
 from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
 from lattherm.io import load_yaml
@@ -38,7 +39,7 @@ _MODEL_KEYS = {
 _SPIN_SPECIES = ["down", "up"]
 
 
-class SystemSpecError(ValueError):
+class SystemSpecError(LatthermError):
     """A system spec with an unknown key, a missing field or a value out of range."""
 
 

@@ -16,11 +16,13 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
+from lattherm.errors import LatthermError
+
 ORDER_PARAMETERS = {"order_parameter": "sublattice order η", "abs_magnetization": "|m|"}
 """Order-parameter columns, in the order they are looked for, with their axis labels."""
 
 
-class TableError(ValueError):
+class TableError(LatthermError):
     """A table lacks a column the analysis needs, or two tables do not line up."""
 
 

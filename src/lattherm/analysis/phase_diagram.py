@@ -18,8 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lattherm.errors import LatthermError
 
-class PhaseDiagramError(ValueError):
+
+class PhaseDiagramError(LatthermError):
     """Malformed free-energy input: unsorted, duplicated, too short or non-finite grids."""
 
 

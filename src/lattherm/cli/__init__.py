@@ -2,14 +2,20 @@
 
 Snakemake rules and users call the same commands. A group's module is imported only when that
 group runs, so a workflow job loads the libraries of its own stage (torch, icet, matplotlib)
-and not those of every stage.
+and not those of every stage. ``main`` is the console entry point: an input the user can fix
+(a :class:`lattherm.errors.LatthermError`, a usage error, a missing or unreadable file) is printed
+as one line, ``error: ...``, with exit status 1 (2 for usage errors); anything else is a bug and
+keeps its traceback.
 """
 
 import importlib
+import sys
 
 import click
 import typer
 from typer.core import TyperGroup
+
+from lattherm.errors import LatthermError
 
 GROUPS = {
     "ce": "Cluster-expansion fitting for binary alloys (icet).",
@@ -41,3 +47,21 @@ app = typer.Typer(cls=LazyGroups, help="Thermodynamics of lattice models from ne
 @app.callback()
 def main() -> None:
     """Thermodynamics of lattice models from neural samplers and MCMC."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; print user errors as one line instead of a traceback."""
+    try:
+        status = typer.main.get_command(app).main(args=argv, prog_name="lattherm", standalone_mode=False)
+    except click.ClickException as exc:  # bad options and values: click names the parameter
+        _exit_with(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        _exit_with("aborted", 1)
+    except (LatthermError, OSError) as exc:
+        _exit_with(str(exc), 1)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _exit_with(message: str, status: int) -> None:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(status)

@@ -30,13 +30,14 @@ from ase.data import atomic_numbers
 from icet import ClusterExpansion
 from torch import Tensor
 
+from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import Hamiltonian
 from lattherm.lattices import Lattice
 
 _WORD = 64  # configurations packed per int64 word
 
 
-class ClusterExpansionError(ValueError):
+class ClusterExpansionError(LatthermError):
     """A cluster expansion that is missing, corrupt, or does not fit the lattice or species."""
 
 

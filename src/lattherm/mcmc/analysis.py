@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
+from lattherm.errors import LatthermError
 
-class AnalysisError(ValueError):
+
+class AnalysisError(LatthermError):
     """A time series too short, non-finite or of the wrong shape to analyse."""
 
 
