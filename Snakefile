@@ -7,23 +7,34 @@ test, `--configfile config/paper.yaml --profile profiles/slurm` on a cluster;
 `snakemake --report report.html` collects the figures with their captions.
 """
 
-from snakemake.utils import min_version, validate
+import sys
+
+from snakemake.utils import min_version
+
+from lattherm.config import check_workflow_config
+from lattherm.errors import LatthermError
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A --configfile replaces config.yaml instead of being merged into it: keys the user leaves out
+# take the schema's defaults, not the default run's values. (--config key=value still overrides.)
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    check_workflow_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+except LatthermError as exc:  # one line naming the field, before any job
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(1)
 
 
 report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-check_alloy_lattice()
-check_transfer_sizes()
 
 
 include: "workflow/rules/specs.smk"

@@ -11,6 +11,7 @@ systems the spin is ``s = 2 x - 1`` (x = 1 is spin up, or Au for CuAu).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Sequence
@@ -269,6 +270,19 @@ def _primitive(kind: str, a: float) -> tuple[Atoms, int]:
         raise LatticeError(f"unknown lattice kind {kind!r}; expected one of {LATTICE_KINDS}")
     prim.info["lattice_constant"] = float(a)
     return prim, dim
+
+
+SITES_PER_CELL = {"square": 1, "simple_cubic": 1, "fcc": 1, "fcc_cubic": 4, "bcc": 1, "bcc_cubic": 2}
+"""Sites in the repeated cell of each kind (primitive cells hold one; conventional cubic ones more)."""
+
+
+def cell_sites(kind: str, size: Sequence[int]) -> int:
+    """Number of sites of the supercell ``size`` of ``kind``, without building it."""
+    if kind not in SITES_PER_CELL:
+        raise LatticeError(f"unknown lattice kind {kind!r}; expected one of {LATTICE_KINDS}")
+    if len(size) != (2 if kind == "square" else 3):
+        raise LatticeError(f"{kind} lattice needs {2 if kind == 'square' else 3} sizes, got {list(size)}")
+    return SITES_PER_CELL[kind] * math.prod(int(n) for n in size)
 
 
 def make_lattice(kind: str, size: Sequence[int] | int, a: float = 1.0) -> Lattice:

@@ -3,7 +3,7 @@
 
 rule ce_fit:
     output:
-        ce="results/ce/cuau.ce",
+        ce="results/ce/cuau.json",
         metrics="results/ce/metrics.json",
         ground_states="results/ce/ground_states.csv",
         hull=report("results/ce/hull.png", caption="../report/hull.rst", category="1. Cluster expansion"),

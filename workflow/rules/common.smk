@@ -96,32 +96,8 @@ def system_spec(wildcards, input):
         "species": config["ce"]["species"],
         "ensemble": c["ensemble"],
     }
-    if c["ensemble"] == "canonical":
-        spec["concentration"] = c["concentration"]
-    else:
-        spec["dmu"] = c["dmu"]
+    spec.update({key: c[key] for key in ("concentration", "dmu") if key in c})
     return spec
-
-
-def check_transfer_sizes():
-    """A transferred transformer keeps the rotary periods of its training cell, so every transfer
-    size must repeat the training cell along each axis."""
-    for system in ("ising", "cuau"):
-        train = config[system]["train_size"]
-        for size in config[system]["transfer_sizes"]:
-            if len(size) != len(train) or any(s % t for s, t in zip(size, train)):
-                raise ValueError(f"{system}.transfer_sizes entry {size} does not repeat train_size {train} "
-                                 "along every axis (each length must be a multiple)")
-
-
-def check_alloy_lattice():
-    """The alloy's supercell kind must be a cell of the lattice its cluster expansion lives on."""
-    ce_lattice, cell = config["ce"]["lattice"], config["cuau"]["lattice"]
-    if not cell.startswith(ce_lattice):
-        raise ValueError(f"cuau.lattice {cell!r} is not a cell of ce.lattice {ce_lattice!r}")
-    mchammer = config["references"]["mchammer"]["lattice"]
-    if not mchammer.startswith(ce_lattice):
-        raise ValueError(f"references.mchammer.lattice {mchammer!r} is not a cell of ce.lattice {ce_lattice!r}")
 
 
 def ce_fit_args(wildcards):
@@ -146,11 +122,12 @@ def system_params(wildcards):
 
 
 def system_inputs(wildcards):
-    return {"ce": "results/ce/cuau.ce"} if wildcards.system == "cuau" else {}
+    return {"ce": "results/ce/cuau.json"} if wildcards.system == "cuau" else {}
 
 
 def model_params(wildcards):
-    return key_order_free(config["models"][wildcards.model])
+    """The model section, with one conditioning input (beta) when one model covers all temperatures."""
+    return key_order_free(dict(config["models"][wildcards.model], n_cond=int(config["neural"]["conditioned"])))
 
 
 def training_spec(wildcards):
@@ -165,13 +142,6 @@ def training_spec(wildcards):
 
 
 # -- inputs of the analysis rules -----------------------------------------------------------
-def reference_table(system, size):
-    """Exact reference at a cell size: Kaufman for Ising, enumeration for the CE."""
-    if system == "ising":
-        return f"results/references/ising/kaufman_{size}.csv"
-    return f"results/references/{system}/enumeration_{size}.csv"
-
-
 def exact_temperatures(system):
     return sorted(set(config[system]["temperatures"]) | set(config[system]["reference_temperatures"]))
 
@@ -180,7 +150,7 @@ def comparison_tables_of(system):
     """Every table compared against the exact references: (label, path) with label METHOD:SIZE."""
     train, sizes = train_size(system), [train_size(system)] + transfer_sizes(system)
     tables = [(f"mcmc:{size}", f"results/references/{system}/mcmc_free_energy_{size}.csv") for size in sizes]
-    if system == "ising" and enumerable(system):
+    if kaufman_applies(system) and enumerable(system):
         # Enumeration of the training cell checks Kaufman (and the Hamiltonian) end to end.
         tables.append((f"enumeration:{train}", f"results/references/ising/enumeration_{train}.csv"))
     for model in config["neural"]["models"]:
@@ -197,9 +167,15 @@ def transferable(model):
     return config["models"][model]["kind"] == "transformer"
 
 
+def kaufman_applies(system):
+    """Kaufman's solution is exact for the zero-field ferromagnetic square-lattice Ising model."""
+    return system == "ising" and config["ising"]["h"] == 0 and config["ising"]["J"] > 0
+
+
 def exact_references_of(system):
-    """Exact references by cell size: Kaufman at every Ising size, enumeration of the CE cell."""
-    if system == "ising":
+    """Exact references by cell size, by capability: Kaufman at every size where it applies,
+    else enumeration of a training cell small enough (other cells have MCMC only)."""
+    if kaufman_applies(system):
         sizes = [train_size(system)] + transfer_sizes(system)
         return {size: f"results/references/ising/kaufman_{size}.csv" for size in sizes}
     size = train_size(system)

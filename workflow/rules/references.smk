@@ -8,6 +8,7 @@ rule exact_kaufman:
     params:
         size=size_args,
         temperatures=floats(exact_temperatures("ising")),
+        J=config["ising"]["J"],
     log:
         "logs/references/kaufman_{size}.log",
     threads: 1
@@ -17,7 +18,7 @@ rule exact_kaufman:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm exact kaufman --size {params.size} --temperatures {params.temperatures}"
+        "lattherm exact kaufman --size {params.size} --temperatures {params.temperatures} --J {params.J}"
         " --out {output} > {log} 2>&1"
 
 
@@ -88,7 +89,7 @@ rule mcmc_integrate:
 
 rule mchammer_canonical:
     input:
-        ce="results/ce/cuau.ce",
+        ce="results/ce/cuau.json",
     output:
         "results/references/cuau/mchammer/canonical_x{x}.csv",
     params:
@@ -111,7 +112,7 @@ rule mchammer_canonical:
 
 rule mchammer_semi_grand:
     input:
-        ce="results/ce/cuau.ce",
+        ce="results/ce/cuau.json",
     output:
         "results/references/cuau/mchammer/semi_grand_dmu{dmu}.csv",
     params:

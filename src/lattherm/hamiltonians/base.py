@@ -31,6 +31,12 @@ class Hamiltonian(nn.Module, ABC):
     def energy(self, x: Tensor) -> Tensor:
         """Total energies, (B, N) -> (B,) float64."""
 
+    @abstractmethod
+    def identity(self) -> dict:
+        """What defines this Hamiltonian, as plain values (recorded in checkpoints, so that a model
+        is not silently used on another Hamiltonian): ``model`` and its parameters. A field
+        named ``seed`` or ``n_sites`` describes one random draw on one cell (spin glasses)."""
+
     def forward(self, x: Tensor) -> Tensor:
         return self.energy(x)
 
@@ -72,6 +78,9 @@ class SemiGrand(Hamiltonian):
         super().__init__(base.n_sites)
         self.base = base
         self.dmu = float(dmu)
+
+    def identity(self) -> dict:
+        return {**self.base.identity(), "dmu": self.dmu}
 
     def energy(self, x: Tensor) -> Tensor:
         s = self.check_input(x)

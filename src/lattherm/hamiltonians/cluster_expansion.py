@@ -20,6 +20,7 @@ weighted sum over orbits is float64.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -195,6 +196,19 @@ class ClusterExpansionHamiltonian(Hamiltonian):
     def energy_per_site(self, x: Tensor) -> Tensor:
         """What icet's ``ce.predict`` returns, (B,) eV per site."""
         return self.energy(x) / self.n_sites
+
+    def identity(self) -> dict:
+        """``model`` and a sha256 of what defines the expansion whatever the cell: the species
+        and their point functions, the lattice constant, the ECIs and, per orbit, its order and
+        clusters per site (exact float64 bytes), so the same CE on a larger cell compares equal."""
+        blocks = [torch.full((len(getattr(self, f"blocks_order{k}")),), k) for k in self.orders]
+        order = torch.empty(self.n_orbits, dtype=torch.int64)
+        order[self.block_orbit.cpu()] = torch.cat(blocks)
+        digest = hashlib.sha256(repr(self.species).encode())
+        for values in (self.point_function, torch.tensor([self.lattice.lattice_constant]), self.eci,
+                       self.n_clusters / self.n_sites, order):
+            digest.update(np.ascontiguousarray(values.cpu().numpy(), dtype="<f8").tobytes())
+        return {"model": "cluster_expansion", "sha256": digest.hexdigest()}
 
     # -- local moves ------------------------------------------------------------------------
     def _partner_products(self, x: Tensor, sites: Tensor) -> tuple[Tensor, Tensor]:

@@ -91,6 +91,9 @@ class Ising(BondIsing):
         super().__init__(bonds, np.full(len(bonds), float(J)), lattice.n_sites, h)
         self.J = float(J)
 
+    def identity(self) -> dict:
+        return {"model": "ising", "J": self.J, "h": self.h}
+
 
 class EdwardsAnderson(BondIsing):
     """Edwards-Anderson +-J spin glass on the nearest-neighbour bonds of a square or simple cubic
@@ -104,6 +107,9 @@ class EdwardsAnderson(BondIsing):
         super().__init__(bonds, couplings, lattice.n_sites)
         self.seed = int(seed)
 
+    def identity(self) -> dict:
+        return {"model": "edwards_anderson", "couplings": "+-1 uniform", "seed": self.seed}
+
 
 class SherringtonKirkpatrick(Hamiltonian):
     """All-to-all spin glass E = -sum_{i<j} J_ij s_i s_j with J_ij ~ N(0, 1/N) drawn from
@@ -116,6 +122,10 @@ class SherringtonKirkpatrick(Hamiltonian):
         upper = np.triu(np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(n_sites), (n_sites, n_sites)), k=1)
         self.seed = int(seed)
         self.register_buffer("coupling_matrix", torch.as_tensor(upper + upper.T))
+
+    def identity(self) -> dict:
+        return {"model": "sherrington_kirkpatrick", "couplings": "normal(0, 1/N)", "seed": self.seed,
+                "n_sites": self.n_sites}
 
     def energy(self, x: Tensor) -> Tensor:
         s = self.check_input(x)

@@ -1,7 +1,7 @@
 """Checkpoints of neural samplers: what a run saves, and the checks made when loading one.
 
 A checkpoint records the model (kind, hyperparameters, weights), the system it was trained on
-(lattice kind and size, species, ensemble), the training state (optimizer, step, every RNG
+(lattice kind and size, species, ensemble, the Hamiltonian's ``identity()``), the training state (optimizer, step, every RNG
 state, the log so far), the training config and the conditioning of a conditional model
 (:class:`lattherm.sampling.evaluate.Conditioning` as a dict, None if unconditional), so a run
 resumes bit for bit and a model is never silently loaded onto a system it does not describe.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,10 +22,22 @@ from lattherm.models import NeuralSampler, build_model
 from lattherm.sampling.evaluate import Conditioning
 
 FORMAT = "lattherm-neural-1"
+# Hamiltonian identity fields that name one random draw of couplings on one cell (the EA and SK
+# seed, SK's size). A larger cell has other couplings by nature: a transfer compares the model
+# and its coupling distribution, not these (as a spin-glass study averages over draws anyway).
+CELL_FIELDS = ("seed", "n_sites")
+
+
+def hamiltonian_identity(system) -> dict:
+    """``system.hamiltonian.identity()``, with the semi-grand ``dmu`` even where it is 0."""
+    identity = system.hamiltonian.identity()
+    if system.ensemble == "semi_grand":
+        identity.setdefault("dmu", 0.0)  # build_system leaves a zero dmu out of the Hamiltonian
+    return identity
 
 
 def system_description(system) -> dict:
-    """The identity of a system as far as a model cares: geometry, species and ensemble."""
+    """The identity of a system as far as a model cares: geometry, species, ensemble, Hamiltonian."""
     lat = system.lattice
     return {
         "name": system.name,
@@ -35,15 +48,20 @@ def system_description(system) -> dict:
         "species": list(system.species),
         "ensemble": system.ensemble,
         "n_ones": system.n_ones,
+        "hamiltonian": hamiltonian_identity(system),
     }
 
 
-def check_system(saved: dict, system, same_size: bool, same_composition: bool = True) -> None:
-    """Raise :class:`CheckpointError` unless ``system`` matches the saved description.
+def check_system(path, saved: dict, system, same_size: bool, same_composition: bool = True,
+                 same_dmu: bool = True) -> None:
+    """Raise :class:`CheckpointError` unless ``system`` matches the description saved in ``path``.
 
-    The lattice kind and the species always have to agree (a model of CuAu on FCC means nothing
-    for an Ising square lattice); with ``same_size`` the supercell and ensemble must agree too,
-    and the canonical composition unless ``same_composition`` is False (a model conditioned on it).
+    The lattice kind, the species and the Hamiltonian always have to agree (a model of CuAu on
+    FCC means nothing for an Ising square lattice, nor one of J = 2 for J = 1). With
+    ``same_size`` the supercell and ensemble must agree too, and the canonical composition
+    unless ``same_composition`` is False (a model conditioned on it); without it, the
+    Hamiltonian's :data:`CELL_FIELDS` are not compared. ``same_dmu`` False leaves out the
+    semi-grand dmu (a model conditioned on it).
     """
     now = system_description(system)
     keys = ["lattice_kind", "species"]
@@ -52,8 +70,16 @@ def check_system(saved: dict, system, same_size: bool, same_composition: bool = 
     for key in keys:
         if saved.get(key) != now[key]:
             raise CheckpointError(
-                f"checkpoint was trained for {key} = {saved.get(key)!r}, but the system has {now[key]!r}"
-            )
+                f"checkpoint {path} was trained for {key} = {saved.get(key)!r}, but the system has {now[key]!r}")
+    if "hamiltonian" not in saved:
+        raise CheckpointError(f"checkpoint {path} was written before lattherm recorded the Hamiltonian; retrain")
+    old, new = saved["hamiltonian"], now["hamiltonian"]
+    ignored = set() if same_size else set(CELL_FIELDS)
+    ignored |= set() if same_dmu else {"dmu"}
+    for field in [*old, *(f for f in new if f not in old)]:
+        if field not in ignored and old.get(field) != new.get(field):
+            raise CheckpointError(f"checkpoint {path} was trained for the Hamiltonian's {field} = "
+                                  f"{old.get(field)!r}, but the system has {new.get(field)!r}")
 
 
 def rng_states(generator: torch.Generator) -> dict:
@@ -85,6 +111,8 @@ def set_rng_states(states: dict, generator: torch.Generator) -> None:
 
 def read_checkpoint(path, device: str | torch.device = "cpu") -> dict:
     """Load and validate the structure of a lattherm neural checkpoint."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is an empty file")
     state = load_checkpoint(path, map_location=device)
     missing = [k for k in ("format", "model_spec", "model_state", "system", "config") if k not in state]
     if missing or state.get("format") != FORMAT:
@@ -115,9 +143,9 @@ def load_trained_model(path, system, device: str | torch.device = "cpu", same_si
     """Rebuild the model of a checkpoint on its own supercell, load its weights, and move it
     onto ``system``'s lattice (``on_lattice``), which must be the same size when ``same_size``."""
     state = read_checkpoint(path, device)
-    conditioning = state.get("conditioning")
-    check_system(state["system"], system, same_size,
-                 same_composition=conditioning is None or "concentration" not in conditioning["variables"])
+    conditioned = [] if state.get("conditioning") is None else state["conditioning"]["variables"]
+    check_system(path, state["system"], system, same_size, same_composition="concentration" not in conditioned,
+                 same_dmu="dmu" not in conditioned)
     saved = state["system"]
     repeats = saved["repeats"][:2] if saved["lattice_kind"] == "square" else saved["repeats"]
     own_lattice = make_lattice(saved["lattice_kind"], repeats, saved["lattice_constant"])

@@ -1,0 +1,50 @@
+"""The README's two commands are what CI runs: the main command verbatim but for the config
+(in a fresh venv, without test extras), and the test command verbatim."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = " --configfile config/tiny.yaml"
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)[:2]
+
+
+def ci_lines() -> list[str]:
+    return [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+
+
+def test_readme_starts_with_the_main_and_the_test_command():
+    main, tests = readme_commands()
+    assert main.endswith("snakemake --cores all") and "[test]" not in main
+    assert "-c constraints.txt" in main and "-c constraints.txt" in tests
+    assert tests.endswith("python -m pytest") and '".[test]"' in tests
+
+
+def test_ci_runs_the_readme_main_command_on_the_tiny_config_and_then_the_test_command():
+    main, tests = readme_commands()
+    lines = ci_lines()
+    assert main + TINY in lines
+    assert tests in lines
+    assert lines.index(main + TINY) < lines.index(tests)
+
+
+def test_constraints_pin_every_package_exactly():
+    pins = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=\s]+", line) for line in pins), pins
+    names = {line.split("==")[0].lower() for line in pins}
+    assert {"torch", "click", "typer", "snakemake", "icet", "jsonschema"} <= names
+    assert "torch==2.13.0" in pins
+
+
+def test_every_declared_dependency_is_pinned():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared}
+    pinned = {line.split("==")[0].lower().replace("_", "-") for line in (ROOT / "constraints.txt").read_text().splitlines()
+              if line and not line.startswith("#")}
+    assert names <= pinned, names - pinned
