@@ -45,31 +45,19 @@ def test_dry_run(workdir, configfile):
         assert rule in out
 
 
-def _broken(workdir, edit):
-    config = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())
-    edit(config)
-    (workdir / "broken.yaml").write_text(yaml.safe_dump(config))
-    return snakemake(workdir, "-n", "--cores", "1", "--configfile", "broken.yaml")
-
-
-def test_unknown_key_is_rejected_by_name(workdir):
-    result = _broken(workdir, lambda c: c["training"].update(learning_rat=0.1))
-    assert result.returncode != 0
-    assert "learning_rat" in result.stderr + result.stdout
-
-
-def test_wrong_type_is_rejected_by_name(workdir):
-    result = _broken(workdir, lambda c: c["training"].update(steps="many"))
-    out = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "steps" in out and "'many' is not of type 'integer'" in out
-
-
-def test_transfer_size_that_does_not_repeat_the_training_cell_is_rejected(workdir):
-    result = _broken(workdir, lambda c: c["ising"].update(transfer_sizes=[[6, 6]]))
-    out = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "ising.transfer_sizes entry [6, 6] does not repeat train_size [4, 4]" in out
+@pytest.mark.slow
+@pytest.mark.parametrize("configfile", CONFIGS)
+def test_every_shipped_config_runs_its_first_training_step(workdir, configfile):
+    """Each config's own models, systems and conditioning, one optimiser step per training job."""
+    config = yaml.safe_load((workdir / configfile).read_text())
+    config["training"].update(steps=1, batch_size=8)
+    (workdir / "one_step.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--cores", "2", "--until", "neural_train", "--configfile", "one_step.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summaries = list((workdir / "results" / "neural").glob("*/*/*/summary.json"))
+    neural = config["neural"]
+    runs_per_system = [1 if neural["conditioned"] else len(neural["temperatures"][s]) for s in neural["systems"]]
+    assert len(summaries) == sum(runs_per_system) * len(neural["models"])
 
 
 @pytest.mark.slow
