@@ -80,3 +80,75 @@ def test_tiny_end_to_end_then_nothing_to_do_then_training_change_reruns_dependen
              and len(line.split()) == 2 and line.split()[1].isdigit()}
     assert {"training_yaml", "neural_train", "neural_sample", "neural_transfer", "compare_free_energies"} <= rerun
     assert not rerun & {"ce_fit", "exact_kaufman", "exact_enumeration", "mcmc_run", "mchammer_canonical", "system_yaml", "model_yaml"}
+
+
+def _every_result_parses(results: Path) -> int:
+    """Every file under results/ is complete: tables, JSON, checkpoints and figures load."""
+    import json
+
+    import pandas as pd
+    import torch
+
+    count = 0
+    for path in sorted(p for p in results.rglob("*") if p.is_file()):
+        assert not path.name.endswith(".tmp"), f"stray temporary {path}"
+        if path.suffix == ".csv":
+            assert len(pd.read_csv(path)) > 0, path
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".pt":
+            assert isinstance(torch.load(path, weights_only=True), dict), path
+        elif path.suffix == ".yaml":
+            assert yaml.safe_load(path.read_text()) is not None, path
+        elif path.suffix == ".png":
+            assert path.read_bytes().startswith(b"\x89PNG") and path.read_bytes().endswith(b"IEND\xaeB`\x82"), path
+        elif path.suffix == ".pdf":
+            assert path.read_bytes().startswith(b"%PDF") and b"%%EOF" in path.read_bytes()[-64:], path
+        count += 1
+    return count
+
+
+@pytest.mark.slow
+def test_killed_pipeline_resumes_training_and_leaves_no_partial_file(workdir):
+    """SIGKILL snakemake and every job it started mid-training; after `--unlock` (Snakemake
+    cannot tell a dead run's lock from a live one) the same command finishes every output, and
+    the killed training continues from its progress checkpoint instead of step 0."""
+    import os
+    import signal
+    import time
+
+    config = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())
+    config["training"].update(steps=400, checkpoint_every=20)
+    (workdir / "long.yaml").write_text(yaml.safe_dump(config))
+    command = [SNAKEMAKE, "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"),
+               "--cores", "2", "--configfile", "long.yaml"]
+    run = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    progress = workdir / "results" / "neural"
+    deadline = time.monotonic() + 900
+    while not list(progress.glob("*/*/*/.progress/checkpoint.pt")) and time.monotonic() < deadline:
+        assert run.poll() is None, "the workflow ended before any training saved its progress"
+        time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    killed = {path.parents[1]: _step(path) for path in progress.glob("*/*/*/.progress/checkpoint.pt")}
+    assert killed and max(killed.values()) > 0
+
+    assert snakemake(workdir, "--unlock", "--configfile", "long.yaml").returncode == 0
+    rerun = snakemake(workdir, "--cores", "2", "--configfile", "long.yaml")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    for name in ["free_energy_error", "thermodynamics", "ess_vs_size", "phase_diagram", "snapshots"]:
+        assert (workdir / "results" / "figures" / f"{name}.png").is_file()
+    assert _every_result_parses(workdir / "results") > 50
+    for run_dir, step in killed.items():
+        system, model, tag = run_dir.parts[-3:]
+        log = workdir / "logs" / "neural" / f"train_{system}_{model}_{tag}.log"
+        assert f"resuming from step {step}" in log.read_text()
+        assert not (run_dir / ".progress").exists()
+
+
+def _step(checkpoint: Path) -> int:
+    import torch
+
+    return int(torch.load(checkpoint, weights_only=True)["step"])
