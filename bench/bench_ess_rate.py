@@ -90,7 +90,7 @@ def main() -> None:
     cfg = settings(args.quick)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        ce_file = write_published_ce(Path(tmp) / "cuau.ce")
+        ce_file = write_published_ce(Path(tmp) / "cuau.json")
         systems = [
             ("Ising 16x16 beta_c", build_system({"model": "ising", "lattice": "square", "size": [16, 16]}),
              1.0 / BETA_C, ("flip", "wolff")),

@@ -177,7 +177,7 @@ def thermodynamic_integration(system, temperature: float, ti: dict, device: str,
 
 
 def cuau_case(temperature: float, cfg: dict, ti: dict, tmp: Path, device: str) -> dict:
-    ce_file = write_published_ce(tmp / "cuau.ce")
+    ce_file = write_published_ce(tmp / "cuau.json")
     spec = {"model": "cluster_expansion", "lattice": "fcc", "a": 3.8, "ce_file": str(ce_file),
             "species": ["Cu", "Au"], "ensemble": "canonical", "concentration": 0.5}
     small = build_system({"name": "cuau_2x2x4", "size": [2, 2, 4], **spec})

@@ -17,6 +17,7 @@ from lattherm.ce.fit import (au_fraction, concentration, emt_energies, enumerate
                              fit_cluster_expansion, primitive_structure)
 from lattherm.ce.hull import formation_energies
 from lattherm.ce.published import published_cluster_expansion
+from lattherm.ce.storage import read_cluster_expansion
 from lattherm.cli import app
 from lattherm.systems import build_system
 
@@ -99,17 +100,17 @@ def test_errors(tmp_path):
 
 def test_cli_fit_writes_all_outputs(tmp_path):
     out = {k: tmp_path / name for k, name in
-           [("ce", "model.ce"), ("metrics", "metrics.json"), ("gs", "ground_states.csv"), ("plot", "hull.png")]}
+           [("ce", "model.json"), ("metrics", "metrics.json"), ("gs", "ground_states.csv"), ("plot", "hull.png")]}
     result = CliRunner().invoke(app, ["ce", "fit", "--source", "published", "--max-atoms", "6",
                                       "--out-ce", str(out["ce"]), "--out-metrics", str(out["metrics"]),
                                       "--out-ground-states", str(out["gs"]), "--out-hull-plot", str(out["plot"])])
     assert result.exit_code == 0, result.output
-    np.testing.assert_allclose(ClusterExpansion.read(str(out["ce"])).parameters[2:],
+    np.testing.assert_allclose(read_cluster_expansion(out["ce"]).parameters[2:],
                                published_cluster_expansion().parameters[2:], atol=1e-12)
     assert json.loads(out["metrics"].read_text())["n_structures"] == len(enumerated_structures(6))
     assert list(pd.read_csv(out["gs"])["x_au"]) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert out["plot"].read_bytes()[:4] == b"\x89PNG"
-    bad = CliRunner().invoke(app, ["ce", "fit", "--source", "nope", "--out-ce", "a.ce", "--out-metrics", "m.json",
+    bad = CliRunner().invoke(app, ["ce", "fit", "--source", "nope", "--out-ce", "a.json", "--out-metrics", "m.json",
                                    "--out-ground-states", "g.csv", "--out-hull-plot", "h.png"])
     assert bad.exit_code != 0 and "unknown source" in bad.output
 
@@ -252,7 +253,7 @@ def test_cli_fit_bcc_database(tmp_path):
     db = tmp_path / "fecr.db"
     write_database(db, enumerated_structures(4, species, lattice, a), reference)
     out = {k: tmp_path / name for k, name in
-           [("ce", "fecr.ce"), ("metrics", "metrics.json"), ("gs", "ground_states.csv"), ("plot", "hull.png")]}
+           [("ce", "fecr.json"), ("metrics", "metrics.json"), ("gs", "ground_states.csv"), ("plot", "hull.png")]}
     outputs = ["--out-ce", str(out["ce"]), "--out-metrics", str(out["metrics"]),
                "--out-ground-states", str(out["gs"]), "--out-hull-plot", str(out["plot"])]
     result = CliRunner().invoke(app, ["ce", "fit", "--source", "database", "--database", str(db),
@@ -260,7 +261,7 @@ def test_cli_fit_bcc_database(tmp_path):
                                       "--cutoffs", "5.0,3.0", *outputs])
     assert result.exit_code == 0, result.output
     held_out = enumerated_structures(5, species, lattice, a)[29:]
-    fitted = ClusterExpansion.read(str(out["ce"]))
+    fitted = read_cluster_expansion(out["ce"])
     np.testing.assert_allclose([fitted.predict(s) for s in held_out],
                                reference_mixing(reference, species, lattice, a, held_out), atol=1e-8)
     metrics = json.loads(out["metrics"].read_text())

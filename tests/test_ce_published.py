@@ -93,7 +93,7 @@ def test_enumeration_hull_is_l12_l10_l12(ce):
 
 
 def test_write_published_ce_round_trip(ce, tmp_path):
-    path = write_published_ce(tmp_path / "published.ce")
+    path = write_published_ce(tmp_path / "published.json")
     lattice = make_lattice("fcc", (2, 2, 4), a=3.8)
     x = torch.randint(0, 2, (4, 16), generator=torch.Generator().manual_seed(0))
     a = ClusterExpansionHamiltonian.from_file(path, lattice).energy(x)

@@ -6,6 +6,7 @@ import torch
 from ase.build import bulk
 from icet import ClusterExpansion, ClusterSpace
 
+from lattherm.ce.storage import write_cluster_expansion
 from lattherm.hamiltonians import Hamiltonian
 from lattherm.hamiltonians.cluster_expansion import ClusterExpansionError, ClusterExpansionHamiltonian
 from lattherm.lattices import make_lattice
@@ -79,16 +80,15 @@ def test_flip_and_swap_deltas_match_full_recomputation(ce, size):
 
 def test_from_file_round_trip_and_errors(ce, tmp_path):
     lattice = make_lattice("fcc", (2, 2, 4), a=3.8)
-    path = tmp_path / "model.ce"
-    ce.write(str(path))
+    path = write_cluster_expansion(ce, tmp_path / "model.json")
     x = random_configs(16, 5, seed=4)
     ham = ClusterExpansionHamiltonian.from_file(path, lattice)
     np.testing.assert_array_equal(ham.energy(x).numpy(), ClusterExpansionHamiltonian(ce, lattice).energy(x).numpy())
     with pytest.raises(ClusterExpansionError, match="not found"):
-        ClusterExpansionHamiltonian.from_file(tmp_path / "missing.ce", lattice)
-    (tmp_path / "bad.ce").write_text("not a cluster expansion")
+        ClusterExpansionHamiltonian.from_file(tmp_path / "missing.json", lattice)
+    (tmp_path / "bad.json").write_text("not a cluster expansion")
     with pytest.raises(ClusterExpansionError, match="not a readable"):
-        ClusterExpansionHamiltonian.from_file(tmp_path / "bad.ce", lattice)
+        ClusterExpansionHamiltonian.from_file(tmp_path / "bad.json", lattice)
 
 
 def test_lattice_and_species_mismatches_are_rejected(ce):

@@ -82,7 +82,7 @@ def test_bad_arguments_raise():
 
 
 def test_cli_mchammer_writes_a_tidy_table(tmp_path):
-    ce_file = write_published_ce(tmp_path / "cuau.ce")
+    ce_file = write_published_ce(tmp_path / "cuau.json")
     out = tmp_path / "mchammer.csv"
     args = ["mcmc", "mchammer", "--ce", str(ce_file), "--size", "2", "2", "2", "--lattice", "fcc_cubic",
             "--ensemble", "canonical", "--concentration", "0.25", "--temperatures", "2000,1500",

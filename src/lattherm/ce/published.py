@@ -95,10 +95,7 @@ def published_cluster_expansion(path: str | os.PathLike = ECI_FILE) -> ClusterEx
 
 
 def write_published_ce(path: str | os.PathLike) -> Path:
-    """Write the published model as an icet ``.ce`` file (atomically)."""
-    from lattherm.io import atomic_path
+    """Write the published model in lattherm's JSON format (:mod:`lattherm.ce.storage`), atomically."""
+    from lattherm.ce.storage import write_cluster_expansion
 
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        published_cluster_expansion().write(str(tmp))
-    return path
+    return write_cluster_expansion(published_cluster_expansion(), path)

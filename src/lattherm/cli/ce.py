@@ -3,8 +3,12 @@
 Example (a user's DFT database of Fe-Cr BCC structures)::
 
     lattherm ce fit --source database --database fecr.db --species Fe,Cr --lattice bcc \
-        --lattice-constant 2.87 --cutoffs 6.0,4.5 --out-ce fecr.ce --out-metrics metrics.json \
+        --lattice-constant 2.87 --cutoffs 6.0,4.5 --out-ce fecr.json --out-metrics metrics.json \
         --out-ground-states ground_states.csv --out-hull-plot hull.png
+
+An icet ``.ce`` file (pickles: reading it can run code) from a trusted source, converted once::
+
+    lattherm ce convert --trust-pickle model.ce --out model.json
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Optional
 import typer
 
 from lattherm.ce.fit import CE_LATTICES, SOURCES
-from lattherm.io import atomic_path, write_json, write_table
+from lattherm.ce.storage import read_cluster_expansion, write_cluster_expansion
+from lattherm.io import write_json, write_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -50,7 +55,7 @@ def fit(
     relax: bool = typer.Option(False, "--relax/--no-relax", help="relax EMT structures (cell + positions)"),
     max_atoms: int = typer.Option(8, help="largest enumerated cell (sources 'published' and 'emt')"),
     fit_method: str = typer.Option("least-squares", help="trainstation fit method"),
-    out_ce: Path = typer.Option(..., help="fitted icet cluster expansion (.ce)"),
+    out_ce: Path = typer.Option(..., help="fitted cluster expansion, lattherm's JSON format (.json)"),
     out_metrics: Path = typer.Option(..., help="metrics JSON"),
     out_ground_states: Path = typer.Option(..., help="ground states on the convex hull (.csv)"),
     out_hull_plot: Path = typer.Option(..., help="convex hull plot (.png or .pdf)"),
@@ -68,10 +73,22 @@ def fit(
     result = fit_cluster_expansion(source, database=database, relax=relax, max_atoms=max_atoms,
                                    cutoffs=_parse_cutoffs(cutoffs), fit_method=fit_method, species=pair,
                                    lattice=lattice, a=lattice_constant)
-    with atomic_path(out_ce) as tmp:
-        result.ce.write(str(tmp))
+    write_cluster_expansion(result.ce, out_ce)
     write_json(out_metrics, result.metrics)
     write_table(out_ground_states, result.ground_states)
     plot_hull(result.table, out_hull_plot, title=f"{''.join(pair)} {lattice.upper()} CE ({source})")
     typer.echo(f"CV RMSE {result.metrics['cv_rmse_mev_per_atom']:.3f} meV/atom on "
                f"{result.metrics['n_structures']} structures; wrote {out_ce}")
+
+
+@app.command()
+def convert(
+    source: Path = typer.Argument(..., help="cluster expansion file: an icet .ce (needs --trust-pickle) or JSON"),
+    out: Path = typer.Option(..., help="the cluster expansion in lattherm's JSON format (.json)"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle",
+                                      help="unpickle an icet .ce file: only one whose origin you trust, as "
+                                           "unpickling can run code"),
+) -> None:
+    """Rewrite a cluster expansion in lattherm's pickle-free JSON format, checked on every later read."""
+    write_cluster_expansion(read_cluster_expansion(source, allow_pickle=trust_pickle), out)
+    typer.echo(f"wrote {out}")

@@ -2,7 +2,7 @@
 
     lattherm mcmc run --system system.yaml --temperatures 2.0,2.269,3.0 --chains 64 --sweeps 2000 \
         --move flip --seed 0 --out table.csv
-    lattherm mcmc mchammer --ce model.ce --size 4 4 4 --lattice fcc_cubic --ensemble canonical \
+    lattherm mcmc mchammer --ce model.json --size 4 4 4 --lattice fcc_cubic --ensemble canonical \
         --concentration 0.5 --temperatures 600,800 --steps-per-site 500 --seed 0 --out table.csv
     lattherm mcmc integrate --table table.csv --out free_energy.csv
 
@@ -66,7 +66,11 @@ def run(
 
 @app.command()
 def mchammer(
-    ce: Path = typer.Option(..., help="icet cluster expansion file (ClusterExpansion.write)."),
+    ce: Path = typer.Option(..., help="Cluster expansion in lattherm's JSON format (lattherm ce fit/convert)."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle",
+                                      help="Accept an icet .ce file (pickles: only from a trusted source)."),
+    lattice_constant: Optional[float] = typer.Option(
+        None, help="Cubic lattice constant (Å) expected of the CE; default: the CE's own."),
     size: Tuple[int, int, int] = typer.Option(..., help="Supercell repeats n1 n2 n3."),
     lattice: str = typer.Option("fcc_cubic", help="fcc, fcc_cubic, bcc or bcc_cubic (primitive or conventional cells)."),
     ensemble: str = typer.Option("canonical", help="canonical or semi_grand."),
@@ -79,20 +83,15 @@ def mchammer(
     out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
 ) -> None:
     """mchammer scan of a cluster expansion: energies, order parameters, short-range order."""
-    from icet import ClusterExpansion
-
+    from lattherm.ce.storage import check_lattice, parent_lattice, read_cluster_expansion
     from lattherm.mcmc.mchammer_runs import run_scan
 
-    if not ce.is_file():
-        raise typer.BadParameter(f"cluster expansion file not found: {ce}")
-    sites_per_cubic_cell = {"fcc": 4, "fcc_cubic": 4, "bcc": 2, "bcc_cubic": 2}
-    if lattice not in sites_per_cubic_cell:
-        raise typer.BadParameter(f"--lattice must be one of {sorted(sites_per_cubic_cell)}, got {lattice!r}")
-    model = ClusterExpansion.read(str(ce))
-    primitive = model.get_cluster_space_copy().primitive_structure
-    # the cubic cell of side a holds 4 (FCC) or 2 (BCC) sites: a = (sites * volume per site)^(1/3)
-    a = float((sites_per_cubic_cell[lattice] * primitive.get_volume() / len(primitive)) ** (1.0 / 3.0))
-    lat = make_lattice(lattice, size, a=a)
+    lattices = ("fcc", "fcc_cubic", "bcc", "bcc_cubic")
+    if lattice not in lattices:
+        raise typer.BadParameter(f"--lattice must be one of {lattices}, got {lattice!r}")
+    model = read_cluster_expansion(ce, allow_pickle=trust_pickle)
+    lat = make_lattice(lattice, size, a=parent_lattice(model)[1] if lattice_constant is None else lattice_constant)
+    check_lattice(model, lat, ce)
     symbols = [s.strip() for s in species.split(",")]
     table = run_scan(model, lat, _parse_list(temperatures, "--temperatures"), ensemble, concentration=concentration,
                      dmu=dmu, steps_per_site=steps_per_site, species=symbols, seed=seed)

@@ -27,10 +27,15 @@ from mchammer.observers import ShortRangeOrderObserver
 from mchammer.observers.base_observer import BaseObserver
 
 from lattherm import K_B_EV
+from lattherm.errors import LatthermError
 from lattherm.lattices import Lattice
 from lattherm.mcmc.analysis import jackknife, summarize
 
 ENSEMBLES = ("canonical", "semi_grand")
+
+
+class ScanSettingsError(LatthermError):
+    """A scan setting (ensemble, composition, temperatures, length) that cannot run."""
 
 
 class IncrementalEnergyError(RuntimeError):
@@ -101,17 +106,19 @@ def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[floa
     Cowley parameters (first-shell by default) and trial steps per second.
     """
     if ensemble not in ENSEMBLES:
-        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+        raise ScanSettingsError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
     if ensemble == "canonical" and (concentration is None or dmu is not None):
-        raise ValueError("the canonical ensemble needs a concentration and no dmu")
+        raise ScanSettingsError(f"the canonical ensemble needs a concentration and no dmu, "
+                                f"got concentration = {concentration}, dmu = {dmu}")
     if ensemble == "semi_grand" and (dmu is None or concentration is not None):
-        raise ValueError("the semi-grand ensemble needs dmu and no concentration")
+        raise ScanSettingsError(f"the semi-grand ensemble needs dmu and no concentration, "
+                                f"got dmu = {dmu}, concentration = {concentration}")
     temperatures = np.asarray(temperatures, dtype=np.float64)
     if temperatures.ndim != 1 or len(temperatures) == 0 or not np.all(temperatures > 0):
-        raise ValueError(f"temperatures must be positive kelvin (inf allowed), got {temperatures}")
+        raise ScanSettingsError(f"temperatures must be positive kelvin (inf allowed), got {temperatures}")
     if steps_per_site < 128:
         # one sample per sweep; up to half is discarded, and blocking needs 64 samples
-        raise ValueError(f"steps_per_site must be at least 128 for error analysis, got {steps_per_site}")
+        raise ScanSettingsError(f"steps_per_site must be at least 128 for error analysis, got {steps_per_site}")
     n = lattice.n_sites
     rng = np.random.default_rng(seed)
     structure = lattice.to_atoms(np.zeros(n, dtype=int), species)
@@ -120,7 +127,7 @@ def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[floa
     if ensemble == "canonical":
         n_ones = int(round(concentration * n))
         if not 0 <= n_ones <= n or abs(n_ones / n - concentration) > 1e-9:
-            raise ValueError(f"concentration {concentration} is not a multiple of 1/{n} in [0, 1]")
+            raise ScanSettingsError(f"concentration {concentration} is not a multiple of 1/{n} in [0, 1]")
         x = np.zeros(n, dtype=int)
         x[rng.choice(n, n_ones, replace=False)] = 1
     else:
