@@ -223,3 +223,23 @@ def test_cli_train_resume_and_sample(tmp_path):
     assert (abs(table.free_energy - exact.free_energy) < 4 * table.free_energy_err).all()
     assert (abs(table.energy - exact.energy) < 4 * table.energy_err).all()
     assert {"ess", "variational_free_energy", "heat_capacity", "acceptance", "abs_magnetization", "system"} <= set(table.columns)
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"temperature": True}, "temperature = True"),
+    ({"temperature": 1e400}, "temperature = inf"),
+    ({"temperature": float("nan")}, "temperature = nan"),
+    ({"temperature": "2.0"}, "temperature = '2.0'"),
+    ({"temperature_range": [0.0, 2.0]}, "temperature_range = [0.0, 2.0]"),
+    ({"temperature_range": [2.0, True]}, "temperature_range = [2.0, True]"),
+    ({"temperature": 2.0, "steps": 10.5}, "steps = 10.5"),
+    ({"temperature": 2.0, "batch_size": 1}, "batch_size = 1"),
+    ({"temperature": 2.0, "lr": float("inf")}, "lr = inf"),
+    ({"temperature": 2.0, "dmu_range": [0.1, float("nan")]}, "dmu_range = [0.1, nan]"),
+])
+def test_training_settings_of_the_wrong_type_or_range_are_named(settings, expected):
+    from lattherm.training.variational import TrainingSettingsError
+
+    with pytest.raises(TrainingSettingsError) as info:
+        TrainConfig.from_dict(settings)
+    assert expected in str(info.value)

@@ -32,6 +32,10 @@ def transfer(
 ) -> dict:
     """Estimates on ``system`` from the model in ``checkpoint`` (trained on a smaller supercell).
 
+    The Hamiltonian must be the checkpoint's (same J and h, the same cluster expansion), except
+    for a spin glass's coupling draw: the larger cell has other couplings by nature, so the
+    model and coupling distribution must agree but the seed may differ (the model learned the
+    distribution, and the correction below is exact for whichever draw).
     ``temperature`` defaults to the training temperature (a temperature-conditioned model needs
     one). Fine-tuning reuses the checkpoint's training settings without annealing (the model
     starts close to the target, so annealing would only move it away first) and, unless

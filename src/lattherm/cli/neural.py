@@ -6,9 +6,15 @@
     lattherm neural transfer --checkpoint runs/a/checkpoint.pt --system big.yaml --finetune-steps 50 \\
         --out transfer.csv
 
-``train`` resumes from OUT_DIR/checkpoint.pt when it exists and the settings match. A model
-trained with ``dmu_range`` or ``concentration_range`` is sampled at the dmu or composition of
-the ``--system`` file, so one checkpoint serves a scan with one system file per point.
+``train`` saves its progress every ``checkpoint_every`` steps to PROGRESS_DIR (default
+OUT_DIR/.progress: not an output, so a workflow manager that deletes the outputs of an
+interrupted job leaves it), writes checkpoint.pt, log.csv and summary.json to OUT_DIR at the end
+and removes the progress files. It resumes from the progress or OUT_DIR's checkpoint, whichever
+is further along, when the settings match; on SIGTERM it saves its progress and exits with
+status 143. Every checkpoint records its system's Hamiltonian, and `sample` and `transfer` refuse
+another one. A model trained with ``dmu_range`` or ``concentration_range`` is sampled at the dmu
+or composition of the ``--system`` file, so one checkpoint serves a scan with one system file
+per point.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(f"error: {' '.join(str(exc).split())}", err=True)  # one line, as lattherm.cli.main prints
     raise typer.Exit(code=1)
 
 
@@ -42,16 +48,21 @@ def train_command(
     system: Path = typer.Option(..., help="System YAML (see lattherm.systems)."),
     model: Path = typer.Option(..., help="Model YAML: {kind: made | transformer, ...hyperparameters}."),
     training: Path = typer.Option(..., help="Training YAML (fields of lattherm.training.TrainConfig)."),
-    out_dir: Path = typer.Option(..., help="Writes checkpoint.pt, log.csv and summary.json here."),
+    out_dir: Path = typer.Option(..., help="Writes checkpoint.pt, log.csv and summary.json here at the end."),
+    progress_dir: Optional[Path] = typer.Option(
+        None, help="Periodic checkpoint.pt and log.csv of the unfinished run, removed at the end "
+        "(default: OUT_DIR/.progress; not an output, so a workflow manager keeps it)."),
 ) -> None:
-    """Train a sampler by minimising the variational free energy (resumes if OUT_DIR has a checkpoint)."""
+    """Train a sampler by minimising the variational free energy; resumes an interrupted run (from
+    PROGRESS_DIR) or extends a finished one (from OUT_DIR). Exits with status 143 on SIGTERM,
+    after saving its progress."""
     try:
         sys_obj = load_system(system)
         spec = load_yaml(model)
         config = TrainConfig.from_dict(load_yaml(training) or {})
         torch.manual_seed(config.seed)
         net = build_model(spec, sys_obj.lattice)
-        result = train(net, sys_obj, config, out_dir)
+        result = train(net, sys_obj, config, out_dir, progress_dir=progress_dir)
     except ValueError as exc:  # includes CheckpointError and spec errors
         _fail(exc)
     last = result.log.iloc[-1].to_dict()
@@ -66,7 +77,8 @@ def train_command(
 @app.command()
 def sample(
     checkpoint: Path = typer.Option(..., help="checkpoint.pt written by `lattherm neural train`."),
-    system: Path = typer.Option(..., help="System YAML of the training cell (its dmu or composition may differ if the model is conditioned on it)."),
+    system: Path = typer.Option(..., help="System YAML of the training cell and Hamiltonian (its dmu or "
+                                "composition may differ if the model is conditioned on it)."),
     samples: int = typer.Option(10000, help="Samples for importance weighting per temperature."),
     temperatures: Optional[str] = typer.Option(None, help="Temperatures, e.g. '2.0,2.269' (default: training T)."),
     mcmc_chains: int = typer.Option(64, help="Neural-MCMC chains."),
@@ -95,7 +107,8 @@ def sample(
 @app.command()
 def transfer(
     checkpoint: Path = typer.Option(..., help="checkpoint.pt trained on a smaller supercell."),
-    system: Path = typer.Option(..., help="System YAML of the larger supercell (same lattice kind and species)."),
+    system: Path = typer.Option(..., help="System YAML of the larger supercell (same lattice kind, species and "
+                                "Hamiltonian; a spin glass's seed may differ)."),
     temperatures: Optional[str] = typer.Option(
         None, help="Temperatures, comma-separated (default: the training temperature); each is fine-tuned "
         "and corrected separately."),

@@ -20,9 +20,7 @@ weighted sum over orbits is float64.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -31,15 +29,11 @@ from ase.data import atomic_numbers
 from icet import ClusterExpansion
 from torch import Tensor
 
-from lattherm.errors import LatthermError
+from lattherm.ce.storage import ClusterExpansionError, check_lattice, cluster_expansion_hash, read_cluster_expansion
 from lattherm.hamiltonians.base import Hamiltonian
 from lattherm.lattices import Lattice
 
 _WORD = 64  # configurations packed per int64 word
-
-
-class ClusterExpansionError(LatthermError):
-    """A cluster expansion that is missing, corrupt, or does not fit the lattice or species."""
 
 
 class ClusterExpansionHamiltonian(Hamiltonian):
@@ -61,7 +55,8 @@ class ClusterExpansionHamiltonian(Hamiltonian):
                 f"only binary single-sublattice expansions are supported, got species {cs.chemical_symbols}")
         if len(species) != 2 or sorted(species) != sorted(ce_species):
             raise ClusterExpansionError(f"species {list(species)} do not match the CE's species {ce_species}")
-        _check_lattice(cs.primitive_structure, lattice)
+        check_lattice(ce, lattice)
+        self.ce_hash = cluster_expansion_hash(ce)
         self.species = species
         self.lattice = lattice
 
@@ -142,16 +137,14 @@ class ClusterExpansionHamiltonian(Hamiltonian):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, lattice: Lattice,
-                  species: Sequence[str] = ("Cu", "Au")) -> "ClusterExpansionHamiltonian":
-        """Read an icet ``.ce`` file (``ClusterExpansion.write``) and build the Hamiltonian."""
-        path = Path(path)
-        if not path.is_file():
-            raise ClusterExpansionError(f"cluster expansion file not found: {path}")
+                  species: Sequence[str] = ("Cu", "Au"), allow_pickle: bool = False) -> "ClusterExpansionHamiltonian":
+        """Read a CE file (:func:`lattherm.ce.storage.read_cluster_expansion`; an icet ``.ce``
+        only with ``allow_pickle``) and build the Hamiltonian; errors name the file."""
+        ce = read_cluster_expansion(path, allow_pickle=allow_pickle)
         try:
-            ce = ClusterExpansion.read(str(path))
-        except Exception as exc:  # icet raises tarfile/pickle errors of several types
-            raise ClusterExpansionError(f"{path} is not a readable icet cluster expansion: {exc}") from exc
-        return cls(ce, lattice, species)
+            return cls(ce, lattice, species)
+        except ClusterExpansionError as exc:
+            raise ClusterExpansionError(f"{path}: {exc}") from None
 
     # -- energies ---------------------------------------------------------------------------
     def spins(self, x: Tensor) -> Tensor:
@@ -198,17 +191,9 @@ class ClusterExpansionHamiltonian(Hamiltonian):
         return self.energy(x) / self.n_sites
 
     def identity(self) -> dict:
-        """``model`` and a sha256 of what defines the expansion whatever the cell: the species
-        and their point functions, the lattice constant, the ECIs and, per orbit, its order and
-        clusters per site (exact float64 bytes), so the same CE on a larger cell compares equal."""
-        blocks = [torch.full((len(getattr(self, f"blocks_order{k}")),), k) for k in self.orders]
-        order = torch.empty(self.n_orbits, dtype=torch.int64)
-        order[self.block_orbit.cpu()] = torch.cat(blocks)
-        digest = hashlib.sha256(repr(self.species).encode())
-        for values in (self.point_function, torch.tensor([self.lattice.lattice_constant]), self.eci,
-                       self.n_clusters / self.n_sites, order):
-            digest.update(np.ascontiguousarray(values.cpu().numpy(), dtype="<f8").tobytes())
-        return {"model": "cluster_expansion", "sha256": digest.hexdigest()}
+        """The CE file's identity hash (:func:`lattherm.ce.storage.cluster_expansion_hash`): the
+        same expansion on any cell compares equal, a changed ECI does not."""
+        return {"model": "cluster_expansion", "sha256": self.ce_hash}
 
     # -- local moves ------------------------------------------------------------------------
     def _partner_products(self, x: Tensor, sites: Tensor) -> tuple[Tensor, Tensor]:
@@ -292,31 +277,3 @@ def _unpack(planes: list[Tensor], batch: int) -> Tensor:
         counts = _transpose_bytes(words).unsqueeze(-1).view(torch.uint8).flatten(-2).to(torch.int64)
         total = counts << first if total is None else total + (counts << first)
     return total[..., :batch].to(torch.float64)
-
-
-def _check_lattice(primitive, lattice: Lattice) -> None:
-    """Raise unless every lattice site is a site of the CE's primitive structure (same kind
-    and lattice constant): same volume per site and integer coordinates in its cell."""
-    if lattice.dimension != 3 or not all(lattice.atoms.pbc):
-        raise ClusterExpansionError(f"a bulk CE needs a periodic 3D lattice, got {lattice.kind!r}")
-    prim_cell = np.asarray(primitive.cell[:], dtype=float)
-    vol_prim = abs(np.linalg.det(prim_cell)) / len(primitive)
-    vol_lat = abs(np.linalg.det(lattice.cell)) / lattice.n_sites
-    if not np.isclose(vol_prim, vol_lat, rtol=1e-6):
-        raise ClusterExpansionError(
-            f"lattice {lattice.kind!r} (a = {lattice.lattice_constant}) has {vol_lat:.6f} Å^3 per site, "
-            f"the CE's primitive structure {vol_prim:.6f}: different lattice or lattice constant")
-    # fractional coordinates in the primitive cell, relative to its first basis site
-    def to_frac(cart):
-        return np.linalg.solve(prim_cell.T, np.asarray(cart).T).T
-
-    def integral(frac):
-        return np.abs(frac - np.round(frac)) < 1e-5
-
-    basis = to_frac(primitive.positions - primitive.positions[0])
-    sites = to_frac(lattice.positions - lattice.positions[0])
-    offsets = sites[:, None, :] - basis[None, :, :]
-    if not (integral(to_frac(lattice.cell)).all() and integral(offsets).all(axis=-1).any(axis=1).all()):
-        raise ClusterExpansionError(
-            f"lattice {lattice.kind!r} (a = {lattice.lattice_constant}) is not a supercell of the CE's "
-            "primitive structure (different lattice kind, orientation or lattice constant)")

@@ -1,15 +1,17 @@
 """Checkpoints of neural samplers: what a run saves, and the checks made when loading one.
 
 A checkpoint records the model (kind, hyperparameters, weights), the system it was trained on
-(lattice kind and size, species, ensemble, the Hamiltonian's ``identity()``), the training state (optimizer, step, every RNG
-state, the log so far), the training config and the conditioning of a conditional model
-(:class:`lattherm.sampling.evaluate.Conditioning` as a dict, None if unconditional), so a run
-resumes bit for bit and a model is never silently loaded onto a system it does not describe.
+(lattice kind and size, species, ensemble, the Hamiltonian's ``identity()``), the training
+state (optimizer, step, every RNG state, the log so far), the training config and the
+conditioning of a conditional model (:class:`lattherm.sampling.evaluate.Conditioning` as a
+dict, None if unconditional), so a run resumes bit for bit and a model is never silently
+loaded onto a system or Hamiltonian it does not describe.
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +99,14 @@ def rng_states(generator: torch.Generator) -> dict:
     return states
 
 
+def seed_rngs(seed: int, generator: torch.Generator) -> None:
+    """Seed every random state that :func:`rng_states` saves, so a fresh run is reproducible whole."""
+    torch.manual_seed(seed)
+    generator.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def set_rng_states(states: dict, generator: torch.Generator) -> None:
     torch.set_rng_state(states["torch"])
     generator.set_state(states["generator"])
@@ -113,8 +123,11 @@ def read_checkpoint(path, device: str | torch.device = "cpu") -> dict:
     """Load and validate the structure of a lattherm neural checkpoint."""
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is an empty file")
-    state = load_checkpoint(path, map_location=device)
-    missing = [k for k in ("format", "model_spec", "model_state", "system", "config") if k not in state]
+    with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses
+        warnings.simplefilter("ignore", UserWarning)
+        state = load_checkpoint(path, map_location=device)
+    missing = [k for k in ("format", "model_spec", "model_state", "optimizer_state", "step", "rng", "log", "system",
+                           "config") if k not in state]
     if missing or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (missing {missing or ['format']})")
     return state

@@ -27,16 +27,21 @@ checkpoint), with beta_ref the largest beta and dmu_scale the largest |dmu| of t
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
+from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
 from lattherm.models import NeuralSampler, model_spec
@@ -47,6 +52,7 @@ from lattherm.training.checkpoint import (
     check_system,
     read_checkpoint,
     rng_states,
+    seed_rngs,
     set_rng_states,
     system_description,
 )
@@ -54,6 +60,11 @@ from lattherm.training.checkpoint import (
 DTYPES = ("float32", "bfloat16")
 # Config fields that may change when a run is resumed: extending it, saving more often, moving it.
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "device")
+PROGRESS_DIR = ".progress"  # under OUT_DIR: the periodic checkpoint of an unfinished run
+
+
+class TrainingSettingsError(LatthermError):
+    """A training setting of the wrong type or out of range."""
 
 
 @dataclass
@@ -79,28 +90,33 @@ class TrainConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 2 or self.checkpoint_every < 1:
-            raise ValueError(f"need steps >= 1, batch_size >= 2, checkpoint_every >= 1; got "
-                             f"{self.steps}, {self.batch_size}, {self.checkpoint_every}")
+        for name, minimum in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise TrainingSettingsError(f"training {name} = {value!r} must be an integer >= {minimum}")
+        for name in ("lr", "anneal", "clip", "temperature"):
+            value = getattr(self, name)
+            if value is not None and not _finite(value):
+                raise TrainingSettingsError(f"training {name} = {value!r} must be a finite number")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise TrainingSettingsError(f"training lr = {self.lr!r} must be positive")
         if not 0 <= self.anneal < 1:
-            raise ValueError(f"anneal must lie in [0, 1), got {self.anneal}")
+            raise TrainingSettingsError(f"training anneal = {self.anneal!r} must lie in [0, 1)")
         if self.clip is not None and not self.clip > 0:
-            raise ValueError(f"clip must be positive or null, got {self.clip}")
+            raise TrainingSettingsError(f"training clip = {self.clip!r} must be positive or null")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+            raise TrainingSettingsError(f"training dtype = {self.dtype!r} must be one of {DTYPES}")
         if (self.temperature is None) == (self.temperature_range is None):
-            raise ValueError("set exactly one of temperature and temperature_range")
+            raise TrainingSettingsError("training settings need exactly one of temperature and temperature_range, got "
+                                        f"temperature = {self.temperature!r}, temperature_range = {self.temperature_range!r}")
         if self.temperature is not None:
             self.temperature = float(self.temperature)
             if not self.temperature > 0:
-                raise ValueError(f"temperature must be positive, got {self.temperature}")
+                raise TrainingSettingsError(f"training temperature = {self.temperature!r} must be positive")
         else:
-            tr = [float(t) for t in self.temperature_range]
-            if len(tr) != 2 or not 0 < tr[0] < tr[1]:
-                raise ValueError(f"temperature_range must be [T_min, T_max] with 0 < T_min < T_max, got {tr}")
-            self.temperature_range = tr
+            self.temperature_range = _range("temperature_range", self.temperature_range, 0.0, math.inf)
+            if self.temperature_range[0] == 0:
+                raise TrainingSettingsError(f"training temperature_range = {self.temperature_range} must start above 0")
         if self.dmu_range is not None:
             self.dmu_range = _range("dmu_range", self.dmu_range, -math.inf, math.inf)
         if self.concentration_range is not None:
@@ -111,17 +127,22 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
+            raise TrainingSettingsError(f"unknown training settings {unknown}; known: {sorted(known)}")
         return cls(**d)
 
 
 def _range(name: str, values, lowest: float, highest: float) -> list[float]:
     """Check a [lo, hi] setting: finite, lowest <= lo < hi <= highest (a single value is a
     fixed setting of the system, not a range)."""
-    r = [float(v) for v in values]
-    if len(r) != 2 or not all(math.isfinite(v) for v in r) or not lowest <= r[0] < r[1] <= highest:
-        raise ValueError(f"{name} must be [lo, hi] with {lowest} <= lo < hi <= {highest}, got {list(values)}")
-    return r
+    if not isinstance(values, (list, tuple)) or len(values) != 2 or not all(_finite(v) for v in values) \
+            or not lowest <= values[0] < values[1] <= highest:
+        raise TrainingSettingsError(f"training {name} = {values!r} must be [lo, hi] with {lowest} <= lo < hi <= {highest}")
+    return [float(v) for v in values]
+
+
+def _finite(value) -> bool:
+    """A real number (not a bool, which YAML's `true` gives) that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -168,9 +189,18 @@ class TrainResult:
     conditioning: Conditioning | None  # what the model's cond holds, for evaluate()
 
 
-def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progress: bool = True) -> TrainResult:
-    """Train ``model`` on ``system``; with ``out_dir`` write checkpoint.pt and log.csv there
-    every ``checkpoint_every`` steps and at the end, resuming from checkpoint.pt if present.
+def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progress: bool = True,
+          progress_dir=None) -> TrainResult:
+    """Train ``model`` on ``system``; ``progress`` shows a progress bar on a terminal.
+
+    With ``out_dir``, the run saves its state (checkpoint.pt and log.csv) every
+    ``checkpoint_every`` steps to ``progress_dir`` (default OUT_DIR/.progress), writes the final
+    checkpoint.pt and log.csv to ``out_dir`` at the end, and then removes the progress files. A
+    workflow manager that deletes the outputs of an interrupted job (Snakemake does) thus leaves
+    the progress intact. A run resumes from whichever of the two checkpoints is further along:
+    the progress one after an interruption, OUT_DIR's to extend a finished run. On SIGTERM
+    (what a cluster sends on preemption) it saves its progress at the end of the current step
+    and exits with status 143.
 
     The model must be freshly built (seeded by the caller) for a new run; on resume its
     weights are replaced by the checkpoint's.
@@ -197,30 +227,34 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     else:
         beta_lo = beta_hi = system.beta(config.temperature)
 
-    ckpt_path = None if out_dir is None else Path(out_dir) / "checkpoint.pt"
+    ckpt_path = progress_path = None
+    if out_dir is not None:
+        ckpt_path = Path(out_dir) / "checkpoint.pt"
+        progress_path = (Path(out_dir) / PROGRESS_DIR if progress_dir is None else Path(progress_dir)) / "checkpoint.pt"
     rows: list[dict] = []
     start = 0
-    if ckpt_path is not None and ckpt_path.exists():
-        state = read_checkpoint(ckpt_path, device)
-        _check_resume(state, model, system, config)
+    saved = [(path, read_checkpoint(path, device)) for path in (progress_path, ckpt_path)
+             if path is not None and path.exists()]
+    if saved:
+        path, state = max(saved, key=lambda found: found[1]["step"])
+        _check_resume(path, state, model, system, config)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         set_rng_states(state["rng"], generator)
         start, rows = state["step"], list(state["log"])
+        if progress:
+            print(f"resuming from step {start} of {config.steps} ({path})", file=sys.stderr)
     else:
-        torch.manual_seed(config.seed)
-        generator.manual_seed(config.seed)
+        seed_rngs(config.seed, generator)
 
-    def checkpoint(step: int) -> None:
-        if ckpt_path is None:
-            return
-        save_checkpoint(ckpt_path, {
+    def checkpoint(path: Path, step: int) -> None:
+        save_checkpoint(path, {
             "format": FORMAT, "model_spec": model_spec(model), "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(), "step": step, "config": asdict(config),
             "system": system_description(system), "rng": rng_states(generator), "log": rows,
             "conditioning": None if conditioning is None else conditioning.to_dict(),
         })
-        write_table(ckpt_path.parent / "log.csv", pd.DataFrame(rows))
+        write_table(path.parent / "log.csv", pd.DataFrame(rows))
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.dtype == "bfloat16")
     wall_offset = rows[-1]["wall_time"] if rows else 0.0
@@ -231,57 +265,83 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
 
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train",
                disable=not (progress and sys.stderr.isatty()))
-    for step in bar:
-        beta = beta_lo + (beta_hi - beta_lo) * uniform()
-        beta_t = beta * (1.0 - config.anneal ** (step + 1))
-        drawn = {}
-        if config.dmu_range is not None:
-            lo, hi = config.dmu_range
-            drawn["dmu"] = lo + (hi - lo) * uniform()
-        n_ones = system.n_ones
-        if counts is not None:
-            n_ones = counts[int(torch.randint(len(counts), (), device=device, generator=generator))]
-            drawn["concentration"] = n_ones / n_sites
-        cond = None if conditioning is None else conditioning.features(
-            config.batch_size, beta_t, dmu=drawn.get("dmu"), n_ones=n_ones, n_sites=n_sites).to(device)
-        with autocast:
-            x, log_q = model.sample(config.batch_size, cond=cond, n_ones=n_ones, generator=generator)
-            energy = (hamiltonian if config.dmu_range is None else SemiGrand(base, drawn["dmu"])).energy(x)
-            log_w = log_weights(energy, log_q, beta_t)
-            terms = model.training_terms(x, cond=cond, n_ones=n_ones, generator=generator)
-            reward = beta_t * energy + terms.log_prob.detach().to(torch.float64)
-            advantage = (reward - reward.mean()).to(torch.float32)
-            loss = (advantage * terms.log_prob).mean() + terms.auxiliary_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
+    with _sigterm_flag(enabled=progress_path is not None) as terminated:
+        for step in bar:
+            beta = beta_lo + (beta_hi - beta_lo) * uniform()
+            beta_t = beta * (1.0 - config.anneal ** (step + 1))
+            drawn = {}
+            if config.dmu_range is not None:
+                lo, hi = config.dmu_range
+                drawn["dmu"] = lo + (hi - lo) * uniform()
+            n_ones = system.n_ones
+            if counts is not None:
+                n_ones = counts[int(torch.randint(len(counts), (), device=device, generator=generator))]
+                drawn["concentration"] = n_ones / n_sites
+            cond = None if conditioning is None else conditioning.features(
+                config.batch_size, beta_t, dmu=drawn.get("dmu"), n_ones=n_ones, n_sites=n_sites).to(device)
+            with autocast:
+                x, log_q = model.sample(config.batch_size, cond=cond, n_ones=n_ones, generator=generator)
+                energy = (hamiltonian if config.dmu_range is None else SemiGrand(base, drawn["dmu"])).energy(x)
+                log_w = log_weights(energy, log_q, beta_t)
+                terms = model.training_terms(x, cond=cond, n_ones=n_ones, generator=generator)
+                reward = beta_t * energy + terms.log_prob.detach().to(torch.float64)
+                advantage = (reward - reward.mean()).to(torch.float32)
+                loss = (advantage * terms.log_prob).mean() + terms.auxiliary_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
 
-        f_is, f_is_err = free_energy_is(log_w, beta_t)
-        rows.append({
-            "step": step + 1, "beta": beta_t, "temperature": system.temperature(beta_t), **drawn,
-            "F_q": -log_w.mean().item() / beta_t, "F_IS": f_is, "F_IS_err": f_is_err,
-            "ESS": ess_per_sample(log_w), "consistency_error": terms.consistency_error,
-            "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
-            "wall_time": wall_offset + time.perf_counter() - t0,
-        })
-        bar.set_postfix(F_q=f"{rows[-1]['F_q']:.4f}", ESS=f"{rows[-1]['ESS']:.3f}")
-        if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            checkpoint(step + 1)
-    checkpoint(config.steps)
+            f_is, f_is_err = free_energy_is(log_w, beta_t)
+            rows.append({
+                "step": step + 1, "beta": beta_t, "temperature": system.temperature(beta_t), **drawn,
+                "F_q": -log_w.mean().item() / beta_t, "F_IS": f_is, "F_IS_err": f_is_err,
+                "ESS": ess_per_sample(log_w), "consistency_error": terms.consistency_error,
+                "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+                "wall_time": wall_offset + time.perf_counter() - t0,
+            })
+            bar.set_postfix(F_q=f"{rows[-1]['F_q']:.4f}", ESS=f"{rows[-1]['ESS']:.3f}")
+            periodic = progress_path is not None and (step + 1) % config.checkpoint_every == 0
+            if step + 1 < config.steps and (periodic or terminated.is_set()):
+                checkpoint(progress_path, step + 1)
+                if terminated.is_set():
+                    raise SystemExit(128 + signal.SIGTERM)  # the status of a process SIGTERM ended
+        if ckpt_path is not None:  # still under the flag: a SIGTERM now lets the run finish
+            checkpoint(ckpt_path, config.steps)
+            for done in (progress_path, progress_path.parent / "log.csv"):
+                done.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # kept if not empty (a user's directory, say)
+                progress_path.parent.rmdir()
     return TrainResult(model=model, log=pd.DataFrame(rows), checkpoint_path=ckpt_path, conditioning=conditioning)
 
 
-def _check_resume(state: dict, model: NeuralSampler, system, config: TrainConfig) -> None:
-    check_system(state["system"], system, same_size=True)
+@contextlib.contextmanager
+def _sigterm_flag(enabled: bool) -> Iterator[threading.Event]:
+    """An event that SIGTERM sets instead of ending the process, while the block runs (only in
+    the main thread, the one Python delivers signals to)."""
+    terminated = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield terminated
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.set())
+    try:
+        yield terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_resume(path: Path, state: dict, model: NeuralSampler, system, config: TrainConfig) -> None:
+    check_system(path, state["system"], system, same_size=True, same_dmu=config.dmu_range is None)
     if state["model_spec"] != model_spec(model):
-        raise CheckpointError(f"checkpoint model {state['model_spec']} differs from the requested {model_spec(model)}")
+        raise CheckpointError(f"checkpoint {path} holds the model {state['model_spec']}, "
+                              f"not the requested {model_spec(model)}")
     # Through TrainConfig, so settings added since the checkpoint was written take their defaults.
     saved = {k: v for k, v in asdict(TrainConfig.from_dict(state["config"])).items() if k not in RESUMABLE_CHANGES}
     now = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
     if saved != now:
         diff = sorted(k for k in now if saved.get(k) != now[k])
-        raise CheckpointError(f"checkpoint training settings differ in {diff}; use a new output directory")
+        raise CheckpointError(f"checkpoint {path} training settings differ in {diff}; use a new output directory")
     if state["step"] > config.steps:
-        raise CheckpointError(f"checkpoint is at step {state['step']}, beyond the requested {config.steps} steps")
+        raise CheckpointError(f"checkpoint {path} is at step {state['step']}, beyond the requested "
+                              f"{config.steps} steps")
