@@ -212,4 +212,4 @@ def test_cli_kaufman_and_enumerate(tmp_path):
 
     result = runner.invoke(app, ["exact", "kaufman", "--size", "4", "4", "--temperatures", "2", "--betas", "0.5",
                                  "--out", str(tmp_path / "x.csv")])
-    assert result.exit_code != 0 and "exactly one of --temperatures and --betas" in result.output
+    assert result.exit_code != 0 and "exactly one of --temperatures and --betas" in str(result.exception)

@@ -106,4 +106,4 @@ def test_cli_run_then_integrate_matches_kaufman(tmp_path):
     # a canonical system cannot use single flips
     bad = runner.invoke(app, ["mcmc", "run", "--system", str(system), "--betas", "0.1", "--move", "swap",
                               "--out", str(tmp_path / "bad.csv")])
-    assert bad.exit_code != 0 and "swap" in bad.output
+    assert bad.exit_code != 0 and "swap" in str(bad.exception)

@@ -10,6 +10,7 @@ from ase.build import bulk
 from icet import ClusterExpansion, ClusterSpace
 
 from lattherm import K_B_EV
+from lattherm.ce.storage import read_cluster_expansion, write_cluster_expansion
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
 from lattherm.systems import SystemSpecError, build_system, load_system
@@ -72,7 +73,9 @@ def test_sherrington_kirkpatrick_without_lattice():
     ({"model": "sherrington_kirkpatrick"}, "needs 'n_sites' or a 'lattice'"),
     ({"model": "sherrington_kirkpatrick", "lattice": "square", "size": [4, 4], "n_sites": 9}, "differs"),
     ({"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "species": ["Cu", "Au"]}, "'ce_file'"),
-    ({"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "ce_file": "x.ce"}, "needs 'species'"),
+    ({"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "ce_file": "x.json"}, "needs 'species'"),
+    ({"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "ce_file": "x.json", "species": ["Cu", "Au"],
+      "ce_trust_pickle": "yes"}, "'ce_trust_pickle' must be true or false"),
 ])
 def test_bad_specs_name_the_problem(spec, message):
     with pytest.raises(SystemSpecError, match=message):
@@ -101,9 +104,7 @@ def cuau_ce_file(tmp_path_factory):
     """A small CuAu cluster expansion (pairs to 6 Å, triplets to 4.5 Å) with fixed parameters."""
     space = ClusterSpace(bulk("Cu", "fcc", a=3.8), cutoffs=[6.0, 4.5], chemical_symbols=["Cu", "Au"])
     parameters = np.random.default_rng(0).normal(0.0, 0.02, len(space))
-    path = tmp_path_factory.mktemp("ce") / "cuau.ce"
-    ClusterExpansion(space, parameters).write(str(path))
-    return path
+    return write_cluster_expansion(ClusterExpansion(space, parameters), tmp_path_factory.mktemp("ce") / "cuau.json")
 
 
 def test_cluster_expansion_system_matches_icet(cuau_ce_file, tmp_path):
@@ -115,7 +116,7 @@ def test_cluster_expansion_system_matches_icet(cuau_ce_file, tmp_path):
     assert system.spec["a"] == 3.8 and system.n_ones == 8 and system.energy_unit == "eV"
     np.testing.assert_allclose(system.beta(600.0), 1.0 / (K_B_EV * 600.0), rtol=1e-15)
     np.testing.assert_allclose(system.temperature(system.beta(600.0)), 600.0, rtol=1e-15)
-    ce = ClusterExpansion.read(str(cuau_ce_file))
+    ce = read_cluster_expansion(cuau_ce_file)
     x = torch.randint(0, 2, (4, 16), generator=torch.Generator().manual_seed(1))
     expected = [ce.predict(system.lattice.to_atoms(row, system.species)) * 16 for row in x.numpy()]
     np.testing.assert_allclose(system.hamiltonian(x).numpy(), expected, rtol=1e-12, atol=1e-12)

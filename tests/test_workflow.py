@@ -93,7 +93,7 @@ def _every_result_parses(results: Path) -> int:
     for path in sorted(p for p in results.rglob("*") if p.is_file()):
         assert not path.name.endswith(".tmp"), f"stray temporary {path}"
         if path.suffix == ".csv":
-            assert len(pd.read_csv(path)) > 0, path
+            assert len(pd.read_csv(path).columns) > 0, path  # a header at least: some tables are legitimately empty
         elif path.suffix == ".json":
             json.loads(path.read_text())
         elif path.suffix == ".pt":

@@ -3,14 +3,17 @@
 A spec is a plain dict (from YAML), for example::
 
     {"model": "ising", "lattice": "square", "size": [16, 16], "J": 1.0}
-    {"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "ce_file": "cuau.ce",
+    {"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "ce_file": "cuau.json",
      "species": ["Cu", "Au"], "ensemble": "canonical", "concentration": 0.5}
 
 Keys: ``name``, ``model`` (ising | edwards_anderson | sherrington_kirkpatrick |
 cluster_expansion), ``lattice`` (square | simple_cubic | fcc | fcc_cubic), ``size``, ``a``,
 ``J`` and ``h`` (ising), ``seed`` (edwards_anderson, sherrington_kirkpatrick), ``n_sites``
-(sherrington_kirkpatrick), ``ce_file`` (cluster_expansion), ``species``, ``ensemble``
-(semi_grand | canonical), ``dmu`` (semi_grand), ``concentration`` (canonical).
+(sherrington_kirkpatrick), ``ce_file`` and ``ce_trust_pickle`` (cluster_expansion), ``species``,
+``ensemble`` (semi_grand | canonical), ``dmu`` (semi_grand), ``concentration`` (canonical).
+
+``ce_file`` is a CE in lattherm's JSON format (:mod:`lattherm.ce.storage`); an icet ``.ce`` file
+(pickles, which can run code when read) is accepted only with ``ce_trust_pickle: true``.
 """
 
 from __future__ import annotations
@@ -34,9 +37,13 @@ _MODEL_KEYS = {
     "ising": {"J", "h"},
     "edwards_anderson": {"seed"},
     "sherrington_kirkpatrick": {"seed", "n_sites"},
-    "cluster_expansion": {"ce_file"},
+    "cluster_expansion": {"ce_file", "ce_trust_pickle"},
 }
 _SPIN_SPECIES = ["down", "up"]
+MAX_SITES = 4096
+"""Most sites a system may have: the lattice geometry (minimum-image displacements, used by the spin
+models and the Transformer) holds dense N x N x 27 x 3 arrays; 64 x 64 Ising, 4096 sites, takes about
+10 GB and 50 s to build on a 2-core machine with 23 GB, and memory grows as N^2."""
 
 
 class SystemSpecError(LatthermError):
@@ -72,14 +79,14 @@ class System:
         """
         temperature = float(temperature)
         if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+            raise LatthermError(f"temperature must be positive, got {temperature}")
         return 1.0 / (K_B_EV * temperature) if self.energy_unit == "eV" else 1.0 / temperature
 
     def temperature(self, beta: float) -> float:
         """Inverse of :meth:`beta` (beta = 0 gives ``inf``)."""
         beta = float(beta)
         if not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be finite and non-negative, got {beta}")
+            raise LatthermError(f"beta must be finite and non-negative, got {beta}")
         if beta == 0:
             return math.inf
         return 1.0 / (K_B_EV * beta) if self.energy_unit == "eV" else 1.0 / beta
@@ -121,13 +128,18 @@ def normalise_spec(spec: dict) -> dict:
         raise SystemSpecError(f"'lattice' must be one of {LATTICE_KINDS}, got {lattice!r}")
     out["lattice"] = lattice
     if lattice is not None:
+        cell = make_lattice(lattice, 1)  # one primitive cell: its dimension, cheaply
         size = spec.get("size")
-        size = [size] if isinstance(size, int) and not isinstance(size, bool) else size
+        size = [size] * cell.dimension if isinstance(size, int) and not isinstance(size, bool) else size
         if not isinstance(size, (list, tuple)) or not size or not all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in size):
             raise SystemSpecError(f"'size' must be a list of positive integers, got {spec.get('size')!r}")
+        if len(size) != cell.dimension:
+            raise SystemSpecError(f"'size' of a {lattice} lattice needs {cell.dimension} integers, got {list(size)}")
         out["size"] = list(size)
         out["a"] = _number(spec, "a", 3.8 if model == "cluster_expansion" else 1.0)
+        if out["a"] <= 0:
+            raise SystemSpecError(f"'a' must be positive, got {out['a']}")
     elif "size" in spec or "a" in spec:
         raise SystemSpecError("'size' and 'a' need a 'lattice'")
 
@@ -143,10 +155,21 @@ def normalise_spec(spec: dict) -> dict:
                 raise SystemSpecError(f"'n_sites' must be >= 2, got {out['n_sites']}")
         elif lattice is None:
             raise SystemSpecError("model 'sherrington_kirkpatrick' needs 'n_sites' or a 'lattice'")
+    n_sites = n_sites_of(out)
+    if out.get("n_sites", n_sites) != n_sites:
+        raise SystemSpecError(f"'n_sites' = {out['n_sites']} differs from the lattice's {n_sites} sites")
+    if n_sites > MAX_SITES:
+        where = f"'size' {out['size']} gives {n_sites} sites" if lattice is not None else f"'n_sites' = {n_sites}"
+        raise SystemSpecError(f"{where}; a system may have at most {MAX_SITES} sites (the lattice geometry holds "
+                              f"dense N x N arrays: {MAX_SITES} sites take about 10 GB)")
     if model == "cluster_expansion":
         if not isinstance(spec.get("ce_file"), (str, os.PathLike)):
             raise SystemSpecError(f"model 'cluster_expansion' needs a 'ce_file' path, got {spec.get('ce_file')!r}")
         out["ce_file"] = str(spec["ce_file"])
+        if "ce_trust_pickle" in spec:
+            if not isinstance(spec["ce_trust_pickle"], bool):
+                raise SystemSpecError(f"'ce_trust_pickle' must be true or false, got {spec['ce_trust_pickle']!r}")
+            out["ce_trust_pickle"] = spec["ce_trust_pickle"]
         if "species" not in spec:
             raise SystemSpecError("model 'cluster_expansion' needs 'species', e.g. ['Cu', 'Au']")
 
@@ -162,20 +185,31 @@ def normalise_spec(spec: dict) -> dict:
     out["ensemble"] = ensemble
     if ensemble == "semi_grand":
         if "concentration" in spec:
-            raise SystemSpecError("'concentration' applies to the canonical ensemble only")
+            raise SystemSpecError(f"'concentration' = {spec['concentration']!r} applies to the canonical ensemble only")
         out["dmu"] = _number(spec, "dmu", 0.0)
     else:
         if "dmu" in spec:
-            raise SystemSpecError("'dmu' applies to the semi_grand ensemble only")
+            raise SystemSpecError(f"'dmu' = {spec['dmu']!r} applies to the semi_grand ensemble only")
         if "concentration" not in spec:
             raise SystemSpecError("the canonical ensemble needs a 'concentration' (fraction of species 1)")
         out["concentration"] = _number(spec, "concentration", 0.0)
         if not 0.0 <= out["concentration"] <= 1.0:
             raise SystemSpecError(f"'concentration' must lie in [0, 1], got {out['concentration']}")
+        count = out["concentration"] * n_sites
+        if abs(count - round(count)) > 1e-9:
+            raise SystemSpecError(f"'concentration' = {out['concentration']} gives {count:g} species-1 sites on "
+                                  f"{n_sites} sites; it must give an integer count")
     if "name" in spec and not isinstance(spec["name"], str):
         raise SystemSpecError(f"'name' must be a string, got {spec['name']!r}")
     out["name"] = spec.get("name") or _default_name(out)
     return out
+
+
+def n_sites_of(spec: dict) -> int:
+    """Sites of the cell a normalised spec describes, without building it."""
+    if spec["lattice"] is None:
+        return spec["n_sites"]
+    return math.prod(spec["size"]) * make_lattice(spec["lattice"], 1).n_basis
 
 
 def _default_name(spec: dict) -> str:
@@ -200,23 +234,17 @@ def build_system(spec: dict) -> System:
         hamiltonian = EdwardsAnderson(lattice, seed=spec["seed"])
     elif model == "sherrington_kirkpatrick":
         n_sites = spec.get("n_sites", lattice.n_sites if lattice is not None else None)
-        if lattice is not None and n_sites != lattice.n_sites:
-            raise SystemSpecError(f"'n_sites' = {n_sites} differs from the lattice's {lattice.n_sites} sites")
         hamiltonian = SherringtonKirkpatrick(n_sites, seed=spec["seed"])
     else:
         # Imported here so that spin-model users do not pay for icet.
         from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
 
-        hamiltonian = ClusterExpansionHamiltonian.from_file(spec["ce_file"], lattice, spec["species"])
+        hamiltonian = ClusterExpansionHamiltonian.from_file(spec["ce_file"], lattice, spec["species"],
+                                                            allow_pickle=spec.get("ce_trust_pickle", False))
 
     n_ones = None
     if spec["ensemble"] == "canonical":
-        count = spec["concentration"] * hamiltonian.n_sites
-        if abs(count - round(count)) > 1e-9:
-            raise SystemSpecError(
-                f"'concentration' = {spec['concentration']} gives {count:g} species-1 sites on "
-                f"{hamiltonian.n_sites} sites; it must give an integer count")
-        n_ones = int(round(count))
+        n_ones = round(spec["concentration"] * hamiltonian.n_sites)  # an integer count: see normalise_spec
     elif spec["dmu"] != 0.0:
         hamiltonian = SemiGrand(hamiltonian, spec["dmu"])
 
@@ -232,6 +260,11 @@ def build_system(spec: dict) -> System:
     )
 
 
+def load_spec(path: str | os.PathLike) -> dict:
+    """The checked spec of a system YAML file (cheap: builds nothing)."""
+    return normalise_spec(load_yaml(path, mapping=True))
+
+
 def load_system(path: str | os.PathLike) -> System:
     """Build the :class:`System` described by a YAML file."""
-    return build_system(load_yaml(path))
+    return build_system(load_spec(path))

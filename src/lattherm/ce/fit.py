@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -36,6 +36,8 @@ from trainstation import CrossValidationEstimator
 
 from lattherm.ce.hull import formation_energies, ground_states, hull_table
 from lattherm.ce.published import CUTOFFS, LATTICE_CONSTANT, SPECIES, published_cluster_expansion
+from lattherm.errors import InputFileError, LatthermError
+from lattherm.io import input_file
 
 SOURCES = ("published", "emt", "database")
 CE_LATTICES = ("fcc", "bcc")
@@ -103,8 +105,8 @@ def mixing_energies(x: np.ndarray, energy_per_atom: np.ndarray, species: Sequenc
     """E/N - (1 - x) E_A - x E_B; needs a pure structure of each element."""
     for end, symbol in zip((0.0, 1.0), species):
         if not np.isclose(x, end).any():
-            raise ValueError(f"no pure {symbol} structure: mixing energies need the energy of each "
-                             f"pure element {list(species)}")
+            raise LatthermError(f"no pure {symbol} structure: mixing energies need the energy of each "
+                                f"pure element {list(species)}")
     return formation_energies(x, energy_per_atom)
 
 
@@ -174,36 +176,40 @@ def database_structures(path: str | os.PathLike, species: Sequence[str] = SPECIE
                         a: float = LATTICE_CONSTANT) -> tuple[list[Atoms], np.ndarray]:
     """Structures of an ASE db mapped onto the ideal lattice, and their energies per atom.
 
-    Raises a ValueError naming the first row without an energy, with a species outside
-    ``species``, or that is not a (relaxed) supercell of ``lattice``.
+    Raises an InputFileError when the file is missing or not an ASE database, or naming the first
+    row without an energy, with a species outside ``species``, or that is not a (relaxed) supercell
+    of ``lattice``.
     """
     from ase.db import connect
+    from ase.io.formats import UnknownFileTypeError
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ASE database not found: {path}")
+    path = input_file(path, "ASE database")
     reference = primitive_structure(species, lattice, a)
+    try:
+        rows = list(connect(str(path)).select())
+    except (sqlite3.Error, ValueError, UnknownFileTypeError) as exc:  # garbage, or a suffix ASE does not know
+        raise InputFileError(f"{path} is not a readable ASE database: {exc}") from exc
     structures, energies = [], []
-    for row in connect(str(path)).select():
+    for row in rows:
         name = f"database {path}: row {row.id} ({row.formula})"
         if row.get("energy") is None:
-            raise ValueError(f"{name} has no energy")
+            raise InputFileError(f"{name} has no energy")
         atoms = row.toatoms()
         foreign = set(atoms.get_chemical_symbols()) - set(species)
         if foreign:
-            raise ValueError(f"{name} has species {sorted(foreign)} outside {list(species)}")
+            raise InputFileError(f"{name} has species {sorted(foreign)} outside {list(species)}")
         not_lattice = f"{name} is not a supercell of the {lattice} lattice of {list(species)}"
         try:
             ideal, info = map_structure_to_reference(atoms, reference, suppress_warnings=True)
         except ValueError as err:
-            raise ValueError(f"{not_lattice}: {err}") from err
+            raise InputFileError(f"{not_lattice}: {err}") from err
         mismatch = [w for w in info.warnings if w in _LATTICE_MISMATCH]
         if mismatch:
-            raise ValueError(f"{not_lattice}: icet's mapping warns {mismatch}")
+            raise InputFileError(f"{not_lattice}: icet's mapping warns {mismatch}")
         structures.append(ideal)
         energies.append(row.energy / len(atoms))
     if not structures:
-        raise ValueError(f"database {path} holds no structures")
+        raise InputFileError(f"database {path} holds no structures")
     return structures, np.array(energies)
 
 
@@ -234,7 +240,7 @@ def fit_cluster_expansion(source: str, database: str | os.PathLike | None = None
 
     if source == "database":
         if database is None:
-            raise ValueError("source 'database' needs a database path")
+            raise LatthermError("source 'database' needs a database path (--database)")
         structures, energy = database_structures(database, species, lattice, a)
     else:
         structures = enumerated_structures(max_atoms, species, lattice, a)

@@ -11,7 +11,6 @@ keeps its traceback.
 import importlib
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -29,10 +28,10 @@ GROUPS = {
 class LazyGroups(TyperGroup):
     """Lists every group but imports ``lattherm.cli.<name>`` only when it is looked up."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(GROUPS)
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+    def get_command(self, ctx: typer.Context, name: str) -> TyperGroup | None:
         if name not in GROUPS:
             return None
         command = typer.main.get_group(importlib.import_module(f"lattherm.cli.{name}").app)
@@ -45,7 +44,7 @@ app = typer.Typer(cls=LazyGroups, help="Thermodynamics of lattice models from ne
 
 
 @app.callback()
-def main() -> None:
+def _root() -> None:
     """Thermodynamics of lattice models from neural samplers and MCMC."""
 
 
@@ -53,9 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line; print user errors as one line instead of a traceback."""
     try:
         status = typer.main.get_command(app).main(args=argv, prog_name="lattherm", standalone_mode=False)
-    except click.ClickException as exc:  # bad options and values: click names the parameter
+    except typer.TyperException as exc:  # usage errors and bad values: the message names the option
         _exit_with(exc.format_message(), exc.exit_code)
-    except click.Abort:
+    except typer.Abort:
         _exit_with("aborted", 1)
     except (LatthermError, OSError) as exc:
         _exit_with(str(exc), 1)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import List
 
@@ -19,7 +20,8 @@ import typer
 
 from lattherm.analysis import figures
 from lattherm.analysis.phase_diagram import order_disorder_temperatures, phase_boundaries, semi_grand_compositions
-from lattherm.io import read_table, save_figure, write_table
+from lattherm.errors import LatthermError
+from lattherm.io import read_table, save_figure, table_path, write_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -29,21 +31,26 @@ OUT_HELP = "Output figure; repeat for several formats (.png, .pdf)."
 def _split(text: str, sep: str, what: str) -> tuple[str, str]:
     key, found, value = text.partition(sep)
     if not found or not key or not value:
-        raise typer.BadParameter(f"{what} must look like KEY{sep}VALUE, got {text!r}")
+        raise LatthermError(f"{what} must look like KEY{sep}VALUE, got {text!r}")
     return key, value
 
 
-def _keyed_number(text: str, what: str) -> tuple[float, pd.DataFrame]:
+def _keyed_number(text: str, what: str, columns: list[str]) -> tuple[float, pd.DataFrame]:
     key, path = _split(text, "=", what)
     try:
-        return float(key), read_table(path)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{what}: {key!r} is not a number") from exc
+        number = float(key)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise LatthermError(f"{what} {text!r}: {key!r} is not a finite number")
+    return number, read_table(path, columns)
 
 
 def _save(fig, outs: List[Path]) -> None:
-    if not outs:
-        raise typer.BadParameter("give at least one --out")
+    formats = fig.canvas.get_supported_filetypes()
+    unknown = [str(out) for out in outs if out.suffix.lstrip(".") not in formats]
+    if unknown:
+        raise LatthermError(f"--out {unknown} is not a figure format; use one of {sorted(formats)}")
     for out in outs:
         save_figure(fig, out)
         typer.echo(f"wrote {out}")
@@ -57,6 +64,7 @@ def compare(
     out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
 ) -> None:
     """Free-energy errors of every estimate against the exact reference of its cell."""
+    table_path(out)
     references = dict((size, read_table(path)) for size, path in (_split(r, "=", "--reference") for r in reference))
     triples = []
     for item in table:
@@ -77,22 +85,23 @@ def phase_diagram(
     out_semi_grand: Path = typer.Option(..., help="Semi-grand x(dmu): MC against the prediction from F(x, T)."),
 ) -> None:
     """CuAu temperature-composition phase diagram from canonical F(x, T) scans."""
-    frames = []
-    for x, frame in (_keyed_number(item, "--canonical") for item in canonical):
-        figures.require_columns(frame, ["temperature", "free_energy_per_site", "heat_capacity_per_site"], f"canonical table x={x}")
-        frames.append(frame.assign(concentration=x))
+    for out in (out_boundaries, out_order_disorder, out_semi_grand):
+        table_path(out)
+    columns = ["temperature", "free_energy_per_site", "heat_capacity_per_site"]
+    frames = [frame.assign(concentration=x) for x, frame in (_keyed_number(item, "--canonical", columns)
+                                                             for item in canonical)]
+    semi_grand_frames = [_keyed_number(item, "--semi-grand", ["temperature", "composition"]) for item in semi_grand]
     free = pd.concat(frames, ignore_index=True)
-    write_table(out_boundaries, phase_boundaries(free, tol=tolerance))
-    write_table(out_order_disorder, order_disorder_temperatures(free))
-    checks = []
-    for dmu, frame in (_keyed_number(item, "--semi-grand") for item in semi_grand):
-        figures.require_columns(frame, ["temperature", "composition"], f"semi-grand table dmu={dmu}")
-        checks.append(pd.DataFrame({"temperature": frame["temperature"], "dmu": dmu, "concentration_mc": frame["composition"]}))
+    boundaries, order_disorder = phase_boundaries(free, tol=tolerance), order_disorder_temperatures(free)
+    checks = [pd.DataFrame({"temperature": frame["temperature"], "dmu": dmu, "concentration_mc": frame["composition"]})
+              for dmu, frame in semi_grand_frames]
     check = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=["temperature", "dmu", "concentration_mc"])
     predicted = semi_grand_compositions(free, sorted(set(check["dmu"])))
     predicted = predicted.rename(columns={"concentration": "concentration_predicted"})
     # Compare only at temperatures both scans share (exact float match: both come from one config).
     check = check.merge(predicted, on=["temperature", "dmu"], how="inner")
+    write_table(out_boundaries, boundaries)
+    write_table(out_order_disorder, order_disorder)
     write_table(out_semi_grand, check)
     typer.echo(f"wrote {out_boundaries}, {out_order_disorder}, {out_semi_grand}")
 
@@ -150,7 +159,7 @@ def figure_snapshots(
     from lattherm.training.checkpoint import load_trained_model
 
     if len(checkpoint) != len(system):
-        raise typer.BadParameter(f"got {len(checkpoint)} --checkpoint but {len(system)} --system options")
+        raise LatthermError(f"got {len(checkpoint)} --checkpoint but {len(system)} --system options")
     generator = torch.Generator().manual_seed(seed)
     snapshots = []
     for ckpt, spec in zip(checkpoint, system):

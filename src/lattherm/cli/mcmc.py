@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 import typer
 
-from lattherm.cli.exact import _inverse_temperatures, _parse_list
-from lattherm.io import read_table, write_table
+from lattherm.cli.exact import _inverse_temperatures, _parse_list, _temperature_grid
+from lattherm.errors import LatthermError
+from lattherm.io import read_table, table_path, write_table
 from lattherm.lattices import make_lattice
 from lattherm.mcmc.integration import METHODS, integrate_free_energy
 from lattherm.mcmc.samplers import MOVES, scan, standard_observables
-from lattherm.systems import load_system
+from lattherm.systems import build_system, load_spec
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -43,14 +44,27 @@ def run(
     out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
 ) -> None:
     """Batched torch MCMC temperature scan of a system: energies, heat capacity, observables."""
-    sys_ = load_system(system)
-    move = move or ("swap" if sys_.ensemble == "canonical" else "flip")
+    table_path(out)
+    grid = _temperature_grid(temperatures, betas)
+    if chains < 1 or thin < 1 or burn_in < 0:
+        raise LatthermError(f"--chains and --thin must be >= 1 and --burn-in >= 0, got --chains {chains}, "
+                            f"--thin {thin}, --burn-in {burn_in}")
+    records = -(-(sweeps - burn_in) // thin)
+    if records < 128:  # as mcmc.samplers.scan requires
+        raise LatthermError(f"--sweeps {sweeps} with --burn-in {burn_in} and --thin {thin} records {max(records, 0)} "
+                            "sweeps per chain; a scan needs at least 128")
+    spec = load_spec(system)
+    move = move or ("swap" if spec["ensemble"] == "canonical" else "flip")
     if move not in MOVES:
-        raise typer.BadParameter(f"--move must be one of {MOVES}, got {move!r}")
-    if (move == "swap") != (sys_.ensemble == "canonical"):
-        raise typer.BadParameter(f"the {sys_.ensemble} system {sys_.name!r} cannot use --move {move}: "
-                                 "canonical systems need swap, others flip or wolff")
-    beta_values = _inverse_temperatures(temperatures, betas, sys_.beta)
+        raise LatthermError(f"--move must be one of {MOVES}, got {move!r}")
+    if (move == "swap") != (spec["ensemble"] == "canonical"):
+        raise LatthermError(f"the {spec['ensemble']} system {spec['name']!r} cannot use --move {move}: "
+                            "canonical systems need swap, others flip or wolff")
+    if move == "wolff" and not (spec["model"] == "ising" and spec["J"] > 0 and spec["h"] == spec["dmu"] == 0):
+        raise LatthermError(f"--move wolff needs a ferromagnetic Ising system (J > 0, h = dmu = 0); "
+                            f"{spec['name']!r} is not one")
+    sys_ = build_system(spec)
+    beta_values = _inverse_temperatures(grid, sys_.beta)
     table = scan(sys_.hamiltonian, beta_values, chains, sweeps, move=move, n_ones=sys_.n_ones, burn_in=burn_in,
                  thin=thin, seed=seed, observables=standard_observables(sys_.lattice),
                  temperatures=[np.inf if b == 0 else sys_.temperature(b) for b in beta_values])
@@ -111,10 +125,15 @@ def integrate(
     method: str = typer.Option("spline", help=f"Quadrature, one of {METHODS}."),
 ) -> None:
     """Free energy by thermodynamic integration of <E>(beta) from beta = 0."""
-    data = read_table(table).sort_values("beta")
-    missing = {"beta", "energy", "energy_err"} - set(data.columns)
-    if missing:
-        raise typer.BadParameter(f"table {table} lacks columns {sorted(missing)}")
+    table_path(out)
+    if method not in METHODS:
+        raise LatthermError(f"--method must be one of {METHODS}, got {method!r}")
+    columns = ["beta", "energy", "energy_err"]
+    data = read_table(table, columns)
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(data[c])]
+    if text:
+        raise LatthermError(f"table {table} has non-numeric column(s) {text}")
+    data = data.sort_values("beta")
     n_sites = n_sites if n_sites is not None else _single_value(data, "n_sites", table)
     if n_ones is None and "n_ones" in data.columns:
         n_ones = _single_value(data, "n_ones", table)
@@ -133,8 +152,10 @@ def integrate(
 
 def _single_value(data, column: str, path: Path) -> int:
     if column not in data.columns:
-        raise typer.BadParameter(f"table {path} has no {column!r} column; pass --{column.replace('_', '-')}")
+        raise LatthermError(f"table {path} has no {column!r} column; pass --{column.replace('_', '-')}")
     values = data[column].unique()
     if len(values) != 1:
-        raise typer.BadParameter(f"table {path} mixes several {column} values {values.tolist()}")
+        raise LatthermError(f"table {path} mixes several {column} values {values.tolist()}")
+    if not (pd.api.types.is_number(values[0]) and float(values[0]).is_integer()):
+        raise LatthermError(f"table {path} has {column} = {values[0]}; expected a whole number")
     return int(values[0])

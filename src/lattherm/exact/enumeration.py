@@ -16,6 +16,7 @@ import torch
 from scipy.special import logsumexp
 from tqdm import tqdm
 
+from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import Hamiltonian
 
 MAX_SITES = 24
@@ -24,7 +25,7 @@ MAX_SITES = 24
 def _as_betas(betas) -> np.ndarray:
     betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
     if betas.ndim != 1 or not np.all(np.isfinite(betas)) or np.any(betas < 0):
-        raise ValueError(f"betas must be finite and >= 0, got {betas}")
+        raise LatthermError(f"betas must be finite and >= 0, got {betas}")
     return betas
 
 
@@ -41,9 +42,9 @@ def enumerate_energies(hamiltonian: Hamiltonian, chunk_size: int = 1 << 16) -> t
     """
     n = hamiltonian.n_sites
     if n > MAX_SITES:
-        raise ValueError(f"enumeration is limited to N <= {MAX_SITES} sites (2^N configurations); got N = {n}")
+        raise LatthermError(f"enumeration is limited to N <= {MAX_SITES} sites (2^N configurations); got N = {n}")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        raise LatthermError(f"chunk_size must be positive, got {chunk_size}")
     total = 1 << n
     energies = np.empty(total, dtype=np.float64)
     n_ones = np.empty(total, dtype=np.int64)
@@ -107,10 +108,10 @@ def thermo_from_energies(energies: np.ndarray, n_ones: np.ndarray, n_sites: int,
     energies = np.asarray(energies, dtype=np.float64)
     n_ones = np.asarray(n_ones)
     if energies.shape != n_ones.shape or energies.ndim != 1:
-        raise ValueError(f"energies {energies.shape} and n_ones {n_ones.shape} must be 1-D of equal length")
+        raise LatthermError(f"energies {energies.shape} and n_ones {n_ones.shape} must be 1-D of equal length")
     if canonical_n_ones is not None:
         if not 0 <= canonical_n_ones <= n_sites:
-            raise ValueError(f"canonical n_ones must lie in [0, {n_sites}], got {canonical_n_ones}")
+            raise LatthermError(f"canonical n_ones must lie in [0, {n_sites}], got {canonical_n_ones}")
         selected = energies[n_ones == canonical_n_ones]
         rows = [_moments(selected, b)[:3] for b in betas]
         table = _table(betas, n_sites, *zip(*rows))
@@ -137,7 +138,7 @@ def exact_thermo(hamiltonian: Hamiltonian, betas, n_ones: int | None = None,
     """
     betas = _as_betas(betas)
     if n_ones is not None and not 0 <= n_ones <= hamiltonian.n_sites:
-        raise ValueError(f"n_ones must lie in [0, {hamiltonian.n_sites}], got {n_ones}")
+        raise LatthermError(f"n_ones must lie in [0, {hamiltonian.n_sites}], got {n_ones}")
     energies, ones = enumerate_energies(hamiltonian, chunk_size)
     return thermo_from_energies(energies, ones, hamiltonian.n_sites, betas, canonical_n_ones=n_ones)
 
@@ -152,7 +153,7 @@ def semi_grand_scan(base_energies: np.ndarray, n_ones: np.ndarray, n_sites: int,
     betas = _as_betas(betas)
     dmus = np.atleast_1d(np.asarray(dmus, dtype=np.float64))
     if not np.all(np.isfinite(dmus)):
-        raise ValueError(f"dmus must be finite, got {dmus}")
+        raise LatthermError(f"dmus must be finite, got {dmus}")
     magnetization = 2.0 * np.asarray(n_ones, dtype=np.float64) - n_sites
     tables = []
     for dmu in dmus:

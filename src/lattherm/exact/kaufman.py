@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from lattherm.errors import LatthermError
+
 BETA_C = math.log(1.0 + math.sqrt(2.0)) / 2.0
 """Critical inverse temperature of the infinite square lattice for J = 1."""
 
@@ -35,13 +37,13 @@ BETA_C = math.log(1.0 + math.sqrt(2.0)) / 2.0
 def _check_size(L1: int, L2: int) -> tuple[int, int]:
     for name, L in (("L1", L1), ("L2", L2)):
         if int(L) != L or L < 2:
-            raise ValueError(f"{name} must be an integer >= 2, got {L}")
+            raise LatthermError(f"{name} must be an integer >= 2, got {L}")
     return int(L1), int(L2)
 
 
 def _check_coupling(J: float) -> float:
     if not (np.isfinite(J) and J > 0):
-        raise ValueError(f"Kaufman's solution is for a ferromagnet: need finite J > 0, got {J}")
+        raise LatthermError(f"Kaufman's solution is for a ferromagnet: need finite J > 0, got {J}")
     return float(J)
 
 
@@ -70,7 +72,7 @@ def _working_digits(L1: int, L2: int, K: float) -> int:
 def _as_betas(betas) -> np.ndarray:
     betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
     if betas.ndim != 1 or not np.all(np.isfinite(betas)) or np.any(betas < 0):
-        raise ValueError(f"betas must be finite and >= 0, got {betas}")
+        raise LatthermError(f"betas must be finite and >= 0, got {betas}")
     return betas
 
 

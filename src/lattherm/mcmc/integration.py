@@ -19,17 +19,19 @@ import pandas as pd
 from scipy.interpolate import CubicSpline
 from scipy.special import gammaln
 
+from lattherm.errors import LatthermError
+
 METHODS = ("trapezoid", "spline")
 
 
 def reference_log_z(n_sites: int, n_ones: int | None = None) -> float:
     """ln Z at beta = 0: N ln 2, or ln C(N, n) for the canonical ensemble."""
     if n_sites < 1:
-        raise ValueError(f"n_sites must be positive, got {n_sites}")
+        raise LatthermError(f"n_sites must be positive, got {n_sites}")
     if n_ones is None:
         return n_sites * np.log(2.0)
     if not 0 <= n_ones <= n_sites:
-        raise ValueError(f"n_ones must lie in [0, {n_sites}], got {n_ones}")
+        raise LatthermError(f"n_ones must lie in [0, {n_sites}], got {n_ones}")
     return float(gammaln(n_sites + 1) - gammaln(n_ones + 1) - gammaln(n_sites - n_ones + 1))
 
 
@@ -41,7 +43,7 @@ def cumulative_weights(betas: np.ndarray, method: str = "spline") -> np.ndarray:
     interpolant of each unit vector.
     """
     if method not in METHODS:
-        raise ValueError(f"integration method must be one of {METHODS}, got {method!r}")
+        raise LatthermError(f"integration method must be one of {METHODS}, got {method!r}")
     k = len(betas)
     if method == "trapezoid" or k < 4:
         widths = np.diff(betas)
@@ -68,12 +70,12 @@ def integrate_free_energy(betas: Sequence[float], energies: Sequence[float], n_s
     energies = np.asarray(energies, dtype=np.float64)
     errors = np.zeros_like(energies) if energy_errors is None else np.asarray(energy_errors, dtype=np.float64)
     if betas.ndim != 1 or betas.shape != energies.shape or errors.shape != betas.shape:
-        raise ValueError(f"betas {betas.shape}, energies {energies.shape} and errors {errors.shape} must be "
-                         "1-D of equal length")
-    if len(betas) < 2 or betas[0] != 0.0 or np.any(np.diff(betas) <= 0):
-        raise ValueError(f"the beta grid must start at 0 and increase strictly, got {betas}")
+        raise LatthermError(f"betas {betas.shape}, energies {energies.shape} and errors {errors.shape} must be "
+                            "1-D of equal length")
+    if len(betas) < 2 or betas[0] != 0.0 or not np.all(np.diff(betas) > 0):  # NaN fails too
+        raise LatthermError(f"the beta grid must start at 0 and increase strictly, got {betas}")
     if not (np.all(np.isfinite(energies)) and np.all(np.isfinite(errors)) and np.all(errors >= 0)):
-        raise ValueError("energies and errors must be finite, errors non-negative")
+        raise LatthermError("energies and errors must be finite, errors non-negative")
     w = cumulative_weights(betas, method)
     log_z = reference_log_z(n_sites, n_ones) - w @ energies
     log_z_err = np.sqrt((w**2) @ errors**2)
