@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lattherm.errors import LatthermError
-from lattherm.lattices import cell_sites
+from lattherm.lattices import MAX_SITES, cell_sites
 
 MODEL_KEYS = {  # keys of a `models` section that only one model kind reads
     "transformer": {"d_model", "n_layer", "n_head", "mlp_ratio", "n_freq", "n_bias_shells", "attention_shells",
@@ -163,9 +163,13 @@ def _check_transfer_sizes(system: str, section: dict) -> None:
 
 def _check_cell_sites(field: str, lattice: str, size: list[int]) -> int:
     try:
-        return cell_sites(lattice, size)
+        n_sites = cell_sites(lattice, size)
     except LatthermError as exc:
         raise ConfigError(f"config {field}: {exc}") from None
+    if n_sites > MAX_SITES:
+        raise ConfigError(f"config {field}: the {size} {lattice} cell has {n_sites} sites; a system may have at most "
+                          f"{MAX_SITES}")
+    return n_sites
 
 
 def _check_composition(field: str, x: float, n_sites: int, cell: str) -> None:

@@ -158,7 +158,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated/garbage files
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a lattherm checkpoint: {exc}") from exc
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a lattherm checkpoint: {_load_failure(exc)}") from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a dict")
     return state
+
+
+def _load_failure(exc: Exception) -> str:
+    """torch's reason, without its paragraph (which suggests weights_only=False: never for a file
+    that may run code on loading)."""
+    text = " ".join(str(exc).split())
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:")[1].split("Check the documentation")[0].strip()
+        return f"it holds something other than tensors and plain values ({detail}); refused without unpickling it"
+    return text.split(". ")[0] or type(exc).__name__

@@ -272,6 +272,11 @@ def _primitive(kind: str, a: float) -> tuple[Atoms, int]:
     return prim, dim
 
 
+MAX_SITES = 4096
+"""Most sites a system may have: the lattice geometry (minimum-image displacements, used by the spin
+models and the Transformer) holds dense N x N x 27 x 3 arrays; 64 x 64 Ising, 4096 sites, takes about
+10 GB and 50 s to build on a 2-core machine with 23 GB, and memory grows as N^2."""
+
 SITES_PER_CELL = {"square": 1, "simple_cubic": 1, "fcc": 1, "fcc_cubic": 4, "bcc": 1, "bcc_cubic": 2}
 """Sites in the repeated cell of each kind (primitive cells hold one; conventional cubic ones more)."""
 

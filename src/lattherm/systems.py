@@ -28,7 +28,7 @@ from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import Hamiltonian, SemiGrand
 from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
 from lattherm.io import load_yaml
-from lattherm.lattices import LATTICE_KINDS, Lattice, make_lattice
+from lattherm.lattices import LATTICE_KINDS, MAX_SITES, Lattice, cell_sites, make_lattice
 
 MODELS = ("ising", "edwards_anderson", "sherrington_kirkpatrick", "cluster_expansion")
 ENSEMBLES = ("semi_grand", "canonical")
@@ -40,12 +40,6 @@ _MODEL_KEYS = {
     "cluster_expansion": {"ce_file", "ce_trust_pickle"},
 }
 _SPIN_SPECIES = ["down", "up"]
-MAX_SITES = 4096
-"""Most sites a system may have: the lattice geometry (minimum-image displacements, used by the spin
-models and the Transformer) holds dense N x N x 27 x 3 arrays; 64 x 64 Ising, 4096 sites, takes about
-10 GB and 50 s to build on a 2-core machine with 23 GB, and memory grows as N^2."""
-
-
 class SystemSpecError(LatthermError):
     """A system spec with an unknown key, a missing field or a value out of range."""
 
@@ -209,7 +203,7 @@ def n_sites_of(spec: dict) -> int:
     """Sites of the cell a normalised spec describes, without building it."""
     if spec["lattice"] is None:
         return spec["n_sites"]
-    return math.prod(spec["size"]) * make_lattice(spec["lattice"], 1).n_basis
+    return cell_sites(spec["lattice"], spec["size"])
 
 
 def _default_name(spec: dict) -> str:
