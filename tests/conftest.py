@@ -1,7 +1,12 @@
 """Shared test fixtures."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -18,3 +23,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    """A copy of everything the workflow reads, outside the repository, so that runs never touch it."""
+    for name in ["Snakefile", "config.yaml"]:
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ["workflow", "config", "envs", "profiles"]:
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return tmp_path

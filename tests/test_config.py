@@ -4,7 +4,6 @@ Kaufman reference uses the config's J."""
 
 import copy
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,15 +103,6 @@ def test_malformed_config_is_refused_naming_field_and_value(case):
 def test_every_shipped_config_passes():
     for name in ["config.yaml", "config/tiny.yaml", "config/paper.yaml"]:
         check_workflow_config(yaml.safe_load((ROOT / name).read_text()), SCHEMA)
-
-
-@pytest.fixture()
-def workdir(tmp_path):
-    for name in ["Snakefile", "config.yaml"]:
-        shutil.copy(ROOT / name, tmp_path / name)
-    for name in ["workflow", "config", "envs", "profiles"]:
-        shutil.copytree(ROOT / name, tmp_path / name)
-    return tmp_path
 
 
 def snakemake(workdir, config, *args):
