@@ -58,6 +58,9 @@ FILES = {  # file name -> raw content
     "garbage.db": "this is not an sqlite file " * 10,
     "empty.db": "",
     "structures.txt": "Cu 0 0 0\n",
+    # a YAML tag that would run code under yaml.load; safe_load refuses it (it writes into the cwd,
+    # which the test checks stays empty)
+    "python_tag.yaml": "!!python/object/apply:os.system ['touch ran_code']\n",
 }
 
 
@@ -197,6 +200,7 @@ CASES = [
     ("database-garbage", ce_fit("garbage.db"), ["garbage.db", "not a readable ASE database"]),
     ("database-empty", ce_fit("empty.db"), ["empty.db", "no structures"]),
     ("database-unknown-type", ce_fit("structures.txt"), ["structures.txt", "txt"]),
+    ("yaml-python-tag", enumerate_("python_tag.yaml"), ["python_tag.yaml", "python/object/apply:os.system"]),
     ("database-foreign-species", ce_fit("foreign.db"), ["foreign.db", "row 3", "['Ni']"]),
     ("database-not-on-lattice", ce_fit("bcc_row.db"), ["bcc_row.db", "row 3", "not a supercell of the fcc"]),
     ("database-no-energy", ce_fit("no_energy.db"), ["no_energy.db", "row 1", "no energy"]),
