@@ -8,11 +8,8 @@ import torch
 
 from lattherm.exact.enumeration import configurations, exact_thermo
 from lattherm.models import MADE, MADEConfig
-from lattherm.sampling import (
-    abs_magnetization, ess_per_sample, free_energy_is, heat_capacity, log_weights, log_z_is, neural_mcmc,
-    sublattice_order,
-)
-from lattherm.lattices import make_lattice
+from lattherm.observables import abs_magnetization, heat_capacity
+from lattherm.sampling import ess_per_sample, free_energy_is, log_weights, log_z_is, neural_mcmc
 from lattherm.systems import build_system
 
 BETA = 0.15
@@ -122,14 +119,3 @@ def test_neural_mcmc_canonical(system):
     exact = exact_thermo(system.hamiltonian, [0.6], n_ones=4)
     e, e_err = res.mean_and_error()
     assert abs(e - exact.energy[0]) < 4 * e_err
-
-
-def test_sublattice_order_of_ideal_structures():
-    lat = make_lattice("fcc_cubic", 2)
-    sub = torch.as_tensor(lat.fcc_sublattices())
-    l10 = (sub <= 1).long()[None]
-    l12 = (sub == 0).long()[None]
-    order = sublattice_order(lat)
-    assert order(l10).item() == pytest.approx(1.0)
-    assert order(l12).item() == pytest.approx(math.sqrt(3) / 2)
-    assert order(torch.zeros(1, lat.n_sites, dtype=torch.long)).item() == 0.0

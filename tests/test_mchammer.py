@@ -12,7 +12,8 @@ from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
 from lattherm.io import read_table
 from lattherm.lattices import make_lattice
 from lattherm.mcmc.mchammer_runs import check_incremental_energies, run_scan
-from lattherm.mcmc.samplers import scan, standard_observables
+from lattherm.mcmc.samplers import scan
+from lattherm.observables import standard_observables
 
 
 def cuau_test_ce():
@@ -50,7 +51,7 @@ def test_canonical_and_semi_grand_agree_with_torch_sampler():
     mch = run_scan(ce, lattice, [temperature], "canonical", concentration=0.5, steps_per_site=2000, seed=2)
     torch_table = scan(ham, [beta], n_chains=32, n_sweeps=140, move="swap", n_ones=16, burn_in=5, seed=3,
                        observables=obs)
-    for col in ("energy", "order_parameter", "c_sub0"):
+    for col in ("energy", "order_parameter", "c_sub0", "sro_1"):
         deviations[f"canonical {col}"] = combined_sigmas(mch, torch_table, col)
     assert mch.composition.iloc[0] == torch_table.composition.iloc[0] == 0.5
 
@@ -65,7 +66,10 @@ def test_canonical_and_semi_grand_agree_with_torch_sampler():
           f"semi-grand {mch_sg.trial_steps_per_second.iloc[0]:.0f}")
     assert all(v < 3 for v in deviations.values())
     # the first-shell Warren-Cowley parameter of a near-random alloy is small, and finite
-    assert abs(mch.sro_Au_Cu_1.iloc[0]) < 0.2 and mch.sro_Au_Cu_1_err.iloc[0] > 0
+    assert abs(mch.sro_1.iloc[0]) < 0.2 and mch.sro_1_err.iloc[0] > 0
+    # one column name per observable: the mchammer and torch tables hold the same ones
+    for col in obs:
+        assert {col, f"{col}_err"} <= set(mch.columns) & set(torch_table.columns) & set(mch_sg.columns), col
 
 
 def test_bad_arguments_raise():

@@ -14,7 +14,8 @@ from lattherm.hamiltonians.base import SemiGrand
 from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
 from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
 from lattherm.lattices import make_lattice
-from lattherm.mcmc.samplers import colour_classes, parallel_tempering, run_chains, scan, standard_observables
+from lattherm.mcmc.samplers import colour_classes, parallel_tempering, run_chains, scan
+from lattherm.observables import standard_observables
 
 
 

@@ -12,12 +12,15 @@ import re
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import pandas as pd
 import yaml
 
 from lattherm.errors import InputFileError, LatthermError
+
+if TYPE_CHECKING:  # torch is imported where checkpoints are read, so stages without networks skip it
+    import torch
 
 
 @contextmanager

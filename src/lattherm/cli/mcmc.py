@@ -24,7 +24,8 @@ from lattherm.errors import LatthermError
 from lattherm.io import read_table, table_path, write_table
 from lattherm.lattices import make_lattice
 from lattherm.mcmc.integration import METHODS, integrate_free_energy
-from lattherm.mcmc.samplers import MOVES, scan, standard_observables
+from lattherm.mcmc.samplers import MOVES, scan
+from lattherm.observables import standard_observables
 from lattherm.systems import build_system, load_spec
 
 app = typer.Typer(no_args_is_help=True)

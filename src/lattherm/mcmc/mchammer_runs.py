@@ -9,6 +9,10 @@ changes against full recomputation (``ce.predict``) and every scan calls it firs
 Conventions: x = 1 is ``species[1]`` (Au for CuAu). Semi-grand runs take ``dmu`` as in
 :class:`lattherm.hamiltonians.SemiGrand` (E - dmu sum s), i.e. mchammer chemical potentials
 {species[1]: 2 dmu, species[0]: 0} (the difference is all that matters).
+
+Observables (composition, FCC sublattice order, Warren-Cowley short-range order, ...) are not
+mchammer observers: mchammer records the configuration once per sweep, and the series come
+from :mod:`lattherm.observables`, the functions and column names of the torch samplers' tables.
 """
 
 from __future__ import annotations
@@ -18,18 +22,18 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from ase import Atoms
 from ase.data import atomic_numbers
 from icet import ClusterExpansion
 from mchammer.calculators import ClusterExpansionCalculator
 from mchammer.ensembles import CanonicalEnsemble, SemiGrandCanonicalEnsemble
-from mchammer.observers import ShortRangeOrderObserver
-from mchammer.observers.base_observer import BaseObserver
 
 from lattherm import K_B_EV
 from lattherm.errors import LatthermError
 from lattherm.lattices import Lattice
 from lattherm.mcmc.analysis import jackknife, summarize
+from lattherm.observables import evaluate_observables, heat_capacity, standard_observables
 
 ENSEMBLES = ("canonical", "semi_grand")
 
@@ -73,37 +77,39 @@ def check_incremental_energies(ce: ClusterExpansion, structure: Atoms, n_trials:
     return worst
 
 
-class SublatticeObserver(BaseObserver):
-    """Concentration of ``species[1]`` on each of the four FCC sublattices, from the occupations."""
-
-    def __init__(self, sublattices: np.ndarray, number: int, interval: int):
-        super().__init__(return_type=dict, interval=interval, tag="sublattices")
-        self.masks = [sublattices == k for k in range(4)]
-        self.number = number
-
-    def get_observable(self, structure: Atoms) -> dict:
-        ones = structure.numbers == self.number
-        return {f"c_sub{k}": float(ones[mask].mean()) for k, mask in enumerate(self.masks)}
+def trajectory_observables(lattice: Lattice, occupations: np.ndarray, number_one: int,
+                          sro_shells: int | None = None) -> dict[str, np.ndarray]:
+    """The series of :func:`lattherm.observables.standard_observables` (the torch tables' columns)
+    along an mchammer trajectory: ``occupations`` (T, N) atomic numbers, species 1 =
+    ``number_one``. One batched call of the same functions the torch samplers use."""
+    x = torch.as_tensor(np.asarray(occupations) == number_one, dtype=torch.int64)
+    return evaluate_observables(standard_observables(lattice, sro_shells=sro_shells), x)
 
 
-def _order_parameter(c_sub: np.ndarray) -> np.ndarray:
-    """eta = sqrt(sum_k (c_k - c)^2 / (4 c (1 - c))), as in ``samplers.standard_observables``."""
-    c = c_sub.mean(axis=1, keepdims=True)
-    denom = 4.0 * c[:, 0] * (1.0 - c[:, 0])
-    spread = ((c_sub - c) ** 2).sum(axis=1)
-    return np.sqrt(np.divide(spread, denom, out=np.zeros_like(spread), where=denom > 0))
+def _trajectory(mc, data: pd.DataFrame) -> np.ndarray:
+    """Occupations (atomic numbers) recorded with each row of ``data``, shape (len(data), N)."""
+    trials, structures = mc.data_container.get("mctrial", "trajectory")
+    by_trial = {int(t): a.numbers for t, a in zip(trials, structures)}
+    missing = [int(t) for t in data["mctrial"] if int(t) not in by_trial]
+    if missing:
+        raise RuntimeError(f"mchammer recorded no configuration at trial steps {missing[:5]}")
+    return np.stack([by_trial[int(t)] for t in data["mctrial"]])
 
 
 def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[float], ensemble: str = "canonical",
              concentration: float | None = None, dmu: float | None = None, steps_per_site: int = 200,
-             species: Sequence[str] = ("Cu", "Au"), sro_radius: float | None = None, seed: int = 0) -> pd.DataFrame:
+             species: Sequence[str] = ("Cu", "Au"), sro_shells: int | None = None, seed: int = 0) -> pd.DataFrame:
     """One mchammer run per temperature (K), each continuing from the last configuration.
 
     Every site is observed once per sweep (interval N). Per temperature the equilibration
     prefix is detected on the energy; the tidy row holds mean total energy (eV) with blocking
     error, heat capacity C = (E - <E>)^2 / (k_B T^2) in eV/K with jackknife error, tau_int (in
-    sweeps), acceptance, composition, sublattice concentrations, the order parameter, Warren-
-    Cowley parameters (first-shell by default) and trial steps per second.
+    sweeps), acceptance, trial steps per second, and the observables of
+    :func:`lattherm.observables.standard_observables` with blocking errors, under the torch
+    tables' column names: magnetization, abs_magnetization, composition; on FCC c_sub0..3,
+    order_parameter, order_l12, order_l10; Warren-Cowley ``sro_1`` .. ``sro_{sro_shells}``
+    (default: the first shell on FCC and BCC). They are computed after each run from the
+    configurations mchammer records once per sweep, with the torch samplers' functions.
     """
     if ensemble not in ENSEMBLES:
         raise ScanSettingsError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
@@ -135,51 +141,48 @@ def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[floa
     structure = lattice.to_atoms(x, species)
     calc = ClusterExpansionCalculator(structure, ce)
     number_one = atomic_numbers[species[1]]
-    radius = sro_radius if sro_radius is not None else 1.01 * lattice.shell_distances(1)[0]
-    sublattices = lattice.fcc_sublattices() if lattice.kind in ("fcc", "fcc_cubic") else None
+    standard_observables(lattice, sro_shells=sro_shells)  # fails now, not after a run, on a bad cell
 
     rows = []
     for temperature in temperatures:
         if np.isinf(temperature):
             n_fixed = n_ones if ensemble == "canonical" else None
-            rows.append({"ensemble": ensemble, **_infinite_temperature_row(ce, lattice, species, n_fixed, rng)})
+            rows.append({"ensemble": ensemble,
+                         **_infinite_temperature_row(ce, lattice, species, n_fixed, rng, sro_shells=sro_shells)})
             continue
         kwargs = dict(structure=structure, calculator=calc, temperature=float(temperature),
-                      boltzmann_constant=K_B_EV, random_seed=int(rng.integers(2**31)), ensemble_data_write_interval=n)
+                      boltzmann_constant=K_B_EV, random_seed=int(rng.integers(2**31)), ensemble_data_write_interval=n,
+                      trajectory_write_interval=n)
         if ensemble == "canonical":
             mc = CanonicalEnsemble(**kwargs)
         else:
             mc = SemiGrandCanonicalEnsemble(chemical_potentials={species[0]: 0.0, species[1]: 2.0 * dmu}, **kwargs)
-        mc.attach_observer(ShortRangeOrderObserver(ce.get_cluster_space_copy(), structure, radius=radius, interval=n))
-        if sublattices is not None:
-            mc.attach_observer(SublatticeObserver(sublattices, number_one, interval=n))
         start = time.perf_counter()
         mc.run(steps_per_site * n)
         seconds = time.perf_counter() - start
         data = mc.data_container.data
         structure = mc.structure  # continue the next temperature from here
-        if ensemble == "canonical":
-            n_ones_series = np.full(len(data), float(n_ones))
-            energy = data["potential"].to_numpy(dtype=np.float64)
-        else:
+        series = trajectory_observables(lattice, _trajectory(mc, data), number_one, sro_shells)
+        energy = data["potential"].to_numpy(dtype=np.float64)
+        if ensemble == "semi_grand":
             # report the semi-grand energy E - dmu sum s, as SemiGrand and the torch samplers do
             n_ones_series = data[f"{species[1]}_count"].to_numpy(dtype=np.float64)
-            energy = data["potential"].to_numpy(dtype=np.float64) - dmu * (2.0 * n_ones_series - n)
-        row = _summarize(data, energy, n_ones_series / n, float(temperature), n, seconds, steps_per_site * n)
+            if not np.allclose(series["composition"] * n, n_ones_series):
+                raise RuntimeError("mchammer's recorded configurations do not match its species counts")
+            energy = energy - dmu * (2.0 * n_ones_series - n)
+        row = _summarize(data, energy, series, float(temperature), n, seconds, steps_per_site * n)
         rows.append({"ensemble": ensemble, **row})
     return pd.DataFrame(rows)
 
 
 def _infinite_temperature_row(ce: ClusterExpansion, lattice: Lattice, species: Sequence[str], n_ones: int | None,
-                              rng: np.random.Generator, n_samples: int = 4096) -> dict:
+                              rng: np.random.Generator, n_samples: int = 4096, sro_shells: int | None = None) -> dict:
     """The beta = 0 point, where thermodynamic integration starts, by exact independent sampling.
 
     Every configuration (of the fixed composition, if ``n_ones`` is given) is equally likely, so
     uniform random configurations are exact samples; mchammer cannot run at infinite T.
     Semi-grand energies need no field term: <sum s> = 0 at beta = 0 for any dmu.
     """
-    import torch
-
     from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
 
     n = lattice.n_sites
@@ -188,43 +191,40 @@ def _infinite_temperature_row(ce: ClusterExpansion, lattice: Lattice, species: S
     else:
         x = (rng.random((n_samples, n)).argsort(axis=1) < n_ones).astype(np.int64)
     energy = ClusterExpansionHamiltonian(ce, lattice, species=tuple(species)).energy(torch.as_tensor(x)).numpy()
-    composition = x.mean(axis=1)
     row = {"temperature": np.inf, "beta": 0.0, "n_samples": n_samples, "n_discarded": 0,
            "energy": energy.mean(), "energy_err": energy.std(ddof=1) / np.sqrt(n_samples),
            "energy_per_site": energy.mean() / n, "energy_per_site_err": energy.std(ddof=1) / np.sqrt(n_samples) / n,
            "heat_capacity": 0.0, "heat_capacity_err": 0.0, "heat_capacity_per_site": 0.0,
            "heat_capacity_per_site_err": 0.0, "tau_int": 0.5, "n_eff": float(n_samples),
-           "acceptance": 1.0, "composition": composition.mean(),
-           "composition_err": composition.std(ddof=1) / np.sqrt(n_samples), "trial_steps_per_second": np.nan}
+           "acceptance": 1.0, "trial_steps_per_second": np.nan}
+    # independent samples: standard error std / sqrt(M); NaN where undefined on some sample
+    series = evaluate_observables(standard_observables(lattice, sro_shells=sro_shells), torch.as_tensor(x))
+    for col, values in series.items():
+        finite = np.all(np.isfinite(values))
+        row[col] = values.mean() if finite else np.nan
+        row[f"{col}_err"] = values.std(ddof=1) / np.sqrt(n_samples) if finite else np.nan
     return row
 
 
-def _summarize(data: pd.DataFrame, energy: np.ndarray, composition: np.ndarray, temperature: float, n: int,
+def _summarize(data: pd.DataFrame, energy: np.ndarray, series: dict[str, np.ndarray], temperature: float, n: int,
                seconds: float, trials: int) -> dict:
+    """One tidy row: energy (blocking), heat capacity (jackknife) and every observable series
+    (blocking) after the equilibration prefix detected on the energy."""
     summary = summarize(energy)
     t0 = summary.n_discarded
     beta = 1.0 / (K_B_EV * temperature)
     # C = var(E) / (k_B T^2) = k_B beta^2 var(E), in eV/K
-    c, c_err = jackknife(lambda s: K_B_EV * beta**2 * s.var(), energy[t0:])
-    composition_summary = summarize(composition, discard=t0)
+    c, c_err = jackknife(lambda s: heat_capacity(s, beta, boltzmann_constant=K_B_EV), energy[t0:])
     row = {"temperature": temperature, "beta": beta, "n_samples": len(energy) - t0, "n_discarded": t0,
            "energy": summary.mean, "energy_err": summary.error,
            "energy_per_site": summary.mean / n, "energy_per_site_err": summary.error / n,
            "heat_capacity": c, "heat_capacity_err": c_err,
            "heat_capacity_per_site": c / n, "heat_capacity_per_site_err": c_err / n, "tau_int": summary.tau_int, "n_eff": summary.n_eff,
            "acceptance": float(data["acceptance_ratio"].to_numpy(dtype=np.float64)[t0:].mean()),
-           "composition": composition_summary.mean, "composition_err": composition_summary.error,
            "trial_steps_per_second": trials / seconds}
-    sub_cols = [f"c_sub{k}" for k in range(4)]
-    if all(col in data for col in sub_cols):
-        c_sub = data[sub_cols].to_numpy(dtype=np.float64)[t0:]
-        series = {col: c_sub[:, k] for k, col in enumerate(sub_cols)}
-        series["order_parameter"] = _order_parameter(c_sub)
-    else:
-        series = {}
     # Warren-Cowley parameters are NaN when a species is absent; such runs get NaN averages
-    series.update({col: data[col].to_numpy(dtype=np.float64)[t0:] for col in data.columns if col.startswith("sro_")})
     for col, values in series.items():
+        values = values[t0:]
         if np.all(np.isfinite(values)):
             s = summarize(values, discard=0)
             row[col], row[f"{col}_err"] = s.mean, s.error

@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,47 +33,12 @@ from tqdm import tqdm
 
 from lattherm.hamiltonians.base import Hamiltonian
 from lattherm.hamiltonians.ising import BondIsing, Ising
-from lattherm.lattices import Lattice
 from lattherm.mcmc.analysis import jackknife, summarize
+from lattherm.observables import Observable, heat_capacity, standard_observables
 
 MOVES = ("flip", "swap", "wolff")
-
-Observable = Callable[[Tensor], Tensor]
-"""Maps configurations (B, N) to one float64 number per chain, (B,)."""
-
-
-def standard_observables(lattice: Lattice | None = None) -> dict[str, Observable]:
-    """Magnetisation m = mean(s), |m|, composition mean(x); on FCC lattices also the four
-    sublattice concentrations ``c_sub{k}`` and the sublattice order parameter
-
-        eta = sqrt( sum_k (c_k - c)^2 / (4 c (1 - c)) ),
-
-    which is 1 for perfect L1_0 and L1_2 order and 0 when all sublattices have the mean
-    composition c (sum_k c_k^2 <= 4 c bounds it by 1)."""
-    obs: dict[str, Observable] = {
-        "magnetization": lambda x: (2.0 * x.double() - 1.0).mean(dim=1),
-        "abs_magnetization": lambda x: (2.0 * x.double() - 1.0).mean(dim=1).abs(),
-        "composition": lambda x: x.double().mean(dim=1),
-    }
-    if lattice is not None and lattice.kind in ("fcc", "fcc_cubic"):
-        onehot = torch.nn.functional.one_hot(torch.as_tensor(lattice.fcc_sublattices()), 4).double()
-        onehot = onehot / onehot.sum(dim=0)  # (N, 4) averaging matrix per sublattice
-
-        def sublattice(k: int) -> Observable:
-            return lambda x: x.double() @ onehot[:, k].to(x.device)
-
-        for k in range(4):
-            obs[f"c_sub{k}"] = sublattice(k)
-
-        def order_parameter(x: Tensor) -> Tensor:
-            c_k = x.double() @ onehot.to(x.device)
-            c = c_k.mean(dim=1, keepdim=True)
-            denom = (4.0 * c * (1.0 - c)).squeeze(1)
-            spread = ((c_k - c) ** 2).sum(dim=1)
-            return torch.where(denom > 0, (spread / denom.clamp_min(1e-300)).sqrt(), torch.zeros_like(spread))
-
-        obs["order_parameter"] = order_parameter
-    return obs
+# Observables (and ``standard_observables``, the default set) live in lattherm.observables, shared
+# with the mchammer post-processing and the neural estimators: one formula, one column name.
 
 
 # -- moves --------------------------------------------------------------------------------------
@@ -339,7 +304,7 @@ def summarize_chains(result: ChainResult, n_sites: int, temperatures: Sequence[f
         mask = result.group == k
         energy = summarize(result.series["energy"][mask])
         t0 = energy.n_discarded
-        c, c_err = jackknife(lambda s: beta**2 * s.var(), result.series["energy"][mask][:, t0:])
+        c, c_err = jackknife(lambda s: heat_capacity(s, beta), result.series["energy"][mask][:, t0:])
         row = {
             "beta": float(beta),
             "temperature": float(temperatures[k]) if temperatures is not None else (math.inf if beta == 0 else 1.0 / beta),
@@ -359,9 +324,14 @@ def summarize_chains(result: ChainResult, n_sites: int, temperatures: Sequence[f
             "heat_capacity_per_site_err": c_err / n_sites,
         }
         for name, series in result.series.items():
-            if name != "energy":
-                s = summarize(series[mask], discard=t0)
+            if name == "energy":
+                continue
+            kept = series[mask][:, t0:]
+            if np.all(np.isfinite(kept)):
+                s = summarize(kept, discard=0)
                 row[name], row[f"{name}_err"] = s.mean, s.error
+            else:  # e.g. Warren-Cowley with a species absent (undefined): NaN, as the mchammer tables
+                row[name], row[f"{name}_err"] = math.nan, math.nan
         if result.exchange_acceptance is not None:
             row["exchange_acceptance_up"] = (float(result.exchange_acceptance[k])
                                              if k < len(result.exchange_acceptance) else math.nan)

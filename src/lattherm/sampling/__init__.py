@@ -1,21 +1,14 @@
-"""Estimators from neural samples: importance-sampled ln Z and F, ESS, neural MCMC."""
-
-from lattherm.sampling.evaluate import evaluate
+"""Estimators from neural samples: importance-sampled ln Z and F, ESS, neural MCMC.
+(Observables, shared with the MCMC tables, live in :mod:`lattherm.observables`.)"""
 
 from lattherm.sampling.estimators import (
     NeuralMCMCResult,
-    abs_magnetization,
-    default_observables,
     ess_per_sample,
     free_energy_is,
-    heat_capacity,
     log_weights,
     log_z_is,
     neural_mcmc,
-    sublattice_order,
 )
+from lattherm.sampling.evaluate import evaluate
 
-__all__ = [
-    "NeuralMCMCResult", "evaluate", "abs_magnetization", "default_observables", "ess_per_sample", "free_energy_is",
-    "heat_capacity", "log_weights", "log_z_is", "neural_mcmc", "sublattice_order",
-]
+__all__ = ["NeuralMCMCResult", "evaluate", "ess_per_sample", "free_energy_is", "log_weights", "log_z_is", "neural_mcmc"]

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from lattherm.mcmc.analysis import integrated_autocorr_time
-
-Observable = Callable[[Tensor], Tensor]
+from lattherm.observables import Observable
 
 
 def log_weights(energy: Tensor, log_q: Tensor, beta: float | Tensor) -> Tensor:
@@ -138,39 +136,8 @@ def neural_mcmc(
                     obs_chains[name].append(fn(x).to(torch.float64).cpu())
     energy = torch.stack(energies, dim=1).numpy()
     obs = {k: torch.stack(v, dim=1).numpy() for k, v in obs_chains.items()}
-    tau = {k: integrated_autocorr_time(v) for k, v in {"energy": energy, **obs}.items()}
+    # an observable undefined on some sample (Warren-Cowley with one species absent) is NaN
+    tau = {k: integrated_autocorr_time(v) if np.all(np.isfinite(v)) else math.nan
+           for k, v in {"energy": energy, **obs}.items()}
     return NeuralMCMCResult(energy=energy, observables=obs, acceptance=accepted / energy.size, tau_int=tau)
 
-
-def heat_capacity(energy: np.ndarray, beta: float) -> float:
-    """C_v = beta^2 var(E) (total, in units of k_B) from equilibrium energy samples."""
-    return float(beta**2 * np.var(np.asarray(energy, dtype=np.float64), ddof=1))
-
-
-def abs_magnetization(x: Tensor) -> Tensor:
-    """|m| = |mean_i s_i| per configuration, s = 2x - 1."""
-    return (2.0 * x.to(torch.float64) - 1.0).mean(dim=1).abs()
-
-
-def sublattice_order(lattice) -> Observable:
-    """FCC chemical order: 2 sqrt(mean_k (c_k - c)^2) over the four simple-cubic sublattices,
-    c_k the species-1 fraction on sublattice k and c the overall fraction. It is 0 for a
-    random alloy, 1 for perfect L1_0 (c_k = 1, 1, 0, 0) and sqrt(3)/2 for perfect L1_2."""
-    sub = torch.as_tensor(lattice.fcc_sublattices())
-    onehot = torch.nn.functional.one_hot(sub, 4).to(torch.float64)  # (N, 4)
-    counts = onehot.sum(0)
-
-    def order(x: Tensor) -> Tensor:
-        c_k = (x.to(torch.float64) @ onehot.to(x.device)) / counts.to(x.device)
-        c = x.to(torch.float64).mean(dim=1, keepdim=True)
-        return 2.0 * ((c_k - c) ** 2).mean(dim=1).sqrt()
-
-    return order
-
-
-def default_observables(lattice) -> dict[str, Observable]:
-    """|m| for every binary lattice, plus the sublattice order parameter on FCC."""
-    obs: dict[str, Observable] = {"abs_magnetization": abs_magnetization}
-    if lattice.kind in ("fcc", "fcc_cubic"):
-        obs["sublattice_order"] = sublattice_order(lattice)
-    return obs

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 import torch
 
 from lattherm.models.symmetric import Z2Symmetric
-from lattherm.sampling.estimators import (
-    default_observables, ess_per_sample, free_energy_is, heat_capacity, log_weights, neural_mcmc,
-)
+from lattherm.observables import heat_capacity, standard_observables
+from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights, neural_mcmc
 
 COND_VARIABLES = ("beta", "dmu", "concentration")
 
@@ -88,8 +87,10 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
 
     Column names follow the reference tables (``free_energy`` is the importance-sampled F_IS,
     ``variational_free_energy`` the upper bound F_q, ``energy`` and ``heat_capacity`` come from
-    neural MCMC), totals for the whole supercell with ``*_per_site`` copies. Order
-    parameters (|m|, and the FCC sublattice order) are neural-MCMC means with error bars.
+    neural MCMC), totals for the whole supercell with ``*_per_site`` copies. The observables
+    of :func:`lattherm.observables.standard_observables` (m, |m|, composition; on FCC the
+    sublattice concentrations and order parameters; Warren-Cowley on alloy lattices), under the
+    MCMC tables' column names, are neural-MCMC means with error bars.
     ``burn_in`` defaults to a tenth of ``mcmc_steps``. A conditional model needs the
     ``conditioning`` saved with its checkpoint; its cond comes from ``system`` and
     ``temperature`` (:func:`system_cond`), extrapolating silently outside the trained ranges.
@@ -117,7 +118,7 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     cond1 = system_cond(model, system, temperature, conditioning, 1)
     burn_in = mcmc_steps // 10 if burn_in is None else burn_in
     mc = neural_mcmc(model, hamiltonian, beta, n_chains=mcmc_chains, n_steps=mcmc_steps, burn_in=burn_in,
-                     cond=cond1, n_ones=system.n_ones, observables=default_observables(system.lattice),
+                     cond=cond1, n_ones=system.n_ones, observables=standard_observables(system.lattice),
                      generator=generator, batch_size=batch_size)
     n_sites = system.lattice.n_sites
     energy, energy_err = mc.mean_and_error("energy")
@@ -130,6 +131,7 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
         "variational_free_energy": reward.mean().item(),
         "variational_free_energy_err": reward.std().item() / math.sqrt(n_samples),
         "energy": energy, "energy_err": energy_err,
+        "energy_per_site": energy / n_sites, "energy_per_site_err": energy_err / n_sites,
         "heat_capacity": heat_capacity(mc.energy, beta),
         "heat_capacity_per_site": heat_capacity(mc.energy, beta) / n_sites,
         "acceptance": mc.acceptance, "tau_int_energy": mc.tau_int["energy"],
