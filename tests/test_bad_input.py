@@ -33,6 +33,7 @@ SYSTEMS = {  # file name -> spec written as YAML
     "x_range.yaml": {**ISING, "ensemble": "canonical", "concentration": 1.5},
     "species.yaml": {**ISING, "species": ["Cu", "Cu"]},
     "sk_million.yaml": {"model": "sherrington_kirkpatrick", "n_sites": 1000000},
+    "sk_dense.yaml": {"model": "sherrington_kirkpatrick", "n_sites": 10000},
     "big_for_enumeration.yaml": {**ISING, "size": [8, 8]},
     "ea.yaml": {"model": "edwards_anderson", "lattice": "square", "size": [4, 4]},
     "list.yaml": [1, 2],
@@ -118,7 +119,7 @@ CASES = [
     # system files: fields
     ("size-string", enumerate_("size_string.yaml"), ["'size'", "4x4"]),
     ("size-zero", enumerate_("size_zero.yaml"), ["'size'", "[0, 4]"]),
-    ("size-million-sites", enumerate_("size_million.yaml"), ["'size'", "[1000, 1000]", "1000000 sites", "4096"]),
+    ("size-million-sites", enumerate_("size_million.yaml"), ["'size'", "[1000, 1000]", "1000000 sites", "65536"]),
     ("size-rank", enumerate_("size_rank.yaml"), ["'size'", "[4, 4, 4]", "square"]),
     ("J-word", enumerate_("j_word.yaml"), ["'J'", "'one'"]),
     ("unknown-key", enumerate_("unknown_key.yaml"), ["unknown", "colour"]),
@@ -131,7 +132,8 @@ CASES = [
     ("concentration-uneven", enumerate_("x_uneven.yaml"), ["'concentration'", "0.3", "16 sites"]),
     ("concentration-range", enumerate_("x_range.yaml"), ["'concentration'", "1.5"]),
     ("species-twice", enumerate_("species.yaml"), ["'species'", "'Cu', 'Cu'"]),
-    ("n-sites-million", enumerate_("sk_million.yaml"), ["'n_sites'", "1000000", "4096"]),
+    ("n-sites-million", enumerate_("sk_million.yaml"), ["'n_sites'", "1000000", "65536"]),
+    ("sk-dense-matrix-too-large", enumerate_("sk_dense.yaml"), ["'n_sites'", "10000", "8192"]),
     ("too-big-to-enumerate", enumerate_("big_for_enumeration.yaml"), ["64 sites", "24"]),
     # system files: the file itself
     ("system-missing", enumerate_("nope.yaml"), ["nope.yaml", "not found"]),

@@ -77,6 +77,8 @@ BAD_CONFIGS = {
     "transfer size that does not repeat the training cell": (_set("ising.transfer_sizes", [[6, 6]]), ["ising.transfer_sizes[0]", "[6, 6]"]),
     "size of zero": (_set("ising.train_size", [0, 4]), ["ising.train_size[0]", "0"]),
     "10^6 sites": (_set("ising.transfer_sizes", [[1000, 1000]]), ["ising", "[1000, 1000]", "1000000 sites"]),
+    "transformer on a cell too large for its distance tables": (_set("ising.transfer_sizes", [[128, 128]]),
+                                                                ["ising", "[128, 128]", "16384 sites", "['mam']"]),
     "3D size for the square lattice": (_set("ising.train_size", [4, 4, 4]), ["ising.train_size", "[4, 4, 4]"]),
     "unknown lattice": (_set("cuau.lattice", "hcp"), ["cuau.lattice", "'hcp'"]),
     "alloy cell of another lattice": (_set("cuau.lattice", "bcc"), ["cuau.lattice", "'bcc'", "'fcc'"]),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lattherm.errors import LatthermError
-from lattherm.lattices import MAX_SITES, cell_sites
+from lattherm.lattices import MAX_DENSE_SITES, MAX_SITES, cell_sites
 
 MODEL_KEYS = {  # keys of a `models` section that only one model kind reads
     "transformer": {"d_model", "n_layer", "n_head", "mlp_ratio", "n_freq", "n_bias_shells", "attention_shells",
@@ -141,7 +141,14 @@ def _check_neural(config: dict) -> None:
         foreign = sorted(set(section) & set().union(*MODEL_KEYS.values()) - MODEL_KEYS[section["kind"]])
         if foreign:
             raise ConfigError(f"config models.{name}.{foreign[0]} does not apply to kind {section['kind']!r}")
+    transformers = [m for m in neural["models"] if config["models"][m]["kind"] == "transformer"]
     for system in neural["systems"]:
+        lattice = "square" if system == "ising" else config[system]["lattice"]
+        for size in [config[system]["train_size"], *config[system]["transfer_sizes"]] if transformers else []:
+            if cell_sites(lattice, size) > MAX_DENSE_SITES:
+                raise ConfigError(f"config {system}: the {size} cell has {cell_sites(lattice, size)} sites; the "
+                                  f"transformer models {transformers} hold N x N distance tables, at most "
+                                  f"{MAX_DENSE_SITES} sites")
         trained = neural["temperatures"].get(system)
         if trained is None:
             raise ConfigError(f"config neural.temperatures.{system} is missing: neural.systems trains {system!r}")

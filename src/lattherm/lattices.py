@@ -26,8 +26,34 @@ LATTICE_KINDS = ("square", "simple_cubic", "fcc", "fcc_cubic", "bcc", "bcc_cubic
 _DISTANCE_TOL = 1e-6
 
 
+def _image_shifts(pbc) -> np.ndarray:
+    """The 27 (9 in 2D) neighbouring-image shifts of the minimum-image search, in fractional
+    units of the supercell, in the order ``displacements`` tries them."""
+    shifts = np.array(
+        [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float
+    )
+    return shifts[np.all((shifts == 0) | np.asarray(pbc)[None, :], axis=1)]
+
+
 class LatticeError(LatthermError):
     """Raised for an unknown lattice kind, a bad supercell shape or a mismatched configuration."""
+
+
+def _repeat(primitive: Atoms, repeats: tuple[int, int, int]) -> Atoms:
+    """``primitive.repeat(repeats)``, the same atoms in the same order with the same positions,
+    but with the cell translations added in one vectorised step (ASE adds them cell by cell in a
+    Python loop: seconds for 10^6 cells)."""
+    cell = np.asarray(primitive.cell[:], dtype=float)
+    if primitive.constraints or any(n != 1 and not vec.any() for n, vec in zip(repeats, cell)):
+        return primitive.repeat(repeats)  # ASE's own rules for constraints and its error
+    atoms = primitive.copy()
+    n_cells = math.prod(repeats)
+    for name, values in atoms.arrays.items():
+        atoms.arrays[name] = np.tile(values, (n_cells,) + (1,) * (values.ndim - 1))
+    cells = np.stack(np.meshgrid(*(np.arange(n) for n in repeats), indexing="ij"), axis=-1).reshape(-1, 3)
+    atoms.arrays["positions"] += np.repeat(cells @ cell, len(primitive), axis=0)
+    atoms.cell = np.array([repeats[c] * cell[c] for c in range(3)])
+    return atoms
 
 
 @dataclass(eq=False)
@@ -54,7 +80,7 @@ class Lattice:
         if len(self.repeats) != 3 or any(int(n) < 1 for n in self.repeats):
             raise LatticeError(f"supercell repeats must be three positive integers, got {self.repeats}")
         self.repeats = tuple(int(n) for n in self.repeats)
-        self.atoms = self.primitive.repeat(self.repeats)
+        self.atoms = _repeat(self.primitive, self.repeats)
 
     # -- geometry -------------------------------------------------------------------------
     @property
@@ -100,7 +126,19 @@ class Lattice:
         Works for skewed cells: after wrapping fractional differences to [-1/2, 1/2) the
         shortest image is searched among the 27 neighbouring images. Antisymmetric, also
         where two images are equally short.
+
+        Dense: it holds N x N x 27 x 3 (2D: 9) float64 candidates, so it is refused above
+        :data:`MAX_DENSE_SITES` sites. Only the Transformer's attention buckets use it (and
+        :attr:`distances`); shells, bonds and tables are O(N) and do not.
         """
+        if self.n_sites > MAX_DENSE_SITES:
+            images = len(_image_shifts(self.atoms.pbc))
+            need = self.n_sites**2 * images * 3 * 8 / 2**30
+            raise LatticeError(
+                f"the dense minimum-image displacements of the {self.n_sites}-site {self.kind} supercell "
+                f"{self.repeats} would need N x N x {images} x 3 float64 candidates, at least {need:.3g} GiB; "
+                f"dense N x N geometry "
+                f"(lattice.distances, e.g. a Transformer's attention buckets) is limited to {MAX_DENSE_SITES} sites")
         frac = self.fractional
         dfrac = frac[None, :, :] - frac[:, None, :]
         dfrac -= np.round(dfrac)
@@ -123,61 +161,144 @@ class Lattice:
         return np.linalg.norm(self.displacements, axis=-1)
 
     def shell_distances(self, n_shells: int) -> np.ndarray:
-        """The first ``n_shells`` distinct neighbour distances (excluding 0)."""
-        distances = self.distances[self.distances > _DISTANCE_TOL]
-        # Group by rounded value, but return an exact member of each group.
-        _, first = np.unique(np.round(distances, 6), return_index=True)
-        d = distances[first]
+        """The first ``n_shells`` distinct neighbour distances (excluding 0).
+
+        These are the distinct minimum-image distances of the supercell (so a small supercell
+        has few shells). Every site sees the same distances as the site of its basis in the
+        first primitive cell, so only those ``n_basis`` reference rows of the minimum-image
+        distance matrix are computed: O(N * n_basis) time and memory.
+        """
+        d = self._shells
         if len(d) < n_shells:
             raise LatticeError(f"supercell {self.repeats} has only {len(d)} neighbour shells")
-        return d[:n_shells]
+        return d[:n_shells].copy()
 
     def neighbour_pairs(self, shell: int = 1) -> np.ndarray:
-        """Unique site pairs (i < j) at the ``shell``-th neighbour distance, shape (M, 2).
+        """Unique site pairs (i < j) at the ``shell``-th neighbour distance, shape (M, 2), sorted
+        by i, then j.
 
         In a supercell so small that a neighbour is reached through two periodic images, the
         pair is listed once per image (the bond appears twice in the periodic Hamiltonian),
-        which is what the infinite-lattice sum gives, e.g. the L = 2 square Ising model.
+        which is what the infinite-lattice sum gives, e.g. the L = 2 square Ising model. A site
+        that is its own neighbour through a periodic image (a supercell one cell wide) is listed
+        as (i, i) once per pair of opposite images. Built in O(N) from the bonds of one
+        primitive cell (:meth:`_bond_offsets`).
         """
         target = self.shell_distances(shell)[shell - 1]
-        return self._bonds_at(target)
+        i, j, positive = self._directed_bonds(target)
+        keep = (i < j) | ((i == j) & positive)
+        return self._sorted_pairs(i[keep], j[keep])
 
     def neighbour_table(self, shell: int = 1) -> np.ndarray:
         """For each site, its neighbours in the given shell, shape (N, z), with repetitions
-        where periodic images coincide, so that sums over the table equal lattice sums."""
-        pairs = self.neighbour_pairs(shell)
-        z = 2 * len(pairs) // self.n_sites
-        table: list[list[int]] = [[] for _ in range(self.n_sites)]
-        for i, j in pairs:
-            table[i].append(j)
-            table[j].append(i)
-        if any(len(row) != z for row in table):
+        where periodic images coincide, so that sums over the table equal lattice sums.
+        Each row is sorted; a site that is its own periodic-image neighbour lists itself once
+        per image."""
+        target = self.shell_distances(shell)[shell - 1]
+        i, j, _ = self._directed_bonds(target)
+        pairs = self._sorted_pairs(i, j)
+        counts = np.bincount(pairs[:, 0], minlength=self.n_sites)
+        if len(counts) and np.any(counts != counts[0]):
             raise LatticeError("sites have unequal coordination; the lattice is not uniform")
-        return np.asarray(table, dtype=np.int64)
+        z = int(counts[0]) if len(counts) else 0
+        return np.ascontiguousarray(pairs[:, 1].reshape(self.n_sites, z))
 
-    def _bonds_at(self, target: float) -> np.ndarray:
-        """All bonds of length ``target`` counted over periodic images (i <= j pairs)."""
-        frac = self.fractional
-        reach = int(np.ceil(target / np.min(self._plane_spacings()))) + 1
-        rng = [range(-reach, reach + 1) if p else range(0, 1) for p in self.atoms.pbc]
-        shifts = np.array([(i, j, k) for i in rng[0] for j in rng[1] for k in rng[2]], dtype=float)
-        pairs = []
-        for t in shifts:
-            vec = (frac[None, :, :] - frac[:, None, :] + t) @ self.cell
-            dist = np.linalg.norm(vec, axis=-1)
-            ii, jj = np.nonzero(np.abs(dist - target) < 1e-4)
-            pairs.append(np.stack([ii, jj], axis=1))
-        allpairs = np.concatenate(pairs)
-        # Each bond i->j through image t appears also as j->i through -t: keep one direction.
-        keep = allpairs[:, 0] < allpairs[:, 1]
-        self_bonds = allpairs[allpairs[:, 0] == allpairs[:, 1]]
-        both = np.concatenate([allpairs[keep], self_bonds[: len(self_bonds) // 2]])
-        order = np.lexsort((both[:, 1], both[:, 0]))
-        return both[order].astype(np.int64)
+    # -- O(N) geometry by periodic cell arithmetic ------------------------------------------
+    @property
+    def _translation_symmetric(self) -> bool:
+        """Whether every primitive-cell translation maps the supercell onto itself (true unless
+        a non-periodic axis is repeated)."""
+        return all(bool(p) or n == 1 for p, n in zip(self.atoms.pbc, self.repeats))
 
-    def _plane_spacings(self) -> np.ndarray:
-        recip = np.linalg.inv(self.cell).T
-        return 1.0 / np.linalg.norm(recip, axis=1)
+    @cached_property
+    def _shells(self) -> np.ndarray:
+        """Every distinct minimum-image distance > 0 of the supercell, ascending: the same
+        values (grouped at 1e-6) that the dense ``distances`` matrix holds."""
+        if self._translation_symmetric:
+            frac = self.fractional
+            rows = np.concatenate([self._minimum_image_distances(frac, b) for b in range(self.n_basis)])
+        else:  # no translation symmetry along a repeated open axis: the dense matrix
+            rows = self.distances.ravel()
+        distances = rows[rows > _DISTANCE_TOL]
+        # Group by rounded value, but return an exact member of each group.
+        _, first = np.unique(np.round(distances, 6), return_index=True)
+        return distances[first]
+
+    def _minimum_image_distances(self, frac: np.ndarray, site: int) -> np.ndarray:
+        """Row ``site`` of :attr:`distances` (shape (N,); ``frac`` = :attr:`fractional`) by the
+        same minimum-image search (fractional differences wrapped to [-1/2, 1/2), then the
+        shortest of the 27 neighbouring images), without the N x N matrix. Equal to the dense
+        row to rounding (the Cartesian image shift is added after the cell product)."""
+        dfrac = frac - frac[site]
+        dfrac -= np.round(dfrac)
+        cell = self.cell
+        cart = dfrac @ cell
+        best = np.full(len(frac), np.inf)
+        for shift in _image_shifts(self.atoms.pbc) @ cell:
+            image = cart + shift
+            np.minimum(best, np.sqrt(np.einsum("ij,ij->i", image, image)), out=best)
+        return best
+
+    def _bond_offsets(self, target: float) -> list[tuple[int, int, np.ndarray]]:
+        """Every bond of length ``target`` (within 1e-4) of the infinite periodic lattice that
+        starts in one primitive cell: ``(b, b2, offsets)`` with ``offsets`` (K, 3) the integer
+        primitive-cell translations n such that |r_b2 + n @ A - r_b| = target (A the primitive
+        cell). Along an open (non-periodic) axis n stays within the supercell's repeats."""
+        prim_cell = np.asarray(self.primitive.cell[:], dtype=float)
+        pos = self.primitive.get_positions()
+        spacing = 1.0 / np.linalg.norm(np.linalg.inv(prim_cell).T, axis=1)
+        # |fractional component| of any vector shorter than target + tol is <= (target + tol) / spacing
+        # and basis fractional differences lie in (-1, 1)
+        reach = np.ceil((target + 1e-4) / spacing).astype(int) + 1
+        ranges = [np.arange(-r, r + 1) if p else np.arange(-min(r, n - 1), min(r, n - 1) + 1)
+                  for r, p, n in zip(reach, self.atoms.pbc, self.repeats)]
+        grid = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
+        translations = grid @ prim_cell
+        out = []
+        for b in range(self.n_basis):
+            for b2 in range(self.n_basis):
+                dist = np.linalg.norm(pos[b2] + translations - pos[b], axis=-1)
+                out.append((b, b2, grid[np.abs(dist - target) < 1e-4]))
+        return out
+
+    def _directed_bonds(self, target: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All bonds of length ``target`` counted over periodic images, in both directions:
+        site arrays ``i``, ``j`` and whether the image offset is lexicographically positive (to
+        keep one of each pair of opposite self-images). O(N * z) by integer arithmetic on the
+        cell coordinates: site = ((i1 * n2 + i2) * n3 + i3) * n_basis + b."""
+        nb, reps = self.n_basis, np.asarray(self.repeats)
+        n_cells = int(np.prod(reps))
+        cells = self.cell_index[::nb]  # (n_cells, 3), cell c holds sites c * nb + b
+        strides = np.array([reps[1] * reps[2], reps[2], 1]) * nb
+        ii, jj, pp = [], [], []
+        for b, b2, offsets in self._bond_offsets(target):
+            if len(offsets) == 0:
+                continue
+            j = np.full((n_cells, len(offsets)), b2, dtype=np.int64)
+            valid = np.ones(j.shape, dtype=bool)
+            for k in range(3):
+                t = cells[:, k, None] + offsets[None, :, k]
+                if self.atoms.pbc[k]:
+                    t %= reps[k]
+                else:
+                    valid &= (t >= 0) & (t < reps[k])
+                j += t * strides[k]
+            i = np.broadcast_to((np.arange(n_cells, dtype=np.int64) * nb + b)[:, None], j.shape)
+            n0, n1, n2 = offsets.T
+            positive = (n0 > 0) | ((n0 == 0) & ((n1 > 0) | ((n1 == 0) & (n2 > 0))))
+            ii.append(i[valid])
+            jj.append(j[valid])
+            pp.append(np.broadcast_to(positive[None, :], j.shape)[valid])
+        if not ii:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=bool)
+        return np.concatenate(ii), np.concatenate(jj), np.concatenate(pp)
+
+    def _sorted_pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Pairs (i, j) as an (M, 2) int64 array sorted by i, then j (``np.lexsort`` order)."""
+        n = np.int64(self.n_sites)
+        key = np.sort(i.astype(np.int64) * n + j)
+        return np.stack([key // n, key % n], axis=1)
 
     def fcc_sublattices(self) -> np.ndarray:
         """Index 0..3 of the simple-cubic sublattice of each FCC site, shape (N,).
@@ -272,10 +393,22 @@ def _primitive(kind: str, a: float) -> tuple[Atoms, int]:
     return prim, dim
 
 
-MAX_SITES = 4096
-"""Most sites a system may have: the lattice geometry (minimum-image displacements, used by the spin
-models and the Transformer) holds dense N x N x 27 x 3 arrays; 64 x 64 Ising, 4096 sites, takes about
-10 GB and 50 s to build on a 2-core machine with 23 GB, and memory grows as N^2."""
+MAX_SITES = 65536
+"""Most sites a system may have (a global sanity cap, checked by systems and the workflow config).
+
+Set by the slowest consumer that every model may reach, the cluster-expansion Hamiltonian (icet's
+supercell orbit list plus per-site cluster tables, built in Python): about 1 ms and 47 KB per site
+on a 2-core machine (16,384 sites: 16 s, 0.8 GB; bench/bench_geometry.py), so 65,536 sites (e.g.
+fcc_cubic 32 x 32 x 16) take about a minute and 3 GB. The lattice geometry itself is O(N): a
+1000 x 1000 square Ising system (10^6 sites) builds in under 1 s and 0.3 GB. Dense N x N consumers
+need their own, lower limits:
+:data:`MAX_DENSE_SITES` for ``Lattice.displacements`` / ``distances`` (the Transformer), and the
+Sherrington-Kirkpatrick coupling matrix (8 N^2 bytes: 32 GiB at this cap)."""
+
+MAX_DENSE_SITES = 4096
+"""Most sites for the dense minimum-image geometry (``Lattice.displacements`` and ``distances``,
+used only by the Transformer's attention buckets): it holds N x N x 27 x 3 float64 candidates,
+about 10 GB and 50 s at 4096 sites (64 x 64) on a 2-core machine with 23 GB; memory grows as N^2."""
 
 SITES_PER_CELL = {"square": 1, "simple_cubic": 1, "fcc": 1, "fcc_cubic": 4, "bcc": 1, "bcc_cubic": 2}
 """Sites in the repeated cell of each kind (primitive cells hold one; conventional cubic ones more)."""

@@ -26,7 +26,7 @@ from typing import Any
 from lattherm import K_B_EV
 from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import Hamiltonian, SemiGrand
-from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
+from lattherm.hamiltonians.ising import MAX_SK_SITES, EdwardsAnderson, Ising, SherringtonKirkpatrick
 from lattherm.io import load_yaml
 from lattherm.lattices import LATTICE_KINDS, MAX_SITES, Lattice, cell_sites, make_lattice
 
@@ -154,8 +154,10 @@ def normalise_spec(spec: dict) -> dict:
         raise SystemSpecError(f"'n_sites' = {out['n_sites']} differs from the lattice's {n_sites} sites")
     if n_sites > MAX_SITES:
         where = f"'size' {out['size']} gives {n_sites} sites" if lattice is not None else f"'n_sites' = {n_sites}"
-        raise SystemSpecError(f"{where}; a system may have at most {MAX_SITES} sites (the lattice geometry holds "
-                              f"dense N x N arrays: {MAX_SITES} sites take about 10 GB)")
+        raise SystemSpecError(f"{where}; a system may have at most {MAX_SITES} sites")
+    if model == "sherrington_kirkpatrick" and n_sites > MAX_SK_SITES:
+        raise SystemSpecError(f"'n_sites' = {n_sites}: the Sherrington-Kirkpatrick couplings are a dense N x N matrix "
+                              f"({8 * n_sites ** 2 / 2 ** 30:.3g} GiB); at most {MAX_SK_SITES} sites")
     if model == "cluster_expansion":
         if not isinstance(spec.get("ce_file"), (str, os.PathLike)):
             raise SystemSpecError(f"model 'cluster_expansion' needs a 'ce_file' path, got {spec.get('ce_file')!r}")

@@ -17,18 +17,22 @@ from lattherm.lattices import Lattice
 
 
 def _neighbour_tables(bonds: np.ndarray, couplings: np.ndarray, n_sites: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-site neighbour indices and the coupling of each entry, both (N, z)."""
-    neighbours: list[list[int]] = [[] for _ in range(n_sites)]
-    coupling: list[list[float]] = [[] for _ in range(n_sites)]
-    for (i, j), J in zip(bonds, couplings):
-        neighbours[i].append(j)
-        coupling[i].append(J)
-        neighbours[j].append(i)
-        coupling[j].append(J)
-    z = {len(row) for row in neighbours}
+    """Per-site neighbour indices and the coupling of each entry, both (N, z).
+
+    Row i lists, in bond order, the other end of every bond at i (a self-bond (i, i) twice),
+    vectorised: O(M log M) for M bonds."""
+    bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+    ends = bonds.ravel()  # bond k contributes to row i (partner j), then to row j (partner i)
+    partners = bonds[:, ::-1].ravel()
+    order = np.argsort(ends, kind="stable")
+    counts = np.bincount(ends, minlength=n_sites)
+    z = set(counts.tolist())
     if len(z) != 1:
         raise ValueError(f"sites have unequal coordination {sorted(z)}; expected a uniform lattice")
-    return np.asarray(neighbours, dtype=np.int64), np.asarray(coupling, dtype=np.float64)
+    z = z.pop()
+    neighbours = partners[order].reshape(n_sites, z)
+    coupling = np.repeat(np.asarray(couplings, dtype=np.float64), 2)[order].reshape(n_sites, z)
+    return neighbours, coupling
 
 
 class BondIsing(Hamiltonian):
@@ -109,6 +113,11 @@ class EdwardsAnderson(BondIsing):
 
     def identity(self) -> dict:
         return {"model": "edwards_anderson", "couplings": "+-1 uniform", "seed": self.seed}
+
+
+MAX_SK_SITES = 8192
+"""Largest Sherrington-Kirkpatrick system: its couplings are a dense N x N float64 matrix (8192 sites:
+512 MiB, about 1.1 GB peak and 3.5 s to build, bench/results/geometry.json)."""
 
 
 class SherringtonKirkpatrick(Hamiltonian):
