@@ -40,7 +40,7 @@ def run(
     sweeps: int = typer.Option(2000, help="Sweeps per chain (flip/swap: N trials; wolff: one cluster)."),
     burn_in: int = typer.Option(200, help="Sweeps before recording."),
     thin: int = typer.Option(1, help="Record every thin-th sweep."),
-    move: Optional[str] = typer.Option(None, help=f"One of {MOVES}; default swap if canonical, else flip."),
+    move: Optional[str] = typer.Option(None, help=f"One of {tuple(MOVES)}; default swap if canonical, else flip."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
 ) -> None:
@@ -57,14 +57,16 @@ def run(
     spec = load_spec(system)
     move = move or ("swap" if spec["ensemble"] == "canonical" else "flip")
     if move not in MOVES:
-        raise LatthermError(f"--move must be one of {MOVES}, got {move!r}")
-    if (move == "swap") != (spec["ensemble"] == "canonical"):
-        raise LatthermError(f"the {spec['ensemble']} system {spec['name']!r} cannot use --move {move}: "
-                            "canonical systems need swap, others flip or wolff")
-    if move == "wolff" and not (spec["model"] == "ising" and spec["J"] > 0 and spec["h"] == spec["dmu"] == 0):
-        raise LatthermError(f"--move wolff needs a ferromagnetic Ising system (J > 0, h = dmu = 0); "
-                            f"{spec['name']!r} is not one")
+        raise LatthermError(f"--move must be one of {tuple(MOVES)}, got {move!r}")
+    if MOVES[move].ensemble != spec["ensemble"]:
+        fitting = [name for name, kind in MOVES.items() if kind.ensemble == spec["ensemble"]]
+        raise LatthermError(f"the {spec['ensemble']} system {spec['name']!r} cannot use --move {move}, which samples "
+                            f"the {MOVES[move].ensemble} ensemble; use --move {' or '.join(fitting)}")
     sys_ = build_system(spec)
+    try:
+        MOVES[move].check(sys_.hamiltonian, sys_.n_ones)
+    except ValueError as err:  # e.g. Wolff clusters on a spin glass
+        raise LatthermError(f"--move {move} cannot sample the system {sys_.name!r}: {err}") from None
     beta_values = _inverse_temperatures(grid, sys_.beta)
     table = scan(sys_.hamiltonian, beta_values, chains, sweeps, move=move, n_ones=sys_.n_ones, burn_in=burn_in,
                  thin=thin, seed=seed, observables=standard_observables(sys_.lattice),

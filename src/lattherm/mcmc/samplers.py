@@ -1,18 +1,9 @@
 """Batched Markov-chain Monte Carlo in torch: many chains, one (B, N) tensor.
 
 Every chain has its own inverse temperature (a (B,) tensor), so a temperature scan or a
-parallel-tempering ladder is one batch. Moves:
-
-- ``flip``: single-site flips through ``hamiltonian.flip_delta`` (any Hamiltonian; wrap a CE
-  in ``SemiGrand`` for the semi-grand ensemble). One sweep = N trials per chain. Sites are
-  drawn uniformly at random, one per chain per trial, with the Metropolis rule. For pair models
-  with a complete neighbour table (``BondIsing``: Ising, Edwards-Anderson) sites are instead
-  updated a colour class at a time (checkerboard on bipartite lattices) with the heat-bath
-  rule: sites of one class do not interact, so their trials are independent and run in one call.
-- ``swap``: canonical exchange of a random species-1 site with a random species-0 site
-  (``swap_delta``); composition is conserved. One sweep = N trials per chain.
-- ``wolff``: Wolff cluster updates for the ferromagnetic Ising model at h = 0, grown on all
-  chains at once from the neighbour table. One sweep = one cluster flip per chain.
+parallel-tempering ladder is one batch. The trial steps are :mod:`lattherm.mcmc.moves` (flip,
+swap, Wolff); this module drives them: random starts, sweeps, replica exchange, recording of the
+energy and the observables (observers, from :mod:`lattherm.observables`), and tidy tables.
 
 Energies are float64 totals, recomputed exactly after every recorded sweep (no drift).
 """
@@ -32,110 +23,16 @@ from torch import Tensor
 from tqdm import tqdm
 
 from lattherm.hamiltonians.base import Hamiltonian
-from lattherm.hamiltonians.ising import BondIsing, Ising
 from lattherm.mcmc.analysis import jackknife, summarize
+from lattherm.mcmc.moves import MOVES, Move, colour_classes
 from lattherm.observables import Observable, heat_capacity, standard_observables
 
-MOVES = ("flip", "swap", "wolff")
-# Observables (and ``standard_observables``, the default set) live in lattherm.observables, shared
-# with the mchammer post-processing and the neural estimators: one formula, one column name.
+# MOVES and colour_classes live in moves.py and stay importable from here
+__all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "initial_configurations", "parallel_tempering",
+           "run_chains", "scan", "summarize_chains"]
 
 
-# -- moves --------------------------------------------------------------------------------------
-def _accept(delta: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
-    """Metropolis rule min(1, exp(-beta delta)), as a boolean per trial."""
-    u = torch.rand(delta.shape, generator=gen, device=delta.device, dtype=torch.float64)
-    return torch.log(u) < -beta * delta
-
-
-def _accept_heat_bath(delta: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
-    """Heat-bath (Glauber) rule 1 / (1 + exp(beta delta)), as a boolean per trial."""
-    u = torch.rand(delta.shape, generator=gen, device=delta.device, dtype=torch.float64)
-    return u < torch.sigmoid(-beta * delta)
-
-
-def colour_classes(hamiltonian: Hamiltonian) -> list[Tensor] | None:
-    """Sets of mutually non-interacting sites (greedy graph colouring of the neighbour table)
-    for pair models, where the table is the whole interaction graph; ``None`` otherwise."""
-    if not isinstance(hamiltonian, BondIsing):
-        return None
-    table = hamiltonian.neighbours.cpu().numpy()
-    colour = np.full(hamiltonian.n_sites, -1)
-    for i in range(hamiltonian.n_sites):
-        used = set(colour[table[i]])
-        colour[i] = next(c for c in range(len(used) + 1) if c not in used)
-    device = hamiltonian.device
-    return [torch.as_tensor(np.nonzero(colour == c)[0], device=device) for c in range(colour.max() + 1)]
-
-
-def flip_sweep(hamiltonian: Hamiltonian, x: Tensor, beta: Tensor, gen: torch.Generator,
-               classes: list[Tensor] | None = None) -> Tensor:
-    """One sweep of N single-site trials per chain in place (random-scan Metropolis, or
-    heat bath by colour classes when given); returns accepted counts (B,)."""
-    b, n = x.shape
-    accepted = torch.zeros(b, dtype=torch.int64, device=x.device)
-    if classes is None:
-        rows = torch.arange(b, device=x.device)
-        for _ in range(n):
-            sites = torch.randint(n, (b,), generator=gen, device=x.device)
-            ok = _accept(hamiltonian.flip_delta(x, sites), beta, gen)
-            x[rows[ok], sites[ok]] = 1 - x[rows[ok], sites[ok]]
-            accepted += ok
-        return accepted
-    for sites in classes:
-        # all sites of a class at once: repeat each chain once per site of the class
-        k = len(sites)
-        deltas = hamiltonian.flip_delta(x.repeat_interleave(k, dim=0), sites.repeat(b)).view(b, k)
-        # heat bath, not Metropolis: a fixed sweep order with Metropolis flips every spin at
-        # beta = 0 (all trials accepted), a deterministic, non-ergodic chain
-        ok = _accept_heat_bath(deltas, beta[:, None], gen)
-        x[:, sites] = torch.where(ok, 1 - x[:, sites], x[:, sites])
-        accepted += ok.sum(dim=1)
-    return accepted
-
-
-def swap_sweep(hamiltonian: Hamiltonian, x: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
-    """N canonical exchange trials per chain in place; returns accepted counts (B,)."""
-    b, n = x.shape
-    rows = torch.arange(b, device=x.device)
-    accepted = torch.zeros(b, dtype=torch.int64, device=x.device)
-    for _ in range(n):
-        ones = torch.multinomial(x.double(), 1, generator=gen).squeeze(1)
-        zeros = torch.multinomial(1.0 - x.double(), 1, generator=gen).squeeze(1)
-        ok = _accept(hamiltonian.swap_delta(x, ones, zeros), beta, gen)
-        x[rows[ok], ones[ok]] = 0
-        x[rows[ok], zeros[ok]] = 1
-        accepted += ok
-    return accepted
-
-
-def wolff_step(hamiltonian: Ising, x: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
-    """One Wolff cluster flip per chain in place; returns cluster sizes (B,).
-
-    Clusters grow breadth-first on all chains together: each newly added site activates the
-    bond to each aligned neighbour outside the cluster with p = 1 - exp(-2 beta J).
-    """
-    b, n = x.shape
-    table = hamiltonian.neighbours  # (N, z)
-    rows = torch.arange(b, device=x.device)
-    seed = torch.randint(n, (b,), generator=gen, device=x.device)
-    spin = x[rows, seed]
-    p_add = (1.0 - torch.exp(-2.0 * beta * hamiltonian.J))[:, None, None]
-    cluster = torch.zeros((b, n), dtype=torch.bool, device=x.device)
-    cluster[rows, seed] = True
-    frontier = cluster.clone()
-    aligned = x == spin[:, None]
-    while frontier.any():
-        bonds = frontier[:, :, None] & (torch.rand((b, n, table.shape[1]), generator=gen, device=x.device,
-                                                    dtype=torch.float64) < p_add)
-        reached = torch.zeros((b, n), dtype=torch.float64, device=x.device)
-        reached.scatter_add_(1, table.expand(b, -1, -1).reshape(b, -1), bonds.reshape(b, -1).double())
-        frontier = (reached > 0) & aligned & ~cluster
-        cluster |= frontier
-    x[cluster] = 1 - x[cluster]
-    return cluster.sum(dim=1)
-
-
+# -- replica exchange ---------------------------------------------------------------------------
 def _exchange(x: Tensor, energy: Tensor, betas: Tensor, n_chains: int, parity: int,
               gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """Replica exchange between neighbouring temperatures k, k+1 (k of the given parity).
@@ -166,11 +63,12 @@ class ChainResult:
         betas: inverse temperature of each chain (row), shape (B,).
         group: index of the beta-ladder entry of each chain, shape (B,).
         series: name -> (B, T) float64 array per recorded sweep ("energy" and observables).
-        acceptance: accepted trials / trials per chain, (B,) (flip/swap); for Wolff the mean
-            cluster size divided by N.
+        acceptance: per chain, (B,), as the move defines it (``Move.acceptance``): accepted trials /
+            trials (flip/swap); for Wolff the mean cluster size divided by N.
         exchange_acceptance: parallel tempering only, acceptance of each neighbouring pair (K-1,).
         final: last configurations (B, N).
-        trials: total single-site trials (flip/swap) or cluster flips (wolff) over all chains.
+        trials: total trials over all chains, ``Move.trials_per_sweep`` per sweep (flip/swap: N
+            single-site trials; wolff: one cluster flip).
         seconds: wall time of the sweeps.
     """
 
@@ -193,28 +91,31 @@ def initial_configurations(n_sites: int, n_rows: int, n_ones: int | None, gen: t
     return (order < n_ones).long()
 
 
-def _check_run(hamiltonian: Hamiltonian, betas: np.ndarray, n_chains: int, n_sweeps: int, move: str,
-               n_ones: int | None, burn_in: int, thin: int) -> None:
-    if move not in MOVES:
-        raise ValueError(f"move must be one of {MOVES}, got {move!r}")
+def _check_run(betas: np.ndarray, n_chains: int, n_sweeps: int, burn_in: int, thin: int) -> None:
     if betas.ndim != 1 or len(betas) == 0 or not np.all(np.isfinite(betas)) or np.any(betas < 0):
         raise ValueError(f"beta must be one or more finite non-negative numbers, got {betas}")
     if n_chains < 1 or n_sweeps < 1:
         raise ValueError(f"n_chains and n_sweeps must be positive, got {n_chains}, {n_sweeps}")
     if burn_in < 0 or thin < 1 or burn_in >= n_sweeps:
         raise ValueError(f"need 0 <= burn_in < n_sweeps and thin >= 1, got burn_in={burn_in}, thin={thin}")
-    if move == "swap":
-        if n_ones is None or not 0 < n_ones < hamiltonian.n_sites:
-            raise ValueError(f"swap moves need 0 < n_ones < {hamiltonian.n_sites}, got n_ones={n_ones}")
-    elif n_ones is not None:
-        raise ValueError(f"n_ones fixes the composition, which only the 'swap' move conserves (move={move!r})")
-    if move == "wolff":
-        if not isinstance(hamiltonian, Ising) or hamiltonian.h != 0.0 or hamiltonian.J <= 0:
-            raise ValueError("Wolff updates need a ferromagnetic Ising model (J > 0) at h = 0")
+
+
+def _resolve_move(move: Move | str, hamiltonian: Hamiltonian, n_ones: int | None) -> Move:
+    """The move to run, checked against the Hamiltonian and composition; a name is looked up in
+    :data:`MOVES` once, here."""
+    if isinstance(move, Move):
+        if move.hamiltonian is not hamiltonian:
+            raise ValueError("the move was built for another Hamiltonian than the one to sample")
+        move.check(hamiltonian, n_ones)
+        return move
+    if move not in MOVES:
+        raise ValueError(f"move must be one of {tuple(MOVES)}, got {move!r}")
+    MOVES[move].check(hamiltonian, n_ones)
+    return MOVES[move](hamiltonian)
 
 
 def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains: int, n_sweeps: int,
-               move: str = "flip", n_ones: int | None = None, burn_in: int = 0, thin: int = 1,
+               move: Move | str = "flip", n_ones: int | None = None, burn_in: int = 0, thin: int = 1,
                seed: int = 0, observables: Mapping[str, Observable] | None = None,
                tempering: bool = False, progress: bool = True) -> ChainResult:
     """Run ``n_chains`` independent chains, from random starts, at each inverse temperature in ``beta``.
@@ -222,14 +123,16 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
     Args:
         hamiltonian: any Hamiltonian (SemiGrand for semi-grand CE runs).
         beta: one inverse temperature or a ladder; chains of entry k are rows k*n_chains ...
-        move: "flip", "swap" (needs ``n_ones``) or "wolff" (ferromagnetic Ising, h = 0).
+        move: a :class:`~lattherm.mcmc.moves.Move` built on ``hamiltonian``, or its name in
+            :data:`MOVES`: "flip", "swap" (needs ``n_ones``) or "wolff" (ferromagnetic Ising, h = 0).
         burn_in: sweeps run before recording; thin: record every ``thin``-th sweep after that.
         observables: name -> function (B, N) -> (B,); defaults to :func:`standard_observables`.
         tempering: exchange configurations between neighbouring betas after every sweep
             (parallel tempering; the ladder should be sorted).
     """
     betas = np.atleast_1d(np.asarray(beta, dtype=np.float64))
-    _check_run(hamiltonian, betas, n_chains, n_sweeps, move, n_ones, burn_in, thin)
+    _check_run(betas, n_chains, n_sweeps, burn_in, thin)
+    move = _resolve_move(move, hamiltonian, n_ones)
     if tempering and len(betas) < 2:
         raise ValueError("parallel tempering needs at least two temperatures")
     device = hamiltonian.device
@@ -239,21 +142,16 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
     ladder = torch.as_tensor(betas, device=device)
     beta_rows = torch.as_tensor(np.repeat(betas, n_chains), device=device)
     observables = dict(standard_observables() if observables is None else observables)
-    classes = colour_classes(hamiltonian) if move == "flip" else None
 
     records: dict[str, list[np.ndarray]] = {"energy": [], **{name: [] for name in observables}}
     accepted = torch.zeros(rows, dtype=torch.float64, device=device)
     ex_ok = torch.zeros(max(len(betas) - 1, 0), dtype=torch.float64, device=device)
     ex_tried = torch.zeros_like(ex_ok)
     start = time.perf_counter()
-    for sweep in tqdm(range(n_sweeps), desc=f"mcmc {move}", disable=not (progress and sys.stderr.isatty())):
+    desc = f"mcmc {type(move).__name__}"
+    for sweep in tqdm(range(n_sweeps), desc=desc, disable=not (progress and sys.stderr.isatty())):
         with torch.no_grad():
-            if move == "flip":
-                accepted += flip_sweep(hamiltonian, x, beta_rows, gen, classes)
-            elif move == "swap":
-                accepted += swap_sweep(hamiltonian, x, beta_rows, gen)
-            else:
-                accepted += wolff_step(hamiltonian, x, beta_rows, gen)
+            accepted += move.sweep(x, beta_rows, gen)
             if tempering:
                 ok, tried = _exchange(x, hamiltonian.energy(x), ladder, n_chains, sweep % 2, gen)
                 ex_ok += ok.double().sum(dim=1)
@@ -263,18 +161,13 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
                 for name, fn in observables.items():
                     records[name].append(fn(x).double().cpu().numpy())
     seconds = time.perf_counter() - start
-    # flip/swap: N trials per sweep; wolff: one cluster per sweep, "acceptance" = cluster fraction
-    per_sweep = 1 if move == "wolff" else hamiltonian.n_sites
-    acceptance = accepted / (n_sweeps * per_sweep)
-    if move == "wolff":
-        acceptance = acceptance / hamiltonian.n_sites
     return ChainResult(
         betas=beta_rows.cpu().numpy(),
         group=np.repeat(np.arange(len(betas)), n_chains),
         series={name: np.stack(values, axis=1) for name, values in records.items()},
-        acceptance=acceptance.cpu().numpy(),
+        acceptance=move.acceptance(accepted, n_sweeps).cpu().numpy(),
         final=x,
-        trials=rows * n_sweeps * per_sweep,
+        trials=rows * n_sweeps * move.trials_per_sweep,
         seconds=seconds,
         exchange_acceptance=(ex_ok / ex_tried.clamp_min(1)).cpu().numpy() if tempering else None,
     )
