@@ -8,14 +8,13 @@ Lists of temperatures (or betas) are one argument, separated by commas or spaces
 
 from __future__ import annotations
 
-import math
-import re
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
 import typer
 
+from lattherm.cli.options import inverse_temperatures, temperature_grid
 from lattherm.errors import LatthermError
 from lattherm.exact.enumeration import MAX_SITES, exact_thermo
 from lattherm.exact.kaufman import ising_thermo
@@ -23,51 +22,6 @@ from lattherm.io import table_path, write_table
 from lattherm.systems import build_system, load_spec, n_sites_of
 
 app = typer.Typer(no_args_is_help=True)
-
-
-def _parse_list(text: str, name: str) -> np.ndarray:
-    """Numbers separated by commas or spaces; infinite only where written ``inf`` (1e400 overflows)."""
-    tokens = [token for token in re.split(r"[,\s]+", text.strip()) if token]
-    if not tokens:
-        raise LatthermError(f"{name} is empty; give numbers separated by commas or spaces")
-    values = []
-    for token in tokens:
-        try:
-            value = float(token)
-        except ValueError:
-            value = math.nan
-        if math.isnan(value):
-            raise LatthermError(f"{name} value {token!r} is not a number")
-        if math.isinf(value) and token.lstrip("+-").lower() not in ("inf", "infinity"):
-            raise LatthermError(f"{name} value {token} is out of range (it overflows to infinity)")
-        values.append(value)
-    return np.array(values)
-
-
-def _temperature_grid(temperatures: Optional[str], betas: Optional[str]) -> tuple[np.ndarray, bool]:
-    """The checked values of exactly one of --temperatures / --betas, and whether they are betas.
-
-    Temperatures must be positive; ``inf`` (beta = 0, where a thermodynamic integration starts) is
-    allowed. Betas must be finite and >= 0. Parsed before any expensive work.
-    """
-    if (temperatures is None) == (betas is None):
-        raise LatthermError("give exactly one of --temperatures and --betas")
-    if betas is not None:
-        values = _parse_list(betas, "--betas")
-        bad = values[~(np.isfinite(values) & (values >= 0))]
-        if bad.size:
-            raise LatthermError(f"--betas value {bad[0]:g} must be finite and >= 0")
-        return values, True
-    values = _parse_list(temperatures, "--temperatures")
-    if np.any(values <= 0):
-        raise LatthermError(f"--temperatures value {values[values <= 0][0]:g} must be positive (inf allowed)")
-    return values, False
-
-
-def _inverse_temperatures(grid: tuple[np.ndarray, bool], to_beta) -> np.ndarray:
-    """Betas of a :func:`_temperature_grid`; ``to_beta`` converts one temperature."""
-    values, are_betas = grid
-    return values if are_betas else np.array([to_beta(t) for t in values])
 
 
 @app.command()
@@ -80,7 +34,7 @@ def kaufman(
 ) -> None:
     """Exact finite-lattice 2D Ising thermodynamics (Kaufman), h = 0."""
     table_path(out)
-    beta_values = _inverse_temperatures(_temperature_grid(temperatures, betas), lambda t: 1.0 / t)
+    beta_values = inverse_temperatures(temperature_grid(temperatures, betas), lambda t: 1.0 / t)
     table = ising_thermo(size[0], size[1], beta_values, J=J)
     table.insert(0, "system", f"ising_square_{size[0]}x{size[1]}")
     write_table(out, table)
@@ -96,13 +50,13 @@ def enumerate_command(
 ) -> None:
     """Brute-force thermodynamics of a system with at most 24 sites (canonical if the system is)."""
     table_path(out)
-    grid = _temperature_grid(temperatures, betas)
+    grid = temperature_grid(temperatures, betas)
     spec = load_spec(system)
     if n_sites_of(spec) > MAX_SITES:
         raise LatthermError(f"system {spec['name']!r} in {system} has {n_sites_of(spec)} sites; enumeration "
                             f"allows at most {MAX_SITES}")
     sys_ = build_system(spec)
-    beta_values = _inverse_temperatures(grid, sys_.beta)
+    beta_values = inverse_temperatures(grid, sys_.beta)
     table = exact_thermo(sys_.hamiltonian, beta_values, n_ones=sys_.n_ones)
     # Temperatures in the system's own unit (kelvin for cluster expansions), not 1 / beta.
     table["temperature"] = [np.inf if b == 0 else sys_.temperature(b) for b in beta_values]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from lattherm.cli.exact import _inverse_temperatures, _parse_list, _temperature_grid
+from lattherm.cli.options import inverse_temperatures, parse_list, temperature_grid
 from lattherm.errors import LatthermError
 from lattherm.io import read_table, table_path, write_table
 from lattherm.lattices import make_lattice
@@ -46,7 +46,7 @@ def run(
 ) -> None:
     """Batched torch MCMC temperature scan of a system: energies, heat capacity, observables."""
     table_path(out)
-    grid = _temperature_grid(temperatures, betas)
+    grid = temperature_grid(temperatures, betas)
     if chains < 1 or thin < 1 or burn_in < 0:
         raise LatthermError(f"--chains and --thin must be >= 1 and --burn-in >= 0, got --chains {chains}, "
                             f"--thin {thin}, --burn-in {burn_in}")
@@ -67,7 +67,7 @@ def run(
         MOVES[move].check(sys_.hamiltonian, sys_.n_ones)
     except ValueError as err:  # e.g. Wolff clusters on a spin glass
         raise LatthermError(f"--move {move} cannot sample the system {sys_.name!r}: {err}") from None
-    beta_values = _inverse_temperatures(grid, sys_.beta)
+    beta_values = inverse_temperatures(grid, sys_.beta)
     table = scan(sys_.hamiltonian, beta_values, chains, sweeps, move=move, n_ones=sys_.n_ones, burn_in=burn_in,
                  thin=thin, seed=seed, observables=standard_observables(sys_.lattice),
                  temperatures=[np.inf if b == 0 else sys_.temperature(b) for b in beta_values])
@@ -110,7 +110,7 @@ def mchammer(
     lat = make_lattice(lattice, size, a=parent_lattice(model)[1] if lattice_constant is None else lattice_constant)
     check_lattice(model, lat, ce)
     symbols = [s.strip() for s in species.split(",")]
-    table = run_scan(model, lat, _parse_list(temperatures, "--temperatures"), ensemble, concentration=concentration,
+    table = run_scan(model, lat, parse_list(temperatures, "--temperatures"), ensemble, concentration=concentration,
                      dmu=dmu, steps_per_site=steps_per_site, species=symbols, seed=seed)
     table["n_sites"] = lat.n_sites
     if ensemble == "canonical":

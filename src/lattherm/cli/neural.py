@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 import typer
 
-from lattherm.cli.exact import _parse_list
+from lattherm.cli.options import parse_list
 from lattherm.io import load_yaml, write_json, write_table
 from lattherm.models import build_model, model_spec
 from lattherm.sampling import evaluate
@@ -95,7 +95,7 @@ def sample(
         loaded = load_trained_model(checkpoint, sys_obj, resolve_device(device))
         if temperatures is None and loaded.temperature is None:
             raise ValueError("the model is temperature-conditioned: give --temperatures")
-        temps = [loaded.temperature] if temperatures is None else _parse_list(temperatures, "--temperatures")
+        temps = [loaded.temperature] if temperatures is None else parse_list(temperatures, "--temperatures")
         rows = [evaluate(loaded.model, sys_obj, float(t), n_samples=samples, conditioning=loaded.conditioning,
                          mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, z2_symmetric=z2_symmetric)
                 for t in temps]
@@ -123,7 +123,7 @@ def transfer(
     out: Path = typer.Option(..., help="Estimates table, one row per temperature (.csv or .parquet)."),
 ) -> None:
     """Move a trained model to a larger supercell, optionally fine-tune, and correct exactly."""
-    targets = [None] if temperatures is None else list(_parse_list(temperatures, "--temperatures"))
+    targets = [None] if temperatures is None else list(parse_list(temperatures, "--temperatures"))
     try:
         sys_obj = load_system(system)
         rows = [transfer_model(checkpoint, sys_obj, temperature=t, finetune_steps=finetune_steps,
