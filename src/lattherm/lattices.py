@@ -11,6 +11,7 @@ systems the spin is ``s = 2 x - 1`` (x = 1 is spin up, or Au for CuAu).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -451,3 +452,61 @@ def make_lattice(kind: str, size: Sequence[int] | int, a: float = 1.0) -> Lattic
             raise LatticeError(f"{kind} lattice needs three sizes (n1, n2, n3), got {size}")
         repeats = size
     return Lattice(kind=kind, primitive=prim, repeats=repeats, dimension=dim)
+
+
+# -- attention geometry of the Transformer (lattherm.models.transformer) -----------------------
+def lattice_coordinates(lattice: Lattice) -> np.ndarray:
+    """Site coordinates in units of the primitive vectors: cell index + basis position, (N, 3)."""
+    basis = lattice.primitive.get_scaled_positions(wrap=True)
+    return lattice.cell_index + basis[lattice.basis_index]
+
+
+def infinite_lattice_shells(lattice: Lattice, n_shells: int) -> np.ndarray:
+    """The first ``n_shells`` neighbour distances of the infinite lattice (a small supercell may
+    miss some through periodic images; these mean the same distance on every supercell)."""
+    prim = lattice.primitive
+    basis = prim.get_positions()
+    reach = n_shells + 2  # shell n lies within n + 2 primitive translations for these lattices
+    ranges = [range(-reach, reach + 1) if periodic else range(1) for periodic in prim.pbc]
+    shifts = np.array(list(itertools.product(*ranges)), dtype=float) @ prim.cell[:]
+    vec = basis[None, :, None, :] - basis[:, None, None, :] + shifts[None, None, :, :]
+    dist = np.unique(np.round(np.linalg.norm(vec, axis=-1), 8))
+    return dist[dist > 1e-8][:n_shells]
+
+
+def shell_buckets(lattice: Lattice, n_shells: int) -> np.ndarray:
+    """Shell of each site pair, (N, N) int64: 0 itself, k = 1..n_shells the k-th shell of the
+    infinite lattice, n_shells + 1 beyond. Dense: limited to :data:`MAX_DENSE_SITES` sites."""
+    dist = lattice.distances
+    buckets = np.full(dist.shape, n_shells + 1, dtype=np.int64)
+    tol = 1e-6 * lattice.lattice_constant
+    for k, d in enumerate(infinite_lattice_shells(lattice, n_shells), start=1):
+        buckets[np.abs(dist - d) < tol] = k
+    np.fill_diagonal(buckets, 0)
+    return buckets
+
+
+def sites_within(buckets: np.ndarray, n_shells: int) -> np.ndarray:
+    """Each site's sites within ``n_shells`` shells, itself first, from :func:`shell_buckets`:
+    (N, M) int64, padded with N where a site has fewer than the most (M)."""
+    near = buckets <= n_shells
+    counts = near.sum(1)
+    key = np.where(near, buckets != 0, 2)  # itself, then the near sites in site order, then the rest
+    order = np.argsort(key, axis=1, kind="stable")[:, : counts.max()]
+    return np.where(np.arange(counts.max()) < counts[:, None], order, len(buckets))
+
+
+def size_tag(size: Sequence[int]) -> str:
+    """[4, 4] -> "4x4": a cell size in file names, table columns and on the command line."""
+    return "x".join(str(int(n)) for n in size)
+
+
+def parse_size(tag: str) -> list[int]:
+    """"4x4" -> [4, 4] (the inverse of :func:`size_tag`)."""
+    try:
+        size = [int(n) for n in tag.split("x")]
+    except ValueError:
+        size = []
+    if not size or min(size) < 1:
+        raise LatticeError(f"a cell size looks like 4x4 or 2x2x4 (positive integers), got {tag!r}")
+    return size

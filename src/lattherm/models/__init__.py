@@ -1,8 +1,12 @@
-"""Neural samplers and the one factory that builds them from a config spec."""
+"""Neural samplers and the one factory that builds them from a config spec.
+
+base.py: the contract; sampling.py: the one ancestral sampling loop; made.py, transformer.py:
+the autoregressive models; symmetric.py: the Z2 (spin-flip) wrapper of either.
+"""
 
 from __future__ import annotations
 
-from lattherm.models.base import NeuralSampler, canonical_mask
+from lattherm.models.base import Autoregressive, NeuralSampler, canonical_mask
 from lattherm.models.made import MADE, MADEConfig
 
 MODEL_KINDS = ("made", "transformer")
@@ -40,4 +44,4 @@ def _make_config(cls, params: dict, kind: str):
     return cls(**params)
 
 
-__all__ = ["MODEL_KINDS", "MADE", "MADEConfig", "NeuralSampler", "build_model", "canonical_mask", "model_spec"]
+__all__ = ["MODEL_KINDS", "MADE", "Autoregressive", "MADEConfig", "NeuralSampler", "build_model", "canonical_mask", "model_spec"]

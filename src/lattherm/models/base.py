@@ -1,12 +1,15 @@
-"""The contract every neural sampler satisfies, so that training, estimators and transfer are
-written once for MADE and for the any-order Transformer alike.
+"""The contract every neural sampler satisfies, so that sampling, training, estimators and
+transfer are written once for MADE, the any-order Transformer and the Z2 wrapper.
 
 - ``sample`` draws configurations with their exact, normalised ln q.
 - ``log_prob`` recomputes that exact ln q for given configurations.
-- ``training_terms`` gives what enters the variational loss: the differentiable ln q_train(x)
-  (``log_prob`` by default; a marginalization model returns its one-pass marginal instead), an
-  auxiliary loss added to it (the MAM self-consistency penalty; zero by default) and the
-  consistency error to log, all from one set of forward passes.
+- ``on_lattice`` moves the model to another supercell (or refuses to).
+
+An autoregressive sampler (:class:`Autoregressive`) provides, besides its hyperparameters,
+only its conditionals: all of them at once (``log_conditionals``, from which ``log_prob``
+follows) and the next site's during sampling (``sampling_state`` / ``next_logits``, with an
+optional cache); the one ancestral sampling loop (:func:`lattherm.models.sampling.ancestral_sample`)
+does the rest.
 
 ``cond`` is an optional (B, n_cond) float tensor of conditioning variables (e.g. beta, or
 beta and dmu), so one model can serve a whole temperature scan. ``n_ones`` (canonical
@@ -16,7 +19,6 @@ renormalised over the choices that can still reach that count (see :func:`canoni
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -24,37 +26,45 @@ import torch
 from torch import Tensor, nn
 
 
-@dataclass
-class TrainingTerms:
-    """What one training step needs from a model, for a batch x of its own samples."""
-
-    log_prob: Tensor  # ln q_train(x), (B,), differentiable: the score of the variational loss
-    auxiliary_loss: Tensor  # scalar added to the loss
-    consistency_error: float  # RMS self-consistency residual; NaN for models without a marginal network
-
-
 class NeuralSampler(nn.Module, ABC):
     n_sites: int
     n_species: int = 2
+    has_marginal: bool = False  # a marginalization network (log_marginal) for the MaM penalty
 
     @abstractmethod
-    def sample(
-        self,
-        n: int,
-        cond: Tensor | None = None,
-        n_ones: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor]:
+    def sample(self, n: int, cond: Tensor | None = None, n_ones: int | None = None,
+               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Return ``x`` (n, N) int64 and exact ``log_q`` (n,) float64."""
 
     @abstractmethod
     def log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
-        """Exact normalised ln q(x), shape (B,)."""
+        """Exact normalised ln q(x), shape (B,) float64; -inf where x breaks ``n_ones``."""
 
-    def training_terms(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
-                       generator: torch.Generator | None = None) -> TrainingTerms:
-        """The exact ln q, no auxiliary loss; ``generator`` drives any randomness of the terms."""
-        return TrainingTerms(self.log_prob(x, cond=cond, n_ones=n_ones), x.new_zeros((), dtype=torch.float32), math.nan)
+    @abstractmethod
+    def on_lattice(self, lattice) -> "NeuralSampler":
+        """This model on another supercell (same weights), or a ValueError."""
+
+    @abstractmethod
+    def hyperparameters(self) -> dict:
+        """Plain-Python constructor arguments, saved in checkpoints to rebuild the model."""
+
+    # -- input checks shared by the models -------------------------------------------------
+    def check_x(self, x: Tensor) -> Tensor:
+        if x.dim() != 2 or x.shape[1] != self.n_sites:
+            raise ValueError(f"expected x of shape (B, {self.n_sites}), got {tuple(x.shape)}")
+        if x.is_floating_point() or x.dtype == torch.bool:
+            raise ValueError(f"x must hold integer species indices, got dtype {x.dtype}")
+        if x.numel() and (x.min() < 0 or x.max() >= self.n_species):
+            raise ValueError(f"species indices must lie in [0, {self.n_species}), got {x.min().item()}..{x.max().item()}")
+        return x.long()
+
+    def check_n_ones(self, n_ones: int | None) -> None:
+        if n_ones is None:
+            return
+        if self.n_species != 2:
+            raise ValueError(f"the canonical constraint n_ones needs 2 species, this model has {self.n_species}")
+        if not 0 <= n_ones <= self.n_sites:
+            raise ValueError(f"n_ones must lie in [0, {self.n_sites}], got {n_ones}")
 
     def check_cond(self, cond: Tensor | None, batch: int, n_cond: int, like: Tensor) -> Tensor | None:
         """Validate conditioning variables against the model's ``n_cond`` (0: unconditional)
@@ -68,19 +78,63 @@ class NeuralSampler(nn.Module, ABC):
             raise ValueError(f"cond must have shape ({batch}, {n_cond}), got {got}")
         return cond.to(like)
 
+
+@dataclass
+class SamplingState:
+    """What the sampling loop carries between steps: the site order (1 or n, N), its inverse
+    ``rank``, the checked ``cond`` and the model's cache (None: recompute each step)."""
+
+    order: Tensor
+    rank: Tensor
+    cond: Tensor | None
+    cache: object | None
+
+
+class Autoregressive(NeuralSampler):
+    """q(x) = prod_t q(x_{o_t} | x_{o_<t}) along a site order o; sampled by the one loop."""
+
     @abstractmethod
-    def hyperparameters(self) -> dict:
-        """Plain-Python constructor arguments, saved in checkpoints to rebuild the model."""
+    def log_conditionals(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
+                         order: Tensor | None = None) -> Tensor:
+        """ln q(x_i = k | the sites before i in the order) for every site i, (B, N, K) float64."""
+
+    @abstractmethod
+    def sampling_state(self, n: int, cond: Tensor | None, order: Tensor | None, use_cache: bool) -> SamplingState:
+        """Start sampling ``n`` configurations along ``order`` (the model's default if None)."""
+
+    @abstractmethod
+    def next_logits(self, x: Tensor, t: int, state: SamplingState) -> Tensor:
+        """Logits (n, K) of site ``state.order[:, t]`` given the sites placed before it in ``x``."""
+
+    def log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
+                 order: Tensor | None = None) -> Tensor:
+        x = self.check_x(x)
+        return self.log_conditionals(x, cond, n_ones, order).gather(-1, x[..., None])[..., 0].sum(1)
+
+    def sample(self, n: int, cond: Tensor | None = None, n_ones: int | None = None,
+               generator: torch.Generator | None = None, order: Tensor | None = None,
+               use_cache: bool = True) -> tuple[Tensor, Tensor]:
+        from lattherm.models.sampling import ancestral_sample
+
+        return ancestral_sample(self, n, cond, n_ones, generator, order, use_cache)
 
 
-def canonical_mask(n_ones_so_far: Tensor, n_remaining: int, n_ones: int) -> Tensor:
-    """Which species (0 or 1) may still be chosen at the next site, shape (B, 2), bool.
+def canonical_mask(n_ones_so_far: Tensor, n_remaining: Tensor | int, n_ones: int) -> Tensor:
+    """Which species (0 or 1) may still be chosen at the next site, shape (..., 2), bool.
 
     ``n_ones_so_far`` counts species-1 sites already placed; ``n_remaining`` counts the sites
     not yet placed, the current one included. Species 1 is allowed while ones are still
     needed; species 0 is allowed while enough sites remain to place the missing ones.
     """
     needed = n_ones - n_ones_so_far
-    allow_one = needed > 0
-    allow_zero = needed < n_remaining
-    return torch.stack([allow_zero, allow_one], dim=-1)
+    return torch.stack([needed < n_remaining, needed > 0], dim=-1)
+
+
+def log_softmax_canonical(logits: Tensor, ones_before: Tensor | None, remaining: Tensor | int,
+                          n_ones: int | None) -> Tensor:
+    """ln q over the species (last axis) in float64, renormalised over the choices that can
+    still reach ``n_ones`` (None: unconstrained)."""
+    logits = logits.to(torch.float64)
+    if n_ones is not None:
+        logits = logits.masked_fill(~canonical_mask(ones_before, remaining, n_ones), float("-inf"))
+    return torch.log_softmax(logits, dim=-1)

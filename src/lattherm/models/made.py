@@ -1,7 +1,8 @@
 """MADE: the fixed-order autoregressive MLP baseline (Germain et al. 2015; VAN, Wu-Wang-Zhang 2019).
 
 q(x) = prod_i q(x_i | x_<i) in the lattice's raster site order. One masked MLP gives every
-conditional in one pass, so ``log_prob`` costs one pass and ``sample`` costs N passes.
+conditional in one pass, so ``log_prob`` costs one pass and ``sample`` (the shared loop of
+:mod:`lattherm.models.sampling`) costs N passes.
 
 Masks follow MADE's degree construction (0-based): input site j has degree j, each hidden unit
 a degree d in {0, ..., N-2} and may see inputs j <= d, hidden-to-hidden connections need
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lattherm.models.base import NeuralSampler, canonical_mask
+from lattherm.models.base import Autoregressive, SamplingState, log_softmax_canonical
 
 
 @dataclass
@@ -58,7 +59,7 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
-class MADE(NeuralSampler):
+class MADE(Autoregressive):
     """Masked autoregressive MLP over the binary sites of one fixed supercell."""
 
     def __init__(self, config: MADEConfig, lattice):
@@ -102,14 +103,10 @@ class MADE(NeuralSampler):
         return self
 
     # -- network -------------------------------------------------------------------------
-    def _check_cond(self, cond: Tensor | None, batch: int) -> Tensor | None:
-        return self.check_cond(cond, batch, self.config.n_cond, self.out.weight)
-
     def logits(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Logit of x_i = 1 given x_<i for every site, shape (B, N)."""
-        cond = self._check_cond(cond, x.shape[0])
-        s = 2.0 * x.to(self.out.weight.dtype) - 1.0
-        h = s
+        cond = self.check_cond(cond, x.shape[0], self.config.n_cond, self.out.weight)
+        h = 2.0 * x.to(self.out.weight.dtype) - 1.0
         for k, layer in enumerate(self.layers):
             z = layer(h)
             if cond is not None:
@@ -121,41 +118,27 @@ class MADE(NeuralSampler):
             out = out + self.cond_out(cond)
         return out
 
-    def _log_conditionals(self, logits: Tensor, allowed: Tensor | None) -> Tensor:
-        """ln q(x_i = k | x_<i) for k in {0, 1}, shape (..., 2), float64; disallowed -> -inf."""
-        two = torch.stack([torch.zeros_like(logits), logits], dim=-1).to(torch.float64)
-        if allowed is not None:
-            two = two.masked_fill(~allowed, float("-inf"))
-        return torch.log_softmax(two, dim=-1)
+    # -- Autoregressive contract -----------------------------------------------------------
+    def _check_order(self, order: Tensor | None) -> None:
+        if order is not None and not bool((torch.as_tensor(order).reshape(-1, self.n_sites).cpu()
+                                           == torch.arange(self.n_sites)).all()):
+            raise ValueError("MADE has a fixed site order (raster); order must be None or the raster order")
 
-    # -- NeuralSampler contract ------------------------------------------------------------
-    def log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
-        if x.dim() != 2 or x.shape[1] != self.n_sites:
-            raise ValueError(f"expected x of shape (B, {self.n_sites}), got {tuple(x.shape)}")
-        x = x.long()
-        allowed = None
-        if n_ones is not None:
-            ones_before = torch.cumsum(x, dim=1) - x
-            remaining = torch.arange(self.n_sites, 0, -1, device=x.device)
-            allowed = canonical_mask(ones_before, remaining, n_ones)
-        logq = self._log_conditionals(self.logits(x, cond), allowed)
-        return logq.gather(-1, x[..., None])[..., 0].sum(dim=1)
+    def log_conditionals(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
+                         order: Tensor | None = None) -> Tensor:
+        x = self.check_x(x)
+        self.check_n_ones(n_ones)
+        self._check_order(order)
+        logits = self.logits(x, cond)
+        ones_before = torch.cumsum(x, dim=1) - x
+        remaining = torch.arange(self.n_sites, 0, -1, device=x.device)
+        return log_softmax_canonical(F.pad(logits[..., None], (1, 0)), ones_before, remaining, n_ones)
 
-    @torch.no_grad()
-    def sample(self, n: int, cond: Tensor | None = None, n_ones: int | None = None,
-               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        if n_ones is not None and not 0 <= n_ones <= self.n_sites:
-            raise ValueError(f"n_ones must lie in [0, {self.n_sites}], got {n_ones}")
-        device = self.out.weight.device
-        x = torch.zeros(n, self.n_sites, dtype=torch.long, device=device)
-        log_q = torch.zeros(n, dtype=torch.float64, device=device)
-        ones = torch.zeros(n, dtype=torch.long, device=device)
-        for i in range(self.n_sites):
-            logits = self.logits(x, cond)[:, i]
-            allowed = None if n_ones is None else canonical_mask(ones, self.n_sites - i, n_ones)
-            logq_i = self._log_conditionals(logits, allowed)
-            xi = torch.multinomial(logq_i.exp(), 1, generator=generator)[:, 0]
-            x[:, i] = xi
-            ones += xi
-            log_q += logq_i.gather(-1, xi[:, None])[:, 0]
-        return x, log_q
+    def sampling_state(self, n: int, cond: Tensor | None, order: Tensor | None, use_cache: bool) -> SamplingState:
+        self._check_order(order)
+        order = torch.arange(self.n_sites, device=self.out.weight.device)[None]
+        return SamplingState(order, order, self.check_cond(cond, n, self.config.n_cond, self.out.weight), None)
+
+    def next_logits(self, x: Tensor, t: int, state: SamplingState) -> Tensor:
+        # a full pass per site; cheap next to the transformer, so MADE keeps no cache
+        return F.pad(self.logits(x, state.cond)[:, t, None], (1, 0))

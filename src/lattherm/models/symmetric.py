@@ -7,7 +7,7 @@ does not show it. The symmetrised sampler
 
     q_sym(x) = [q(x) + q(1 - x)] / 2
 
-draws x ~ q and flips it with probability 1/2; q_sym is exactly normalised and is evaluated
+draws x ~ q (the base's own sampler) and flips it with probability 1/2; q_sym is exactly normalised and is evaluated
 with one more ``log_prob`` pass (for the mirror image), so the estimators stay exact for any
 Hamiltonian. The canonical constraint survives the flip only at half filling.
 """
@@ -51,6 +51,11 @@ class Z2Symmetric(NeuralSampler):
         device = generator.device if generator is not None else x.device
         flip = (torch.rand((n, 1), generator=generator, device=device) < 0.5).to(x.device)
         return torch.where(flip, 1 - x, x), torch.logaddexp(log_q, log_q_mirror) - math.log(2.0)
+
+    def on_lattice(self, lattice) -> "Z2Symmetric":
+        self.base.on_lattice(lattice)
+        self.n_sites = self.base.n_sites
+        return self
 
     def hyperparameters(self) -> dict:
         return self.base.hyperparameters()

@@ -96,6 +96,6 @@ def test_factory_roundtrip_and_errors():
     with pytest.raises(ValueError, match="unknown model kind"):
         build_model({"kind": "pixelcnn"}, lat)
     with pytest.raises(ValueError, match="cond"):
-        model.log_prob(torch.zeros(2, 9), cond=torch.zeros(2, 1))
+        model.log_prob(torch.zeros(2, 9, dtype=torch.long), cond=torch.zeros(2, 1))
     with pytest.raises(ValueError, match="depth"):
         MADEConfig(depth=0)

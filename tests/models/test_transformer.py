@@ -11,7 +11,9 @@ import torch
 
 from lattherm.lattices import make_lattice
 from lattherm.models import build_model, model_spec
-from lattherm.models.transformer import AnyOrderTransformer, TransformerConfig, random_orders
+from lattherm.models.sampling import random_orders
+from lattherm.models.transformer import AnyOrderTransformer, TransformerConfig
+from lattherm.training import consistency_residuals, training_terms
 
 
 def all_configs(n: int) -> torch.Tensor:
@@ -29,6 +31,12 @@ def tiny(lattice, seed: int = 0, double: bool = True, **kw) -> AnyOrderTransform
         for p in model.parameters():
             p.add_(0.4 * torch.randn(p.shape, generator=gen))
     return model.double() if double else model
+
+
+def consistency_error(model, x, generator) -> float:
+    """RMS of the per-step self-consistency residual over all rows."""
+    with torch.no_grad():
+        return consistency_residuals(model, x, generator=generator)[0].pow(2).mean().sqrt().item()
 
 
 def translation(lattice, axis: int) -> torch.Tensor:
@@ -80,7 +88,7 @@ def test_conditionals_sum_to_one_and_match_the_ordered_pass():
     B, N = 32, lat.n_sites
     x = torch.randint(0, 3, (B, N), generator=gen)
     order = random_orders(B, N, gen)
-    ordered = model.ordered_conditionals(x, order=order)
+    ordered = model.log_conditionals(x, order=order)
     assert torch.allclose(ordered.exp().sum(-1), torch.ones(B, N, dtype=torch.float64), atol=1e-12)
     rank = torch.argsort(order, dim=1)
     for t in (0, 5, N - 1):
@@ -103,13 +111,13 @@ def test_conditionals_ignore_unobserved_and_later_sites():
     x = torch.randint(0, 2, (1, N), generator=gen)
     cond = torch.tensor([[0.7]], dtype=torch.float64)
     order = random_orders(1, N, gen)[0]
-    base = model.ordered_conditionals(x, cond, order=order)[0]
+    base = model.log_conditionals(x, cond, order=order)[0]
     for t in range(N):
         later = order[t:]
         y = x.clone()
         y[0, later] = torch.randint(0, 2, (len(later),), generator=gen)
         y[0, order[t]] = 1 - x[0, order[t]]  # always change the site itself too
-        changed = model.ordered_conditionals(y, cond, order=order)[0]
+        changed = model.log_conditionals(y, cond, order=order)[0]
         # site order[s] (s <= t) sees only order[:s]: its conditional is unchanged, exactly
         assert torch.equal(changed[order[: t + 1]], base[order[: t + 1]])
         if t + 1 < N:  # and the conditionals after it do react
@@ -184,7 +192,7 @@ def test_translation_equivariance(kind, size, axis):
     xt = torch.empty_like(x)
     xt[:, perm] = x
     order_t = perm[order]
-    ordered, ordered_t = model.ordered_conditionals(x, order=order), model.ordered_conditionals(xt, order=order_t)
+    ordered, ordered_t = model.log_conditionals(x, order=order), model.log_conditionals(xt, order=order_t)
     assert torch.allclose(ordered_t[:, perm], ordered, atol=1e-10)
     assert torch.allclose(model.log_prob(xt, order=order_t), model.log_prob(x, order=order), atol=1e-10)
     observed = torch.argsort(order, 1) < N // 2
@@ -230,7 +238,7 @@ def test_local_attention_over_every_site_equals_global_attention():
     exactly what the dense global attention gives, in every pass and in cached sampling."""
     lat = make_lattice("square", (3, 3))
     dense, local = tiny(lat, seed=32, n_cond=1), tiny(lat, seed=32, n_cond=1, attention_shells=2)
-    assert local.neighbours.shape == (9, 8)
+    assert local.key_sites.shape == (9, 9)  # itself and the 8 others
     gen = torch.Generator().manual_seed(33)
     x = torch.randint(0, 2, (6, 9), generator=gen)
     cond = torch.rand(6, 1, generator=gen, dtype=torch.float64)
@@ -274,12 +282,12 @@ def test_shell_buckets_match_on_small_and_large_supercells():
         for size in (small, large):
             model = tiny(make_lattice(kind, size), n_bias_shells=3)
             d = torch.from_numpy(model.lattice.distances)
-            assert torch.all(model.geometry.buckets.diagonal() == 0)
+            assert torch.all(model.key_buckets.diagonal() == 0)
             for k in range(1, 4):
-                members = d[model.buckets == k]
+                members = d[model.key_buckets == k]
                 assert torch.allclose(members, torch.full_like(members, reference[k - 1]))
-            assert torch.all(d[model.buckets == 4] > reference[2] + 1e-6)
-            assert torch.all(model.buckets[d < reference[2] + 1e-6] <= 3)
+            assert torch.all(d[model.key_buckets == 4] > reference[2] + 1e-6)
+            assert torch.all(model.key_buckets[d < reference[2] + 1e-6] <= 3)
 
 
 # -- marginalization self-consistency ------------------------------------------------------------
@@ -295,7 +303,7 @@ def test_untrained_model_is_exactly_self_consistent():
     assert torch.allclose(model.log_marginal(x, observed), expected, rtol=0, atol=1e-6)
     assert torch.allclose(model.conditionals(x, observed).exp()[~observed], torch.full((int((~observed).sum()), 3), 1 / 3,
                           dtype=torch.float64), atol=1e-12)
-    assert model.consistency_error(x, generator=gen) < 1e-6  # the bias -ln K was set in float32
+    assert consistency_error(model, x, generator=gen) < 1e-6  # the bias -ln K was set in float32
 
 
 def ising_log_boltzmann(lat, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -372,12 +380,12 @@ def test_joint_mam_training_on_2x2_ising():
     for _ in range(steps):
         opt.zero_grad()
         log_var = (model.log_prob(xs, order=random_orders(len(xs), 4, gen)) - target).var()
-        (log_var.float() + model.training_terms(xs, generator=gen).auxiliary_loss).backward()
+        (log_var.float() + training_terms(model, xs, generator=gen).auxiliary_loss).backward()
         opt.step()
         sched.step()
     samples = x[torch.multinomial(P, 2000, replacement=True, generator=torch.Generator().manual_seed(0))]
-    err = model.consistency_error(samples, generator=torch.Generator().manual_seed(0))
-    err_all = model.consistency_error(x.repeat(50, 1), generator=torch.Generator().manual_seed(1))
+    err = consistency_error(model, samples, generator=torch.Generator().manual_seed(0))
+    err_all = consistency_error(model, x.repeat(50, 1), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         lp = model.log_marginal(x, torch.ones_like(x, dtype=torch.bool))
         lq = torch.stack([model.log_prob(x, order=random_orders(1, 4, torch.Generator().manual_seed(k))[0])
@@ -401,13 +409,13 @@ def test_training_terms_share_one_marginal_pass_and_subsample_the_penalty():
     lat = make_lattice("square", (2, 3))
     model = tiny(lat, seed=28, penalty_fraction=0.25, score="marginal")
     x = torch.randint(0, 2, (8, 6), generator=torch.Generator().manual_seed(0))
-    terms = model.training_terms(x, generator=torch.Generator().manual_seed(1))
+    terms = training_terms(model, x, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(terms.log_prob, model.log_marginal(x, torch.ones_like(x, dtype=torch.bool)))
     model.config.score = "exact"
-    exact = model.training_terms(x, generator=torch.Generator().manual_seed(1))
+    exact = training_terms(model, x, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(exact.log_prob, model.log_prob(x))
     assert torch.equal(exact.auxiliary_loss, terms.auxiliary_loss)
-    step, full = model.consistency_residuals(x[:2], generator=torch.Generator().manual_seed(1))
+    step, full, _ = consistency_residuals(model, x[:2], generator=torch.Generator().manual_seed(1))
     penalty = step.pow(2).mean() + full.pow(2).mean() / 6
     torch.testing.assert_close(terms.auxiliary_loss, penalty.float())
     assert terms.consistency_error == pytest.approx(step.pow(2).mean().sqrt().item())
@@ -447,7 +455,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="cond"):
         model.log_prob(x)
     with pytest.raises(ValueError, match="n_ones"):
-        model.training_terms(x, cond, n_ones=3)
+        training_terms(model, x, cond, n_ones=3)
     with pytest.raises(ValueError, match="n_species"):
         TransformerConfig(n_species=1)
     with pytest.raises(ValueError, match="head dimension"):
