@@ -1,7 +1,8 @@
 """lattherm: thermodynamics of lattice models from neural samplers and MCMC.
 
-Stages: (1) CuAu cluster expansion, (2) exact and MCMC references, (3) neural training on small
-cells, (4) sampling and transfer to larger cells, (5) analysis and phase diagram, (6) figures.
+Stages, each generic over the named systems (and alloys) of the config: (1) cluster expansions,
+(2) exact and MCMC references, (3) neural training on small cells, (4) sampling and transfer to
+larger cells, (5) analysis and phase diagram, (6) figures.
 Run `snakemake --cores all` (default config.yaml), `--configfile config/tiny.yaml` for a smoke
 test, `--configfile config/paper.yaml --profile profiles/slurm` on a cluster;
 `snakemake --report report.html` collects the figures with their captions.
@@ -25,7 +26,7 @@ if not workflow.config_settings.configfiles:
 
 
 try:
-    check_workflow_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+    check_workflow_config(config)
 except LatthermError as exc:  # one line naming the field, before any job
     print(f"error: {exc}", file=sys.stderr)
     sys.exit(1)
@@ -37,7 +38,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
-include: "workflow/rules/specs.smk"
+include: "workflow/rules/blocks.smk"
 include: "workflow/rules/ce.smk"
 include: "workflow/rules/references.smk"
 include: "workflow/rules/neural.smk"

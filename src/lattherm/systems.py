@@ -1,47 +1,172 @@
-"""The one place that turns a configuration dict into a lattice, a Hamiltonian and units.
+"""Systems as data: the typed config of a lattice model, and the one place that builds it.
 
-A spec is a plain dict (from YAML), for example::
+A system block (one entry of the workflow's ``systems:`` mapping, or a YAML/JSON file given to
+the command line) has exactly the fields of :class:`SystemConfig`, with the schema's defaults
+(``$defs/system`` in ``config.schema.yaml``)::
 
-    {"model": "ising", "lattice": "square", "size": [16, 16], "J": 1.0}
-    {"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "ce_file": "cuau.json",
-     "species": ["Cu", "Au"], "ensemble": "canonical", "concentration": 0.5}
+    model: ising                 # ising | edwards_anderson | sherrington_kirkpatrick | cluster_expansion
+    lattice: square
+    J: 2.0
+    train_size: [6, 6]
+    transfer_sizes: [[12, 12]]
+    temperatures: [4.0, 4.538, 5.2]
+    neural_temperatures: [4.538]
+    mcmc: {temperatures: [40.0, 8.0, 4.538, 4.0], chains: 16, sweeps: 600, burn_in: 100}
 
-Keys: ``name``, ``model`` (ising | edwards_anderson | sherrington_kirkpatrick |
-cluster_expansion), ``lattice`` (square | simple_cubic | fcc | fcc_cubic), ``size``, ``a``,
-``J`` and ``h`` (ising), ``seed`` (edwards_anderson, sherrington_kirkpatrick), ``n_sites``
-(sherrington_kirkpatrick), ``ce_file`` and ``ce_trust_pickle`` (cluster_expansion), ``species``,
-``ensemble`` (semi_grand | canonical), ``dmu`` (semi_grand), ``concentration`` (canonical).
-
-``ce_file`` is a CE in lattherm's JSON format (:mod:`lattherm.ce.storage`); an icet ``.ce`` file
-(pickles, which can run code when read) is accepted only with ``ce_trust_pickle: true``.
+:func:`build_system` turns a config into a :class:`System` (lattice, Hamiltonian, ensemble,
+units) at one of its cell sizes; a cluster expansion's file is given with it (the block names
+the alloy, the workflow makes the file).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from lattherm import K_B_EV
 from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import Hamiltonian, SemiGrand
 from lattherm.hamiltonians.ising import MAX_SK_SITES, EdwardsAnderson, Ising, SherringtonKirkpatrick
 from lattherm.io import load_yaml
-from lattherm.lattices import LATTICE_KINDS, MAX_SITES, Lattice, cell_sites, make_lattice
+from lattherm.lattices import MAX_SITES, Lattice, cell_sites, make_lattice
+from lattherm.schema import ConfigError, field_name, from_block, schema_defaults
 
-MODELS = ("ising", "edwards_anderson", "sherrington_kirkpatrick", "cluster_expansion")
-ENSEMBLES = ("semi_grand", "canonical")
-_COMMON_KEYS = {"name", "model", "lattice", "size", "a", "species", "ensemble", "dmu", "concentration"}
-_MODEL_KEYS = {
+RECORDED_SWEEPS = 128  # the fewest recorded sweeps per chain the MCMC error analysis accepts
+_MODEL_FIELDS = {  # fields that only some models read
     "ising": {"J", "h"},
-    "edwards_anderson": {"seed"},
-    "sherrington_kirkpatrick": {"seed", "n_sites"},
-    "cluster_expansion": {"ce_file", "ce_trust_pickle"},
+    "edwards_anderson": {"couplings", "coupling_seed"},
+    "sherrington_kirkpatrick": {"couplings", "coupling_seed"},
+    "cluster_expansion": {"alloy"},
+}
+_MODEL_LATTICES = {
+    "ising": ("square", "simple_cubic", "fcc", "fcc_cubic", "bcc", "bcc_cubic"),
+    "edwards_anderson": ("square", "simple_cubic"),
+    "sherrington_kirkpatrick": (None,),
+    "cluster_expansion": ("fcc", "fcc_cubic", "bcc", "bcc_cubic"),
 }
 _SPIN_SPECIES = ["down", "up"]
-class SystemSpecError(LatthermError):
-    """A system spec with an unknown key, a missing field or a value out of range."""
+
+
+@dataclass
+class McmcConfig:
+    """The MCMC reference scans of a system (``$defs/mcmc``)."""
+
+    temperatures: list[float]
+    move: str | None = None
+    chains: int = 64
+    sweeps: int = 2000
+    burn_in: int = 200
+
+    @classmethod
+    def from_dict(cls, block: dict, where: str = "mcmc") -> "McmcConfig":
+        config = from_block(cls, block, "mcmc", where)
+        if config.sweeps - config.burn_in < RECORDED_SWEEPS:
+            raise ConfigError(f"{where}.sweeps = {config.sweeps} with burn_in = {config.burn_in} records "
+                              f"{max(config.sweeps - config.burn_in, 0)} sweeps per chain; at least {RECORDED_SWEEPS}")
+        return config
+
+
+@dataclass
+class SystemConfig:
+    """One lattice model and how it is studied (``$defs/system``)."""
+
+    model: str
+    train_size: list[int]
+    mcmc: McmcConfig
+    lattice: str | None = None
+    transfer_sizes: list[list[int]] = field(default_factory=list)
+    J: float = 1.0
+    h: float = 0.0
+    couplings: str | None = None
+    coupling_seed: int = 0
+    alloy: str | None = None
+    ensemble: str = "semi_grand"
+    concentration: float | None = None
+    dmu: float | None = None
+    temperatures: list[float] = field(default_factory=list)
+    neural_temperatures: list[float] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, block: dict, where: str = "system") -> "SystemConfig":
+        """Validate a block (schema, then across fields); errors name ``where.field``."""
+        config = from_block(cls, block, "system", where, mcmc=McmcConfig.from_dict)
+        defaults = schema_defaults(cls)
+        config._check({key for key, value in block.items() if key not in defaults or value != defaults[key]}, where)
+        return config
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def sizes(self) -> list[list[int]]:
+        return [self.train_size, *self.transfer_sizes]
+
+    @property
+    def move(self) -> str:
+        """The MCMC move: the configured one, else the ensemble's natural one."""
+        return self.mcmc.move or ("swap" if self.ensemble == "canonical" else "flip")
+
+    def n_sites(self, size: list[int]) -> int:
+        return size[0] if self.lattice is None else cell_sites(self.lattice, size)
+
+    def check_size(self, size: list[int], where: str) -> int:
+        """Sites of the cell ``size``, after checking that this system can have it."""
+        if self.lattice is None:
+            if len(size) != 1 or size[0] < 2:
+                raise ConfigError(f"{where} = {list(size)}: sherrington_kirkpatrick takes [N] with N >= 2")
+        else:
+            try:
+                cell_sites(self.lattice, size)
+            except LatthermError as exc:
+                raise ConfigError(f"{where} = {list(size)}: {exc}") from None
+        n = self.n_sites(size)
+        limit = MAX_SK_SITES if self.model == "sherrington_kirkpatrick" else MAX_SITES
+        if n > limit:
+            raise ConfigError(f"{where} = {list(size)} gives {n} sites; a {self.model} system may have at most {limit}")
+        if self.ensemble == "canonical":
+            count = self.concentration * n
+            if abs(count - round(count)) > 1e-9:
+                raise ConfigError(f"{where} = {list(size)}: concentration {self.concentration} gives {count:g} "
+                                  f"species-1 sites of {n}; it must give a whole number")
+        return n
+
+    def _check(self, given: set[str], where: str) -> None:
+        """Cross-field rules; ``given`` holds the fields set to other than their defaults."""
+        foreign = sorted(given & set().union(*_MODEL_FIELDS.values()) - _MODEL_FIELDS[self.model])
+        if foreign:
+            raise ConfigError(f"{where}.{foreign[0]} does not apply to model {self.model!r}")
+        if self.lattice not in _MODEL_LATTICES[self.model]:
+            allowed = ", ".join(str(k) for k in _MODEL_LATTICES[self.model])
+            raise ConfigError(f"{where}.lattice = {self.lattice!r}: model {self.model!r} takes lattice {allowed}"
+                              + (" (and train_size [N])" if self.model == "sherrington_kirkpatrick" else ""))
+        if self.model == "cluster_expansion" and self.alloy is None:
+            raise ConfigError(f"{where}.alloy is missing: a cluster_expansion names its alloy")
+        canonical = self.ensemble == "canonical"
+        if canonical and self.concentration is None:
+            raise ConfigError(f"{where}.concentration is missing: the canonical ensemble needs the fraction of species 1")
+        if canonical and self.dmu is not None:
+            raise ConfigError(f"{where}.dmu = {self.dmu!r} applies to the semi_grand ensemble only")
+        if not canonical and self.concentration is not None:
+            raise ConfigError(f"{where}.concentration = {self.concentration!r} applies to the canonical ensemble only")
+        for i, size in enumerate(self.sizes):
+            self.check_size(size, field_name(where, "train_size") if i == 0 else field_name(where, "transfer_sizes", i - 1))
+        for i, size in enumerate(self.transfer_sizes):
+            # A transferred transformer keeps the rotary periods of its training cell.
+            if len(size) != len(self.train_size) or any(s % t for s, t in zip(size, self.train_size)):
+                raise ConfigError(f"{where}.transfer_sizes[{i}] = {size} does not repeat train_size = "
+                                  f"{self.train_size} along every axis")
+        move = self.move
+        if (move == "swap") != canonical:
+            raise ConfigError(f"{where}.mcmc.move = {move!r} does not sample the {self.ensemble} ensemble "
+                              "(canonical needs swap; semi_grand flip or wolff)")
+        if move == "wolff" and not (self.model == "ising" and self.h == 0 and self.J > 0 and not self.dmu):
+            raise ConfigError(f"{where}.mcmc.move = 'wolff' needs a zero-field ferromagnetic ising model")
+        for i, t in enumerate(self.neural_temperatures):
+            if not any(math.isclose(t, g, rel_tol=1e-9) for g in self.temperatures):
+                raise ConfigError(f"{where}.neural_temperatures[{i}] = {t!r} is not on the evaluation grid "
+                                  f"temperatures = {self.temperatures}")
 
 
 @dataclass(eq=False)
@@ -49,28 +174,31 @@ class System:
     """A lattice model ready to sample: geometry, Hamiltonian, species and temperature units.
 
     ``hamiltonian`` already includes the semi-grand term -dmu sum s when dmu != 0.
-    ``n_ones`` is the number of species-1 sites of the canonical ensemble (None when semi-grand).
-    Temperatures are in units of J / k_B for spin models and in kelvin for cluster expansions.
+    ``n_ones`` is the number of species-1 sites of the canonical ensemble (None when semi-grand),
+    ``dmu`` the semi-grand field (None when canonical). Temperatures are in units of J / k_B for
+    spin models and in kelvin for cluster expansions.
     """
 
     name: str
+    config: SystemConfig
+    size: list[int]
     lattice: Lattice | None
     hamiltonian: Hamiltonian
     species: list[str]
-    ensemble: str
     n_ones: int | None
+    dmu: float | None
     energy_unit: str
-    spec: dict[str, Any]
+
+    @property
+    def ensemble(self) -> str:
+        return self.config.ensemble
 
     @property
     def n_sites(self) -> int:
         return self.hamiltonian.n_sites
 
     def beta(self, temperature: float) -> float:
-        """Inverse temperature in inverse energy units of the Hamiltonian.
-
-        ``inf`` is allowed and gives beta = 0, where thermodynamic integration starts.
-        """
+        """Inverse temperature in inverse energy units of the Hamiltonian (``inf`` gives 0)."""
         temperature = float(temperature)
         if not temperature > 0:
             raise LatthermError(f"temperature must be positive, got {temperature}")
@@ -86,181 +214,64 @@ class System:
         return 1.0 / (K_B_EV * beta) if self.energy_unit == "eV" else 1.0 / beta
 
 
-def _number(spec: dict, key: str, default: float) -> float:
-    value = spec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SystemSpecError(f"{key!r} must be a finite number, got {value!r}")
-    return float(value)
+def build_system(config: SystemConfig | dict, size: list[int] | None = None,
+                 ce_file: str | os.PathLike | None = None, name: str = "system") -> System:
+    """The :class:`System` of ``config`` on the cell ``size`` (default: its training cell).
 
-
-def _integer(spec: dict, key: str, default: int | None = None) -> int:
-    value = spec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SystemSpecError(f"{key!r} must be an integer, got {value!r}")
-    return value
-
-
-def normalise_spec(spec: dict) -> dict:
-    """Check a spec and fill in defaults; returns a new plain dict (YAML-serialisable)."""
-    if not isinstance(spec, dict):
-        raise SystemSpecError(f"a system spec must be a mapping, got {type(spec).__name__}")
-    model = spec.get("model")
-    if model not in MODELS:
-        raise SystemSpecError(f"'model' must be one of {MODELS}, got {model!r}")
-    unknown = set(spec) - _COMMON_KEYS - set().union(*_MODEL_KEYS.values())
-    if unknown:
-        raise SystemSpecError(f"unknown system keys {sorted(unknown)}")
-    foreign = set(spec) - _COMMON_KEYS - _MODEL_KEYS[model]
-    if foreign:
-        raise SystemSpecError(f"keys {sorted(foreign)} do not apply to model {model!r}")
-
-    out: dict[str, Any] = {"model": model}
-    lattice = spec.get("lattice")
-    if lattice is None and model != "sherrington_kirkpatrick":
-        raise SystemSpecError(f"model {model!r} needs a 'lattice' (one of {LATTICE_KINDS})")
-    if lattice is not None and lattice not in LATTICE_KINDS:
-        raise SystemSpecError(f"'lattice' must be one of {LATTICE_KINDS}, got {lattice!r}")
-    out["lattice"] = lattice
-    if lattice is not None:
-        cell = make_lattice(lattice, 1)  # one primitive cell: its dimension, cheaply
-        size = spec.get("size")
-        size = [size] * cell.dimension if isinstance(size, int) and not isinstance(size, bool) else size
-        if not isinstance(size, (list, tuple)) or not size or not all(
-                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in size):
-            raise SystemSpecError(f"'size' must be a list of positive integers, got {spec.get('size')!r}")
-        if len(size) != cell.dimension:
-            raise SystemSpecError(f"'size' of a {lattice} lattice needs {cell.dimension} integers, got {list(size)}")
-        out["size"] = list(size)
-        out["a"] = _number(spec, "a", 3.8 if model == "cluster_expansion" else 1.0)
-        if out["a"] <= 0:
-            raise SystemSpecError(f"'a' must be positive, got {out['a']}")
-    elif "size" in spec or "a" in spec:
-        raise SystemSpecError("'size' and 'a' need a 'lattice'")
-
+    A cluster expansion needs ``ce_file`` (lattherm's JSON format, :mod:`lattherm.ce.storage`):
+    its lattice constant and species order come from the file.
+    """
+    if not isinstance(config, SystemConfig):
+        config = SystemConfig.from_dict(config, where=name)
+    size = list(config.train_size if size is None else size)
+    config.check_size(size, f"the size of system {name!r}")
+    model = config.model
+    species = _SPIN_SPECIES
+    lattice = make_lattice(config.lattice, size) if config.lattice is not None and model != "cluster_expansion" else None
     if model == "ising":
-        out["J"] = _number(spec, "J", 1.0)
-        out["h"] = _number(spec, "h", 0.0)
-    if model in ("edwards_anderson", "sherrington_kirkpatrick"):
-        out["seed"] = _integer(spec, "seed", 0)
-    if model == "sherrington_kirkpatrick":
-        if "n_sites" in spec:
-            out["n_sites"] = _integer(spec, "n_sites")
-            if out["n_sites"] < 2:
-                raise SystemSpecError(f"'n_sites' must be >= 2, got {out['n_sites']}")
-        elif lattice is None:
-            raise SystemSpecError("model 'sherrington_kirkpatrick' needs 'n_sites' or a 'lattice'")
-    n_sites = n_sites_of(out)
-    if out.get("n_sites", n_sites) != n_sites:
-        raise SystemSpecError(f"'n_sites' = {out['n_sites']} differs from the lattice's {n_sites} sites")
-    if n_sites > MAX_SITES:
-        where = f"'size' {out['size']} gives {n_sites} sites" if lattice is not None else f"'n_sites' = {n_sites}"
-        raise SystemSpecError(f"{where}; a system may have at most {MAX_SITES} sites")
-    if model == "sherrington_kirkpatrick" and n_sites > MAX_SK_SITES:
-        raise SystemSpecError(f"'n_sites' = {n_sites}: the Sherrington-Kirkpatrick couplings are a dense N x N matrix "
-                              f"({8 * n_sites ** 2 / 2 ** 30:.3g} GiB); at most {MAX_SK_SITES} sites")
-    if model == "cluster_expansion":
-        if not isinstance(spec.get("ce_file"), (str, os.PathLike)):
-            raise SystemSpecError(f"model 'cluster_expansion' needs a 'ce_file' path, got {spec.get('ce_file')!r}")
-        out["ce_file"] = str(spec["ce_file"])
-        if "ce_trust_pickle" in spec:
-            if not isinstance(spec["ce_trust_pickle"], bool):
-                raise SystemSpecError(f"'ce_trust_pickle' must be true or false, got {spec['ce_trust_pickle']!r}")
-            out["ce_trust_pickle"] = spec["ce_trust_pickle"]
-        if "species" not in spec:
-            raise SystemSpecError("model 'cluster_expansion' needs 'species', e.g. ['Cu', 'Au']")
-
-    species = spec.get("species", _SPIN_SPECIES)
-    if not isinstance(species, (list, tuple)) or len(species) != 2 or len(set(species)) != 2 or not all(
-            isinstance(s, str) for s in species):
-        raise SystemSpecError(f"'species' must be two distinct names, got {species!r}")
-    out["species"] = list(species)
-
-    ensemble = spec.get("ensemble", "semi_grand")
-    if ensemble not in ENSEMBLES:
-        raise SystemSpecError(f"'ensemble' must be one of {ENSEMBLES}, got {ensemble!r}")
-    out["ensemble"] = ensemble
-    if ensemble == "semi_grand":
-        if "concentration" in spec:
-            raise SystemSpecError(f"'concentration' = {spec['concentration']!r} applies to the canonical ensemble only")
-        out["dmu"] = _number(spec, "dmu", 0.0)
-    else:
-        if "dmu" in spec:
-            raise SystemSpecError(f"'dmu' = {spec['dmu']!r} applies to the semi_grand ensemble only")
-        if "concentration" not in spec:
-            raise SystemSpecError("the canonical ensemble needs a 'concentration' (fraction of species 1)")
-        out["concentration"] = _number(spec, "concentration", 0.0)
-        if not 0.0 <= out["concentration"] <= 1.0:
-            raise SystemSpecError(f"'concentration' must lie in [0, 1], got {out['concentration']}")
-        count = out["concentration"] * n_sites
-        if abs(count - round(count)) > 1e-9:
-            raise SystemSpecError(f"'concentration' = {out['concentration']} gives {count:g} species-1 sites on "
-                                  f"{n_sites} sites; it must give an integer count")
-    if "name" in spec and not isinstance(spec["name"], str):
-        raise SystemSpecError(f"'name' must be a string, got {spec['name']!r}")
-    out["name"] = spec.get("name") or _default_name(out)
-    return out
-
-
-def n_sites_of(spec: dict) -> int:
-    """Sites of the cell a normalised spec describes, without building it."""
-    if spec["lattice"] is None:
-        return spec["n_sites"]
-    return cell_sites(spec["lattice"], spec["size"])
-
-
-def _default_name(spec: dict) -> str:
-    parts = [spec["model"]]
-    if spec["lattice"] is not None:
-        parts += [spec["lattice"], "x".join(str(n) for n in spec["size"])]
-    else:
-        parts.append(f"n{spec['n_sites']}")
-    if spec["ensemble"] == "canonical":
-        parts.append(f"c{spec['concentration']:g}")
-    return "_".join(parts)
-
-
-def build_system(spec: dict) -> System:
-    """Build a :class:`System` from a spec dict (see the module docstring for the keys)."""
-    spec = normalise_spec(spec)
-    model = spec["model"]
-    lattice = make_lattice(spec["lattice"], spec["size"], spec["a"]) if spec["lattice"] is not None else None
-    if model == "ising":
-        hamiltonian: Hamiltonian = Ising(lattice, J=spec["J"], h=spec["h"])
+        hamiltonian: Hamiltonian = Ising(lattice, J=config.J, h=config.h)
     elif model == "edwards_anderson":
-        hamiltonian = EdwardsAnderson(lattice, seed=spec["seed"])
+        hamiltonian = EdwardsAnderson(lattice, seed=config.coupling_seed, couplings=config.couplings or "pm_j")
     elif model == "sherrington_kirkpatrick":
-        n_sites = spec.get("n_sites", lattice.n_sites if lattice is not None else None)
-        hamiltonian = SherringtonKirkpatrick(n_sites, seed=spec["seed"])
+        hamiltonian = SherringtonKirkpatrick(size[0], seed=config.coupling_seed,
+                                             couplings=config.couplings or "gaussian")
     else:
-        # Imported here so that spin-model users do not pay for icet.
-        from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
-
-        hamiltonian = ClusterExpansionHamiltonian.from_file(spec["ce_file"], lattice, spec["species"],
-                                                            allow_pickle=spec.get("ce_trust_pickle", False))
-
-    n_ones = None
-    if spec["ensemble"] == "canonical":
-        n_ones = round(spec["concentration"] * hamiltonian.n_sites)  # an integer count: see normalise_spec
-    elif spec["dmu"] != 0.0:
-        hamiltonian = SemiGrand(hamiltonian, spec["dmu"])
-
-    return System(
-        name=spec["name"],
-        lattice=lattice,
-        hamiltonian=hamiltonian,
-        species=spec["species"],
-        ensemble=spec["ensemble"],
-        n_ones=n_ones,
-        energy_unit="eV" if model == "cluster_expansion" else "J",
-        spec=spec,
-    )
+        hamiltonian, lattice, species = _cluster_expansion(config, size, ce_file, name)
+    n_ones, dmu = None, None
+    if config.ensemble == "canonical":
+        n_ones = round(config.concentration * hamiltonian.n_sites)  # a whole number: see check_size
+    else:
+        dmu = float(config.dmu or 0.0)
+        if dmu != 0.0:
+            hamiltonian = SemiGrand(hamiltonian, dmu)
+    return System(name=name, config=config, size=size, lattice=lattice, hamiltonian=hamiltonian,
+                  species=list(species), n_ones=n_ones, dmu=dmu,
+                  energy_unit="eV" if model == "cluster_expansion" else "J")
 
 
-def load_spec(path: str | os.PathLike) -> dict:
-    """The checked spec of a system YAML file (cheap: builds nothing)."""
-    return normalise_spec(load_yaml(path, mapping=True))
+def _cluster_expansion(config: SystemConfig, size: list[int], ce_file, name: str):
+    # Imported here so that spin-model users do not pay for icet.
+    from lattherm.ce.storage import ce_species, check_lattice, parent_lattice, read_cluster_expansion
+    from lattherm.hamiltonians.cluster_expansion import ClusterExpansionError, ClusterExpansionHamiltonian
+
+    if ce_file is None:
+        raise ConfigError(f"system {name!r} is a cluster expansion of alloy {config.alloy!r}: give its CE file (--ce)")
+    ce = read_cluster_expansion(ce_file)
+    lattice = make_lattice(config.lattice, size, a=parent_lattice(ce)[1])
+    check_lattice(ce, lattice, ce_file)
+    species = ce_species(ce)
+    try:
+        return ClusterExpansionHamiltonian(ce, lattice, species), lattice, species
+    except ClusterExpansionError as exc:
+        raise ClusterExpansionError(f"{ce_file}: {exc}") from None
 
 
-def load_system(path: str | os.PathLike) -> System:
-    """Build the :class:`System` described by a YAML file."""
-    return build_system(load_spec(path))
+def load_system_config(path: str | os.PathLike) -> SystemConfig:
+    """The checked config of a system file (YAML or JSON; cheap: builds nothing)."""
+    return SystemConfig.from_dict(load_yaml(path, mapping=True), where=str(path))
+
+
+def load_system(path: str | os.PathLike, size: list[int] | None = None,
+                ce_file: str | os.PathLike | None = None) -> System:
+    """Build the system of a file, named after the file (``results/systems/ising.json``: ising)."""
+    return build_system(load_system_config(path), size, ce_file, name=Path(path).stem)

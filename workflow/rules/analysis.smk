@@ -1,4 +1,4 @@
-# Stage 5: free-energy comparison against exact references, and the CuAu phase diagram.
+# Stage 5: free-energy comparison against exact references, and an alloy's phase diagram.
 
 
 rule compare_free_energies:
@@ -6,8 +6,6 @@ rule compare_free_energies:
         comparison_inputs,
     output:
         "results/analysis/{system}/free_energy_comparison.csv",
-    params:
-        tables=comparison_args,
     log:
         "logs/analysis/compare_{system}.log",
     threads: 1
@@ -17,19 +15,18 @@ rule compare_free_energies:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm analysis compare --name {wildcards.system} {params.tables} --out {output} > {log} 2>&1"
+        "lattherm analysis compare {input} --out {output} > {log} 2>&1"
 
 
 rule phase_diagram:
     input:
         phase_diagram_inputs,
     output:
-        boundaries="results/analysis/cuau/phase_boundaries.csv",
-        order_disorder="results/analysis/cuau/order_disorder.csv",
-        semi_grand="results/analysis/cuau/semi_grand_check.csv",
+        boundaries="results/analysis/phase_diagram/phase_boundaries.csv",
+        order_disorder="results/analysis/phase_diagram/order_disorder.csv",
+        semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
     params:
-        tables=phase_diagram_args,
-        tolerance=config["analysis"]["hull_tolerance"],
+        tolerance=lookup(dpath="phase_diagram/hull_tolerance", within=config, default=None),
     log:
         "logs/analysis/phase_diagram.log",
     threads: 1
@@ -39,6 +36,6 @@ rule phase_diagram:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm analysis phase-diagram {params.tables}"
-        " --tolerance {params.tolerance} --out-boundaries {output.boundaries}"
-        " --out-order-disorder {output.order_disorder} --out-semi-grand {output.semi_grand} > {log} 2>&1"
+        "lattherm analysis phase-diagram {input} --tolerance {params.tolerance}"
+        " --out-boundaries {output.boundaries} --out-order-disorder {output.order_disorder}"
+        " --out-semi-grand {output.semi_grand} > {log} 2>&1"

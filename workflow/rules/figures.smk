@@ -3,7 +3,7 @@
 
 rule figure_free_energy_error:
     input:
-        comparison_tables(),
+        expand("results/analysis/{system}/free_energy_comparison.csv", system=SYSTEMS),
     output:
         png=report("results/figures/free_energy_error.png", caption="../report/free_energy_error.rst", category="2. Free energies"),
         pdf="results/figures/free_energy_error.pdf",
@@ -21,12 +21,10 @@ rule figure_free_energy_error:
 
 rule figure_thermodynamics:
     input:
-        thermo_tables().values(),
+        [f"results/references/{system}/mcmc_{sizes(system)[0]}.csv" for system in SYSTEMS],
     output:
         png=report("results/figures/thermodynamics.png", caption="../report/thermodynamics.rst", category="3. Thermodynamics"),
         pdf="results/figures/thermodynamics.pdf",
-    params:
-        tables=thermo_args,
     log:
         "logs/figures/thermodynamics.log",
     threads: 1
@@ -36,12 +34,12 @@ rule figure_thermodynamics:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm analysis figure-thermodynamics {params.tables} --out {output.png} --out {output.pdf} > {log} 2>&1"
+        "lattherm analysis figure-thermodynamics {input} --out {output.png} --out {output.pdf} > {log} 2>&1"
 
 
 rule figure_ess_vs_size:
     input:
-        comparison_tables(),
+        expand("results/analysis/{system}/free_energy_comparison.csv", system=SYSTEMS),
     output:
         png=report("results/figures/ess_vs_size.png", caption="../report/ess_vs_size.rst", category="2. Free energies"),
         pdf="results/figures/ess_vs_size.pdf",
@@ -59,9 +57,9 @@ rule figure_ess_vs_size:
 
 rule figure_phase_diagram:
     input:
-        boundaries="results/analysis/cuau/phase_boundaries.csv",
-        order_disorder="results/analysis/cuau/order_disorder.csv",
-        semi_grand="results/analysis/cuau/semi_grand_check.csv",
+        boundaries="results/analysis/phase_diagram/phase_boundaries.csv",
+        order_disorder="results/analysis/phase_diagram/order_disorder.csv",
+        semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
     output:
         png=report("results/figures/phase_diagram.png", caption="../report/phase_diagram.rst", category="4. CuAu phase diagram"),
         pdf="results/figures/phase_diagram.pdf",
@@ -86,7 +84,6 @@ rule figure_snapshots:
         png=report("results/figures/snapshots.png", caption="../report/snapshots.rst", category="5. Configurations"),
         pdf="results/figures/snapshots.pdf",
     params:
-        runs=snapshot_args,
         seed=config["seed"],
     log:
         "logs/figures/snapshots.log",
@@ -97,5 +94,5 @@ rule figure_snapshots:
     conda:
         "../../envs/neural.yaml"
     shell:
-        "lattherm analysis figure-snapshots {params.runs} --seed {params.seed}"
+        "lattherm analysis figure-snapshots {input.checkpoints} --systems results/config/systems --seed {params.seed}"
         " --out {output.png} --out {output.pdf} > {log} 2>&1"

@@ -1,12 +1,13 @@
-# Stages 3 and 4: variational training of neural samplers on the small cell, importance-sampled
-# estimates there, and transfer (with optional fine-tuning) to the larger cells.
+# Stages 3 and 4: variational training of neural samplers on a system's training cell,
+# importance-sampled estimates there, and transfer (with optional fine-tuning) to its larger cells.
 
 
 rule neural_train:
     input:
-        system=train_system_yaml,
-        model="results/models/{model}.yaml",
-        training="results/training/{system}/{tag}.yaml",
+        system="results/config/systems/{system}.json",
+        alloy=lambda wildcards: alloy_files(wildcards.system),
+        model="results/config/models/{model}.json",
+        training="results/config/training/{system}/{tag}.json",
     output:
         checkpoint="results/neural/{system}/{model}/{tag}/checkpoint.pt",
         log="results/neural/{system}/{model}/{tag}/log.csv",
@@ -19,7 +20,6 @@ rule neural_train:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
     cache: "omit-software"
     conda:
         "../../envs/neural.yaml"
@@ -31,36 +31,35 @@ rule neural_train:
 rule neural_sample:
     input:
         checkpoint="results/neural/{system}/{model}/{tag}/checkpoint.pt",
-        system="results/systems/{system}/{size}.yaml",
+        system="results/config/systems/{system}.json",
+        alloy=lambda wildcards: alloy_files(wildcards.system),
     output:
-        "results/neural/{system}/{model}/{tag}/samples_{size}.csv",
+        "results/neural/{system}/{model}/{tag}/samples.csv",
     params:
         samples=config["sampling"]["samples"],
-        temperatures=run_temperatures,
     log:
-        "logs/neural/sample_{system}_{model}_{tag}_{size}.log",
+        "logs/neural/sample_{system}_{model}_{tag}.log",
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=1,
     conda:
         "../../envs/neural.yaml"
     shell:
         "lattherm neural sample --checkpoint {input.checkpoint} --system {input.system}"
-        " --samples {params.samples} --temperatures {params.temperatures} --out {output} > {log} 2>&1"
+        " --samples {params.samples} --method {wildcards.model} --out {output} > {log} 2>&1"
 
 
 rule neural_transfer:
     input:
         checkpoint="results/neural/{system}/{model}/{tag}/checkpoint.pt",
-        system="results/systems/{system}/{size}.yaml",
+        system="results/config/systems/{system}.json",
+        alloy=lambda wildcards: alloy_files(wildcards.system),
     output:
         "results/neural/{system}/{model}/{tag}/transfer_{size}.csv",
     params:
         finetune_steps=config["transfer"]["finetune_steps"],
         samples=config["sampling"]["samples"],
-        temperatures=run_temperatures,
     log:
         "logs/neural/transfer_{system}_{model}_{tag}_{size}.log",
     benchmark:
@@ -69,10 +68,9 @@ rule neural_transfer:
     resources:
         mem_mb=8000,
         runtime=120,
-        gpu=1,
     conda:
         "../../envs/neural.yaml"
     shell:
-        "lattherm neural transfer --checkpoint {input.checkpoint} --system {input.system}"
-        " --finetune-steps {params.finetune_steps} --samples {params.samples}"
-        " --temperatures {params.temperatures} --out {output} > {log} 2>&1"
+        "lattherm neural transfer --checkpoint {input.checkpoint} --system {input.system} --size {wildcards.size}"
+        " --finetune-steps {params.finetune_steps} --samples {params.samples} --method {wildcards.model}"
+        " --out {output} > {log} 2>&1"

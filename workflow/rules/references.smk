@@ -1,36 +1,18 @@
-# Stage 2: references. Exact (Kaufman for the Ising model, brute-force enumeration of small
-# cells), our batched MCMC with thermodynamic integration, and icet's mchammer scans of the CE.
+# Stage 2: references. Exact where the system allows (Kaufman, enumeration), our batched MCMC at
+# every cell size with thermodynamic integration, and mchammer scans of an alloy for its phase
+# diagram.
 
 
-rule exact_kaufman:
-    output:
-        "results/references/ising/kaufman_{size}.csv",
-    params:
-        size=size_args,
-        temperatures=floats(exact_temperatures("ising")),
-        J=config["ising"]["J"],
-    log:
-        "logs/references/kaufman_{size}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/lattherm.yaml"
-    shell:
-        "lattherm exact kaufman --size {params.size} --temperatures {params.temperatures} --J {params.J}"
-        " --out {output} > {log} 2>&1"
-
-
-rule exact_enumeration:
+rule exact_reference:
     input:
-        system="results/systems/{system}/{size}.yaml",
+        system="results/config/systems/{system}.json",
+        alloy=lambda wildcards: alloy_files(wildcards.system),
     output:
-        "results/references/{system}/enumeration_{size}.csv",
+        "results/references/{system}/exact_{size}.csv",
     params:
-        temperatures=enumeration_temperatures,
+        enumerate_max_sites=config["exact"]["enumerate_max_sites"],
     log:
-        "logs/references/enumeration_{system}_{size}.log",
+        "logs/references/exact_{system}_{size}.log",
     threads: 1
     resources:
         mem_mb=4000,
@@ -39,21 +21,17 @@ rule exact_enumeration:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm exact enumerate --system {input.system} --temperatures {params.temperatures}"
-        " --out {output} > {log} 2>&1"
+        "lattherm exact reference --system {input.system} --size {wildcards.size}"
+        " --enumerate-max-sites {params.enumerate_max_sites} --out {output} > {log} 2>&1"
 
 
 rule mcmc_run:
     input:
-        system="results/systems/{system}/{size}.yaml",
+        system="results/config/systems/{system}.json",
+        alloy=lambda wildcards: alloy_files(wildcards.system),
     output:
         "results/references/{system}/mcmc_{size}.csv",
     params:
-        temperatures=reference_temperatures,
-        move=mcmc_move,
-        chains=config["references"]["mcmc"]["chains"],
-        sweeps=config["references"]["mcmc"]["sweeps"],
-        burn_in=config["references"]["mcmc"]["burn_in"],
         seed=config["seed"],
     log:
         "logs/references/mcmc_{system}_{size}.log",
@@ -65,18 +43,19 @@ rule mcmc_run:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm mcmc run --system {input.system} --temperatures {params.temperatures}"
-        " --chains {params.chains} --sweeps {params.sweeps} --burn-in {params.burn_in} --move {params.move}"
-        " --seed {params.seed} --out {output} > {log} 2>&1"
+        "lattherm mcmc run --system {input.system} --size {wildcards.size} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"
 
 
-rule mcmc_integrate:
+rule integrate:
     input:
-        "results/references/{system}/mcmc_{size}.csv",
+        "results/{scan}.csv",
     output:
-        "results/references/{system}/mcmc_free_energy_{size}.csv",
+        "results/{scan}_free_energy.csv",
+    wildcard_constraints:
+        scan=r"references/[^/]+/mcmc_[0-9x]+|phase_diagram/canonical_x[0-9.e-]+",
     log:
-        "logs/references/mcmc_integrate_{system}_{size}.log",
+        "logs/integrate/{scan}.log",
     threads: 1
     resources:
         mem_mb=1000,
@@ -89,14 +68,14 @@ rule mcmc_integrate:
 
 rule mchammer_canonical:
     input:
-        ce="results/ce/cuau.json",
+        settings="results/config/phase_diagram.json",
+        alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
     output:
-        "results/references/cuau/mchammer/canonical_x{x}.csv",
+        "results/phase_diagram/canonical_x{x}.csv",
     params:
-        args=mchammer_args,
-        temperatures=mchammer_canonical_temperatures,
+        seed=config["seed"],
     log:
-        "logs/references/mchammer_canonical_x{x}.log",
+        "logs/phase_diagram/canonical_x{x}.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -105,21 +84,20 @@ rule mchammer_canonical:
     conda:
         "../../envs/ce.yaml"
     shell:
-        "lattherm mcmc mchammer --ce {input.ce} {params.args} --temperatures {params.temperatures}"
-        " --ensemble canonical"
-        " --concentration {wildcards.x} --out {output} > {log} 2>&1"
+        "lattherm mcmc mchammer --settings {input.settings} --concentration {wildcards.x} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"
 
 
 rule mchammer_semi_grand:
     input:
-        ce="results/ce/cuau.json",
+        settings="results/config/phase_diagram.json",
+        alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
     output:
-        "results/references/cuau/mchammer/semi_grand_dmu{dmu}.csv",
+        "results/phase_diagram/semi_grand_dmu{dmu}.csv",
     params:
-        args=mchammer_args,
-        temperatures=mchammer_semi_grand_temperatures,
+        seed=config["seed"],
     log:
-        "logs/references/mchammer_semi_grand_dmu{dmu}.log",
+        "logs/phase_diagram/semi_grand_dmu{dmu}.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -128,23 +106,5 @@ rule mchammer_semi_grand:
     conda:
         "../../envs/ce.yaml"
     shell:
-        "lattherm mcmc mchammer --ce {input.ce} {params.args} --temperatures {params.temperatures}"
-        " --ensemble semi_grand"
-        " --dmu {wildcards.dmu} --out {output} > {log} 2>&1"
-
-
-rule mchammer_integrate:
-    input:
-        "results/references/cuau/mchammer/canonical_x{x}.csv",
-    output:
-        "results/references/cuau/mchammer/canonical_free_energy_x{x}.csv",
-    log:
-        "logs/references/mchammer_integrate_x{x}.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../../envs/lattherm.yaml"
-    shell:
-        "lattherm mcmc integrate --table {input} --out {output} > {log} 2>&1"
+        "lattherm mcmc mchammer --settings {input.settings} --dmu {wildcards.dmu} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"

@@ -44,25 +44,31 @@ def n_sites_of(table: pd.DataFrame, what: str) -> int:
     return int(values[0])
 
 
-def compare_free_energies(
-    system: str, references: dict[str, pd.DataFrame], tables: list[tuple[str, str, pd.DataFrame]]
-) -> pd.DataFrame:
+EXACT_METHODS = ("kaufman", "enumeration")
+
+
+def compare_free_energies(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """Free-energy errors of estimates against exact references at equal cell size and temperature.
 
-    Args:
-        system: name written to the ``system`` column.
-        references: exact tables keyed by cell-size label ("4x4").
-        tables: (method, size label, table) triples; sizes without a reference keep NaN errors
-            (e.g. MCMC on a cell too large to enumerate).
+    Every table names what it holds in its ``system``, ``method`` and ``size`` columns (as the
+    stage commands write them); tables whose method is one of :data:`EXACT_METHODS` are the
+    references, the others estimates. Sizes without a reference keep NaN errors (e.g. MCMC on a
+    cell too large to enumerate).
 
     Returns:
         Tidy table: system, method, size, n_sites, temperature, free_energy_per_site,
         reference_free_energy_per_site, error_per_site (estimate - exact), ess (NaN if absent).
     """
+    for k, table in enumerate(tables):
+        require_columns(table, ["system", "method", "size", "temperature", "free_energy_per_site"], f"table {k}")
+    tables = [group for table in tables for _, group in table.groupby(["system", "method", "size"], sort=False)]
+    references = {(t["system"].iloc[0], t["size"].iloc[0]): t for t in tables if t["method"].iloc[0] in EXACT_METHODS}
     rows = []
-    for method, size, table in tables:
-        what = f"{method} table for {size}"
-        require_columns(table, ["temperature", "free_energy_per_site"], what)
+    for table in tables:
+        system, method, size = (table[c].iloc[0] for c in ("system", "method", "size"))
+        if method in EXACT_METHODS:
+            continue
+        what = f"{method} table of {system} on {size}"
         frame = pd.DataFrame(
             {
                 "system": system,
@@ -75,8 +81,9 @@ def compare_free_energies(
             }
         )
         frame["reference_free_energy_per_site"] = np.nan
-        if size in references:
-            frame["reference_free_energy_per_site"] = _match_temperatures(frame["temperature"], references[size], what)
+        if (system, size) in references:
+            reference = references[(system, size)]
+            frame["reference_free_energy_per_site"] = _match_temperatures(frame["temperature"], reference, what)
         rows.append(frame)
     if not rows:
         raise TableError("no estimate tables to compare")
@@ -128,10 +135,13 @@ def free_energy_error_figure(comparison: pd.DataFrame):
     return fig
 
 
-def thermodynamics_figure(tables: dict[str, pd.DataFrame]):
-    """Heat capacity per site and order parameter versus temperature, one column per system."""
+def thermodynamics_figure(tables: list[pd.DataFrame]):
+    """Heat capacity per site and order parameter versus temperature, one column per system
+    (tables named by their ``system`` column, cell by ``size``)."""
     fig, axes = _panels(len(tables), rows=2)
-    for col, (system, table) in enumerate(tables.items()):
+    for col, table in enumerate(tables):
+        require_columns(table, ["system", "size"], f"table {col}")
+        system = f"{table['system'].iloc[0]} ({table['size'].iloc[0]})"
         require_columns(table, ["temperature", "heat_capacity_per_site"], f"{system} table")
         order = next((c for c in ORDER_PARAMETERS if c in table.columns), None)
         if order is None:

@@ -181,3 +181,27 @@ def semi_grand_compositions(
             x = composition_at_dmu(group[composition], group[free_energy], dmu)
             rows.append({"temperature": float(temperature), "dmu": float(dmu), composition: x})
     return pd.DataFrame(rows, columns=["temperature", "dmu", composition])
+
+
+def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Two-phase regions, order-disorder temperatures and the semi-grand cross-check from scans
+    that name their point: canonical free-energy tables (a ``concentration`` column) and
+    semi-grand scans (a ``dmu`` column)."""
+    canonical = [t for t in tables if "concentration" in t.columns]
+    semi_grand = [t for t in tables if "dmu" in t.columns and "concentration" not in t.columns]
+    if not canonical:
+        raise PhaseDiagramError("no canonical free-energy table (with a concentration column) among the inputs")
+    for t in canonical:
+        _require(t, ["temperature", "free_energy_per_site", "heat_capacity_per_site"], "canonical")
+    for t in semi_grand:
+        _require(t, ["temperature", "composition"], "semi-grand")
+    free = pd.concat(canonical, ignore_index=True)
+    check = pd.concat([pd.DataFrame({"temperature": t["temperature"], "dmu": t["dmu"], "concentration_mc": t["composition"]})
+                       for t in semi_grand], ignore_index=True) if semi_grand else pd.DataFrame(
+        columns=["temperature", "dmu", "concentration_mc"])
+    predicted = semi_grand_compositions(free, sorted(set(check["dmu"])))
+    predicted = predicted.rename(columns={"concentration": "concentration_predicted"})
+    # Compare only at temperatures both scans share (exact float match: both come from one config).
+    check = check.merge(predicted, on=["temperature", "dmu"], how="inner")
+    return phase_boundaries(free, tol=tolerance), order_disorder_temperatures(free), check

@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -38,6 +39,7 @@ from lattherm.ce.hull import formation_energies, ground_states, hull_table
 from lattherm.ce.published import CUTOFFS, LATTICE_CONSTANT, SPECIES, published_cluster_expansion
 from lattherm.errors import InputFileError, LatthermError
 from lattherm.io import input_file
+from lattherm.schema import ConfigError, from_block
 
 SOURCES = ("published", "emt", "database")
 CE_LATTICES = ("fcc", "bcc")
@@ -61,6 +63,41 @@ class FitResult:
     @property
     def ground_states(self) -> pd.DataFrame:
         return ground_states(self.table)
+
+
+@dataclass
+class AlloyConfig:
+    """A binary alloy's cluster expansion: where its energies come from and its lattice
+    (``$defs/alloy`` of the config schema)."""
+
+    source: str = "published"
+    database: str | None = None
+    relax: bool = False
+    max_atoms: int = 8
+    species: list[str] = field(default_factory=lambda: list(SPECIES))
+    lattice: str = "fcc"
+    lattice_constant: float = LATTICE_CONSTANT
+    cutoffs: list[float] | None = None
+
+    @classmethod
+    def from_dict(cls, block: dict, where: str = "alloy") -> "AlloyConfig":
+        config = from_block(cls, block, "alloy", where)
+        if config.source != "database" and config.database is not None:
+            raise ConfigError(f"{where}.database = {config.database!r} applies to source: database only "
+                              f"(source is {config.source!r})")
+        if config.source == "database" and not (config.database and Path(config.database).is_file()):
+            raise ConfigError(f"{where}.database = {config.database!r}: source: database needs an existing ASE "
+                              "database file")
+        try:
+            check_alloy(config.species, config.lattice, config.lattice_constant)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return config
+
+    def fit(self, seed: int = 42) -> "FitResult":
+        return fit_cluster_expansion(self.source, database=self.database, relax=self.relax, max_atoms=self.max_atoms,
+                                     cutoffs=self.cutoffs, seed=seed, species=self.species, lattice=self.lattice,
+                                     a=self.lattice_constant)
 
 
 def check_alloy(species: Sequence[str], lattice: str, a: float) -> tuple[str, str]:

@@ -112,6 +112,16 @@ def parent_lattice(ce: ClusterExpansion) -> tuple[str | None, float]:
     return None, float(volume ** (1 / 3))
 
 
+def ce_species(ce: ClusterExpansion) -> list[str]:
+    """The alloy's two species, species 0 then 1 (concentration is the fraction of species 1): as
+    the CE fit recorded them in the metadata, else icet's order (by atomic number)."""
+    allowed = list(ce.get_cluster_space_copy().chemical_symbols[0])
+    species = list(ce.metadata.get("species", allowed))
+    if len(allowed) != 2 or sorted(species) != sorted(allowed):
+        raise ClusterExpansionError(f"a binary CE is needed, got species {allowed} (metadata: {species})")
+    return species
+
+
 def check_lattice(ce: ClusterExpansion, lattice: Lattice, path: str | os.PathLike | None = None) -> None:
     """Raise unless ``lattice`` is a supercell of the CE's parent lattice: same kind (primitive
     or conventional cells), same lattice constant (relative 1e-6), every site at integer

@@ -1,9 +1,15 @@
 """`lattherm ce ...` commands.
 
-Example (a user's DFT database of Fe-Cr BCC structures)::
+Example (a user's DFT database of Fe-Cr BCC structures), with ``fecr.yaml``::
 
-    lattherm ce fit --source database --database fecr.db --species Fe,Cr --lattice bcc \
-        --lattice-constant 2.87 --cutoffs 6.0,4.5 --out-ce fecr.json --out-metrics metrics.json \
+    source: database
+    database: fecr.db
+    species: [Fe, Cr]
+    lattice: bcc
+    lattice_constant: 2.87
+    cutoffs: [6.0, 4.5]
+
+    lattherm ce fit --alloy fecr.yaml --out-ce fecr.json --out-metrics metrics.json \
         --out-ground-states ground_states.csv --out-hull-plot hull.png
 
 An icet ``.ce`` file (pickles: reading it can run code) from a trusted source, converted once::
@@ -14,69 +20,33 @@ An icet ``.ce`` file (pickles: reading it can run code) from a trusted source, c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
-
 import typer
 
-from lattherm.ce.fit import CE_LATTICES, SOURCES
 from lattherm.ce.storage import read_cluster_expansion, write_cluster_expansion
-from lattherm.io import write_json, write_table
+from lattherm.io import load_yaml, write_json, write_table
 
 app = typer.Typer(no_args_is_help=True)
 
 
-def _parse_species(text: str) -> tuple[str, str]:
-    species = tuple(s.strip() for s in text.split(","))
-    if len(species) != 2 or not all(species):
-        raise typer.BadParameter(f"expected two elements A,B (e.g. Cu,Au), got {text!r}", param_hint="--species")
-    return species
-
-
-def _parse_cutoffs(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(c) for c in text.split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated lengths in Å (e.g. 6.0,4.5,4.5), got {text!r}",
-                                 param_hint="--cutoffs") from None
-
-
 @app.command()
 def fit(
-    source: str = typer.Option(..., help=f"energy source: {' | '.join(SOURCES)}"),
-    database: Optional[Path] = typer.Option(None, help="ASE database with energies (source 'database')"),
-    species: str = typer.Option("Cu,Au", help="the two elements A,B; concentration x = fraction of B"),
-    lattice: str = typer.Option("fcc", help=f"parent lattice: {' | '.join(CE_LATTICES)}"),
-    lattice_constant: float = typer.Option(3.8, help="cubic lattice constant of the ideal lattice (Å)"),
-    cutoffs: Optional[str] = typer.Option(None, help="cluster cutoffs in Å per order, e.g. 6.0,4.5,4.5 "
-                                                     "(default: the published CuAu ones, scaled to the "
-                                                     "nearest-neighbour distance)"),
-    relax: bool = typer.Option(False, "--relax/--no-relax", help="relax EMT structures (cell + positions)"),
-    max_atoms: int = typer.Option(8, help="largest enumerated cell (sources 'published' and 'emt')"),
-    fit_method: str = typer.Option("least-squares", help="trainstation fit method"),
+    alloy: Path = typer.Option(..., help="Alloy block (YAML or JSON, fields of lattherm.ce.fit.AlloyConfig)."),
     out_ce: Path = typer.Option(..., help="fitted cluster expansion, lattherm's JSON format (.json)"),
     out_metrics: Path = typer.Option(..., help="metrics JSON"),
     out_ground_states: Path = typer.Option(..., help="ground states on the convex hull (.csv)"),
     out_hull_plot: Path = typer.Option(..., help="convex hull plot (.png or .pdf)"),
 ) -> None:
     """Fit a binary cluster expansion to mixing energies and write model, metrics and hull."""
-    from lattherm.ce.fit import fit_cluster_expansion
+    from lattherm.ce.fit import AlloyConfig
     from lattherm.ce.hull import plot_hull
 
-    if source not in SOURCES:
-        raise typer.BadParameter(f"unknown source {source!r}; expected one of {SOURCES}", param_hint="--source")
-    if lattice not in CE_LATTICES:
-        raise typer.BadParameter(f"unknown lattice {lattice!r}; expected one of {CE_LATTICES}",
-                                 param_hint="--lattice")
-    pair = _parse_species(species)
-    result = fit_cluster_expansion(source, database=database, relax=relax, max_atoms=max_atoms,
-                                   cutoffs=_parse_cutoffs(cutoffs), fit_method=fit_method, species=pair,
-                                   lattice=lattice, a=lattice_constant)
+    config = AlloyConfig.from_dict(load_yaml(alloy, mapping=True), where=str(alloy))
+    result = config.fit()
     write_cluster_expansion(result.ce, out_ce)
     write_json(out_metrics, result.metrics)
     write_table(out_ground_states, result.ground_states)
-    plot_hull(result.table, out_hull_plot, title=f"{''.join(pair)} {lattice.upper()} CE ({source})")
+    plot_hull(result.table, out_hull_plot,
+              title=f"{''.join(config.species)} {config.lattice.upper()} CE ({config.source})")
     typer.echo(f"CV RMSE {result.metrics['cv_rmse_mev_per_atom']:.3f} meV/atom on "
                f"{result.metrics['n_structures']} structures; wrote {out_ce}")
 

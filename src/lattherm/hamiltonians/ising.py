@@ -99,20 +99,32 @@ class Ising(BondIsing):
         return {"model": "ising", "J": self.J, "h": self.h}
 
 
-class EdwardsAnderson(BondIsing):
-    """Edwards-Anderson +-J spin glass on the nearest-neighbour bonds of a square or simple cubic
-    lattice; the couplings are drawn once from ``numpy.random.default_rng(seed)``."""
+COUPLINGS = ("pm_j", "gaussian")
 
-    def __init__(self, lattice: Lattice, seed: int = 0):
+
+def draw_couplings(kind: str, count: int, scale: float, seed: int) -> np.ndarray:
+    """``count`` couplings of ``numpy.random.default_rng(seed)``: +-scale (``pm_j``) or normal(0, scale^2)."""
+    rng = np.random.default_rng(seed)
+    if kind == "pm_j":
+        return scale * rng.choice([-1.0, 1.0], size=count)
+    if kind == "gaussian":
+        return rng.normal(0.0, scale, size=count)
+    raise ValueError(f"couplings must be one of {COUPLINGS}, got {kind!r}")
+
+
+class EdwardsAnderson(BondIsing):
+    """Edwards-Anderson spin glass on the nearest-neighbour bonds of a square or simple cubic
+    lattice, couplings +-1 (``pm_j``) or normal(0, 1) (``gaussian``) drawn once from ``seed``."""
+
+    def __init__(self, lattice: Lattice, seed: int = 0, couplings: str = "pm_j"):
         if lattice.kind not in ("square", "simple_cubic"):
             raise ValueError(f"Edwards-Anderson needs a square or simple_cubic lattice, got {lattice.kind!r}")
         bonds = lattice.neighbour_pairs(1)
-        couplings = np.random.default_rng(seed).choice([-1.0, 1.0], size=len(bonds))
-        super().__init__(bonds, couplings, lattice.n_sites)
-        self.seed = int(seed)
+        super().__init__(bonds, draw_couplings(couplings, len(bonds), 1.0, seed), lattice.n_sites)
+        self.seed, self.coupling_kind = int(seed), couplings
 
     def identity(self) -> dict:
-        return {"model": "edwards_anderson", "couplings": "+-1 uniform", "seed": self.seed}
+        return {"model": "edwards_anderson", "couplings": self.coupling_kind, "seed": self.seed}
 
 
 MAX_SK_SITES = 8192
@@ -121,19 +133,20 @@ MAX_SK_SITES = 8192
 
 
 class SherringtonKirkpatrick(Hamiltonian):
-    """All-to-all spin glass E = -sum_{i<j} J_ij s_i s_j with J_ij ~ N(0, 1/N) drawn from
-    ``numpy.random.default_rng(seed)``. ``coupling_matrix`` is symmetric with a zero diagonal."""
+    """All-to-all spin glass E = -sum_{i<j} J_ij s_i s_j with J_ij ~ N(0, 1/N) (``gaussian``) or
+    +-1/sqrt(N) (``pm_j``) drawn from ``seed``. ``coupling_matrix`` is symmetric with a zero diagonal."""
 
-    def __init__(self, n_sites: int, seed: int = 0):
+    def __init__(self, n_sites: int, seed: int = 0, couplings: str = "gaussian"):
         super().__init__(n_sites)
         if n_sites < 2:
             raise ValueError(f"Sherrington-Kirkpatrick needs at least 2 sites, got {n_sites}")
-        upper = np.triu(np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(n_sites), (n_sites, n_sites)), k=1)
-        self.seed = int(seed)
+        drawn = draw_couplings(couplings, n_sites * n_sites, 1.0 / np.sqrt(n_sites), seed)
+        upper = np.triu(drawn.reshape(n_sites, n_sites), k=1)
+        self.seed, self.coupling_kind = int(seed), couplings
         self.register_buffer("coupling_matrix", torch.as_tensor(upper + upper.T))
 
     def identity(self) -> dict:
-        return {"model": "sherrington_kirkpatrick", "couplings": "normal(0, 1/N)", "seed": self.seed,
+        return {"model": "sherrington_kirkpatrick", "couplings": self.coupling_kind, "seed": self.seed,
                 "n_sites": self.n_sites}
 
     def energy(self, x: Tensor) -> Tensor:

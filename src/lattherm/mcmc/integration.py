@@ -86,3 +86,34 @@ def integrate_free_energy(betas: Sequence[float], energies: Sequence[float], n_s
     table["free_energy_per_site"] = table.free_energy / n_sites
     table["free_energy_per_site_err"] = table.free_energy_err / n_sites
     return table
+
+
+def integrate_scan(data: pd.DataFrame, source: str, method: str = "spline") -> pd.DataFrame:
+    """The free energies of a scan table (``beta``, ``energy``, ``energy_err``, one ``n_sites``
+    and, if canonical, one ``n_ones``) next to the scan's own columns (energies, heat capacities,
+    order parameters, the temperature in the system's unit); ``source`` names it in errors."""
+    if method not in METHODS:
+        raise LatthermError(f"the quadrature method must be one of {METHODS}, got {method!r}")
+    text = [c for c in ("beta", "energy", "energy_err") if not pd.api.types.is_numeric_dtype(data[c])]
+    if text:
+        raise LatthermError(f"table {source} has non-numeric column(s) {text}")
+    data = data.sort_values("beta")
+    n_sites = _single_count(data, "n_sites", source)
+    n_ones = _single_count(data, "n_ones", source) if "n_ones" in data.columns else None
+    result = integrate_free_energy(data.beta, data.energy, n_sites, n_ones=n_ones, energy_errors=data.energy_err,
+                                   method=method)
+    scan_columns = data.iloc[1:].reset_index(drop=True)
+    scan_columns = scan_columns[[c for c in scan_columns.columns if c not in result.columns or c == "temperature"]]
+    result = pd.concat([result.drop(columns="temperature"), scan_columns], axis=1)
+    if "ensemble" not in result.columns:
+        result.insert(0, "ensemble", "unconstrained" if n_ones is None else "canonical")
+    return result
+
+
+def _single_count(data: pd.DataFrame, column: str, source: str) -> int:
+    values = data[column].unique()
+    if len(values) != 1:
+        raise LatthermError(f"table {source} mixes several {column} values {values.tolist()}")
+    if not (pd.api.types.is_number(values[0]) and float(values[0]).is_integer()):
+        raise LatthermError(f"table {source} has {column} = {values[0]}; expected a whole number")
+    return int(values[0])

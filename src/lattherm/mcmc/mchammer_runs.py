@@ -17,7 +17,9 @@ from :mod:`lattherm.observables`, the functions and column names of the torch sa
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -31,11 +33,57 @@ from mchammer.ensembles import CanonicalEnsemble, SemiGrandCanonicalEnsemble
 
 from lattherm import K_B_EV
 from lattherm.errors import LatthermError
-from lattherm.lattices import Lattice
+from lattherm.ce.storage import ce_species, check_lattice, parent_lattice
+from lattherm.lattices import Lattice, cell_sites, make_lattice
 from lattherm.mcmc.analysis import jackknife, summarize
+from lattherm.schema import ConfigError, from_block
 from lattherm.observables import evaluate_observables, heat_capacity, standard_observables
 
 ENSEMBLES = ("canonical", "semi_grand")
+
+
+@dataclass
+class PhaseDiagramConfig:
+    """mchammer scans of one alloy for its phase diagram (``$defs/phase_diagram``): canonical at
+    each concentration (integrated from T = inf for F(x, T)) and semi-grand at each dmu."""
+
+    alloy: str
+    size: list[int]
+    temperatures: list[float]
+    concentrations: list[float]
+    dmus: list[float]
+    lattice: str = "fcc_cubic"
+    steps_per_site: int = 500
+    hull_tolerance: float = 1.0e-4
+
+    @classmethod
+    def from_dict(cls, block: dict, where: str = "phase_diagram") -> "PhaseDiagramConfig":
+        config = from_block(cls, block, "phase_diagram", where)
+        try:
+            n = cell_sites(config.lattice, config.size)
+        except LatthermError as exc:
+            raise ConfigError(f"{where}.size = {config.size}: {exc}") from None
+        for i, x in enumerate(config.concentrations):
+            if abs(x * n - round(x * n)) > 1e-9:
+                raise ConfigError(f"{where}.concentrations[{i}] = {x!r} gives {x * n:g} species-1 sites on the "
+                                  f"{config.size} {config.lattice} cell of {n} sites; it must give a whole number")
+        return config
+
+    def scan(self, ce: ClusterExpansion, ensemble: str, point: float, seed: int = 0) -> pd.DataFrame:
+        """The scan at one concentration (canonical, from T = inf) or one dmu (semi_grand), as a
+        table that names its point (``concentration`` or ``dmu`` column) and cell."""
+        lattice = make_lattice(self.lattice, self.size, a=parent_lattice(ce)[1])
+        check_lattice(ce, lattice)
+        canonical = ensemble == "canonical"
+        temperatures = [math.inf, *self.temperatures] if canonical else self.temperatures
+        table = run_scan(ce, lattice, temperatures, ensemble, concentration=point if canonical else None,
+                         dmu=None if canonical else point, steps_per_site=self.steps_per_site,
+                         species=ce_species(ce), seed=seed)
+        table["concentration" if canonical else "dmu"] = point
+        table["n_sites"] = lattice.n_sites
+        if canonical:
+            table["n_ones"] = int(round(point * lattice.n_sites))
+        return table
 
 
 class ScanSettingsError(LatthermError):

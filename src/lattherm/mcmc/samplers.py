@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import Hamiltonian
 from lattherm.mcmc.analysis import jackknife, summarize
 from lattherm.mcmc.moves import MOVES, Move, colour_classes
@@ -244,3 +245,29 @@ def scan(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains: int, n_swee
         raise ValueError(f"a scan needs at least 128 recorded sweeps per chain, got {n_records}")
     result = run_chains(hamiltonian, betas, n_chains, n_sweeps, **kwargs)
     return summarize_chains(result, hamiltonian.n_sites, temperatures)
+
+
+def reference_scan(system, seed: int = 0) -> pd.DataFrame:
+    """The MCMC reference of a :class:`lattherm.systems.System` as its config's ``mcmc`` block
+    asks: a scan from T = inf (beta = 0, where thermodynamic integration starts) down through
+    ``mcmc.temperatures``, with the standard observables; one tidy row per temperature."""
+    from lattherm.lattices import size_tag
+
+    config = system.config
+    try:
+        MOVES[config.move].check(system.hamiltonian, system.n_ones)
+    except ValueError as exc:
+        raise LatthermError(f"system {system.name!r}: mcmc.move {config.move!r} cannot sample it: {exc}") from None
+    temperatures = [math.inf, *config.mcmc.temperatures]
+    betas = [0.0 if math.isinf(t) else system.beta(t) for t in temperatures]
+    table = scan(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps, move=config.move,
+                 n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
+                 observables=standard_observables(system.lattice), temperatures=temperatures)
+    columns = {"system": system.name, "method": "mcmc", "size": size_tag(system.size), "ensemble": system.ensemble,
+               "move": config.move}
+    for i, (name, value) in enumerate(columns.items()):
+        table.insert(i, name, value)
+    table["n_sites"] = system.n_sites
+    if system.n_ones is not None:
+        table["n_ones"] = system.n_ones
+    return table

@@ -74,7 +74,7 @@ def system_cond(model, system, temperature: float, conditioning: Conditioning | 
                          "(pass the conditioning saved with its checkpoint)")
     if conditioning is None:
         return None
-    dmu = system.spec["dmu"] if system.ensemble == "semi_grand" else None
+    dmu = system.dmu
     return conditioning.features(batch, system.beta(temperature), dmu=dmu, n_ones=system.n_ones,
                                  n_sites=system.n_sites)
 

@@ -151,6 +151,17 @@ class TrainedModel:
         """The single training temperature (None for a temperature-conditioned model)."""
         return self.checkpoint["config"].get("temperature")
 
+    def evaluation_temperatures(self, grid: list[float]) -> list[float]:
+        """Where to evaluate the model: its training temperature, or for a temperature-conditioned
+        model the points of ``grid`` (a system's temperatures) within its trained range."""
+        if self.temperature is not None:
+            return [self.temperature]
+        low, high = self.checkpoint["config"]["temperature_range"]
+        inside = [t for t in grid if low * (1 - 1e-9) <= t <= high * (1 + 1e-9)]
+        if not inside:
+            raise CheckpointError(f"no evaluation temperature {grid} lies in the trained range [{low}, {high}]")
+        return inside
+
 
 def load_trained_model(path, system, device: str | torch.device = "cpu", same_size: bool = True) -> TrainedModel:
     """Rebuild the model of a checkpoint on its own supercell, load its weights, and move it
