@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
@@ -101,7 +102,9 @@ def test_errors(tmp_path):
 def test_cli_fit_writes_all_outputs(tmp_path):
     out = {k: tmp_path / name for k, name in
            [("ce", "model.json"), ("metrics", "metrics.json"), ("gs", "ground_states.csv"), ("plot", "hull.png")]}
-    result = CliRunner().invoke(app, ["ce", "fit", "--source", "published", "--max-atoms", "6",
+    alloy = tmp_path / "cuau.yaml"
+    alloy.write_text("source: published\nmax_atoms: 6\n")
+    result = CliRunner().invoke(app, ["ce", "fit", "--alloy", str(alloy),
                                       "--out-ce", str(out["ce"]), "--out-metrics", str(out["metrics"]),
                                       "--out-ground-states", str(out["gs"]), "--out-hull-plot", str(out["plot"])])
     assert result.exit_code == 0, result.output
@@ -110,9 +113,10 @@ def test_cli_fit_writes_all_outputs(tmp_path):
     assert json.loads(out["metrics"].read_text())["n_structures"] == len(enumerated_structures(6))
     assert list(pd.read_csv(out["gs"])["x_au"]) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert out["plot"].read_bytes()[:4] == b"\x89PNG"
-    bad = CliRunner().invoke(app, ["ce", "fit", "--source", "nope", "--out-ce", "a.json", "--out-metrics", "m.json",
+    alloy.write_text("source: nope\n")
+    bad = CliRunner().invoke(app, ["ce", "fit", "--alloy", str(alloy), "--out-ce", "a.json", "--out-metrics", "m.json",
                                    "--out-ground-states", "g.csv", "--out-hull-plot", "h.png"])
-    assert bad.exit_code != 0 and "unknown source" in bad.output
+    assert bad.exit_code != 0 and "source: 'nope' is not one of" in str(bad.exception)
 
 
 # -- other alloys from a user's database -------------------------------------------------------
@@ -256,9 +260,11 @@ def test_cli_fit_bcc_database(tmp_path):
            [("ce", "fecr.json"), ("metrics", "metrics.json"), ("gs", "ground_states.csv"), ("plot", "hull.png")]}
     outputs = ["--out-ce", str(out["ce"]), "--out-metrics", str(out["metrics"]),
                "--out-ground-states", str(out["gs"]), "--out-hull-plot", str(out["plot"])]
-    result = CliRunner().invoke(app, ["ce", "fit", "--source", "database", "--database", str(db),
-                                      "--species", "Fe,Cr", "--lattice", "bcc", "--lattice-constant", "2.87",
-                                      "--cutoffs", "5.0,3.0", *outputs])
+    alloy = tmp_path / "fecr.yaml"
+    block = {"source": "database", "database": str(db), "species": ["Fe", "Cr"], "lattice": "bcc",
+             "lattice_constant": 2.87, "cutoffs": [5.0, 3.0]}
+    alloy.write_text(yaml.safe_dump(block))
+    result = CliRunner().invoke(app, ["ce", "fit", "--alloy", str(alloy), *outputs])
     assert result.exit_code == 0, result.output
     held_out = enumerated_structures(5, species, lattice, a)[29:]
     fitted = read_cluster_expansion(out["ce"])
@@ -267,13 +273,16 @@ def test_cli_fit_bcc_database(tmp_path):
     metrics = json.loads(out["metrics"].read_text())
     assert (metrics["species"], metrics["lattice"], metrics["cutoffs"]) == (["Fe", "Cr"], "bcc", [5.0, 3.0])
     # The written CE drives a BCC system spec: its Hamiltonian is icet's prediction times N.
-    system = build_system({"model": "cluster_expansion", "lattice": "bcc_cubic", "size": [2, 2, 2], "a": a,
-                           "ce_file": str(out["ce"]), "species": list(species)})
+    system = build_system({"model": "cluster_expansion", "alloy": "fecr", "lattice": "bcc_cubic",
+                           "train_size": [2, 2, 2]}, ce_file=out["ce"])
+    assert system.species == list(species) and system.lattice.lattice_constant == pytest.approx(a)
     x = np.random.default_rng(4).integers(0, 2, (3, system.n_sites))
     expected = [system.n_sites * fitted.predict(system.lattice.to_atoms(xi, species)) for xi in x]
     np.testing.assert_allclose(system.hamiltonian.energy(torch.as_tensor(x)).numpy(), expected, atol=1e-9)
-    for option, value, message in [("--species", "Fe", "two elements"), ("--lattice", "hcp", "unknown lattice"),
-                                   ("--cutoffs", "5.0,x", "comma-separated lengths")]:
-        bad = CliRunner().invoke(app, ["ce", "fit", "--source", "database", "--database", str(db),
-                                       option, value, *outputs])
-        assert bad.exit_code != 0 and message in bad.output, bad.output
+    for key, value, message in [("species", ["Fe"], "species: ['Fe'] is too short"),
+                                ("species", ["Fe", "Xx"], "not chemical elements"),
+                                ("lattice", "hcp", "lattice: 'hcp' is not one of"),
+                                ("cutoffs", [5.0, "x"], "cutoffs[1]: 'x' is not of type 'number'")]:
+        alloy.write_text(yaml.safe_dump(dict(block, **{key: value})))
+        bad = CliRunner().invoke(app, ["ce", "fit", "--alloy", str(alloy), *outputs])
+        assert bad.exit_code != 0 and message in str(bad.exception), bad.exception

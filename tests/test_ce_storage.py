@@ -20,6 +20,7 @@ from lattherm.ce.storage import (ClusterExpansionError, cluster_expansion_hash, 
 from lattherm.cli import main
 from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
 from lattherm.lattices import make_lattice
+from lattherm.errors import LatthermError
 from lattherm.systems import build_system
 
 
@@ -36,18 +37,23 @@ def assert_one_line_error(status, err, *fragments):
     assert "Traceback" not in err and all(f in err for f in fragments), err
 
 
-def enumerate_args(tmp_path, ce_file, lattice="fcc", **extra):
-    spec = {"model": "cluster_expansion", "lattice": lattice, "size": [2, 2, 2], "ce_file": str(ce_file),
-            "species": ["Cu", "Au"], "ensemble": "canonical", "concentration": 0.5, **extra}
+def enumerate_args(tmp_path, ce_file, lattice="fcc"):
+    """An exact reference of a system of the alloy ``ce_file`` (named after the file)."""
+    spec = {"model": "cluster_expansion", "alloy": ce_file.stem, "lattice": lattice, "train_size": [2, 2, 2],
+            "ensemble": "canonical", "concentration": 0.5, "temperatures": [1000.0]}
     path = tmp_path / "system.yaml"
     path.write_text(yaml.safe_dump(spec))
-    return ["exact", "enumerate", "--system", path, "--temperatures", "1000", "--out", tmp_path / "exact.csv"]
+    return ["exact", "reference", "--system", path, "--alloys", ce_file.parent, "--out", tmp_path / "exact.csv"]
 
 
-def mchammer_args(tmp_path, ce_file, *extra):
-    return ["mcmc", "mchammer", "--ce", ce_file, "--size", "2", "2", "2", "--lattice", "fcc_cubic",
-            "--concentration", "0.5", "--temperatures", "2000", "--steps-per-site", "128",
-            "--out", tmp_path / "mch.csv", *extra]
+def mchammer_args(tmp_path, ce_file):
+    """A canonical mchammer scan of the alloy ``ce_file`` at x = 0.5."""
+    settings = {"alloy": ce_file.stem, "lattice": "fcc_cubic", "size": [2, 2, 2], "steps_per_site": 128,
+                "temperatures": [2000.0], "concentrations": [0.25, 0.5], "dmus": [0.0]}
+    path = tmp_path / "phase_diagram.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return ["mcmc", "mchammer", "--settings", path, "--alloys", ce_file.parent, "--concentration", "0.5",
+            "--out", tmp_path / "mch.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +122,14 @@ def crafted_ce_file(path, marker):
 
 def test_pickle_payload_is_refused_everywhere(tmp_path, capsys):
     marker = tmp_path / "payload_ran"
-    evil = crafted_ce_file(tmp_path / "evil.ce", marker)
+    evil = crafted_ce_file(tmp_path / "evil.json", marker)  # a tar archive, whatever its name
     refusal = [str(evil), "icet .ce file", "--trust-pickle"]
     with pytest.raises(ClusterExpansionError, match="refused") as info:
         read_cluster_expansion(evil)
     assert "\n" not in str(info.value)
     assert_one_line_error(*run_cli(capsys, *enumerate_args(tmp_path, evil)), *refusal)
     assert_one_line_error(*run_cli(capsys, *mchammer_args(tmp_path, evil)), *refusal)
-    assert_one_line_error(*run_cli(capsys, "ce", "convert", evil, "--out", tmp_path / "evil.json"), *refusal)
+    assert_one_line_error(*run_cli(capsys, "ce", "convert", evil, "--out", tmp_path / "converted.json"), *refusal)
     assert not marker.exists()
     # the file is a working exploit: with the explicit opt-in (trusted files only) the payload runs
     with pytest.raises(ClusterExpansionError, match="not a readable icet cluster expansion"):
@@ -137,11 +143,12 @@ def test_trusted_icet_file_opt_in_and_convert(tmp_path, capsys):
     ce.write(str(legacy))
     assert run_cli(capsys, "ce", "convert", "--trust-pickle", legacy, "--out", tmp_path / "cuau.json")[0] == 0
     assert cluster_expansion_hash(tmp_path / "cuau.json") == cluster_expansion_hash(ce)
-    spec = {"model": "cluster_expansion", "lattice": "fcc", "size": [2, 2, 4], "ce_file": str(legacy),
-            "species": ["Cu", "Au"], "ce_trust_pickle": True}
+    spec = {"model": "cluster_expansion", "alloy": "cuau", "lattice": "fcc", "train_size": [2, 2, 4]}
     x = torch.randint(0, 2, (4, 16), generator=torch.Generator().manual_seed(0))
     expected = ClusterExpansionHamiltonian(ce, make_lattice("fcc", (2, 2, 4), a=3.8)).energy(x)
-    assert torch.equal(build_system(spec).hamiltonian.energy(x), expected)
+    assert torch.equal(build_system(spec, ce_file=tmp_path / "cuau.json").hamiltonian.energy(x), expected)
+    with pytest.raises(LatthermError, match="icet .ce file"):  # a system reads only the converted file
+        build_system(spec, ce_file=legacy)
 
 
 def test_edited_or_malformed_files_are_refused(tmp_path, capsys):
@@ -193,14 +200,12 @@ def test_pruned_cluster_space_cannot_be_written(tmp_path):
 def test_ce_of_another_lattice_is_refused(bcc_ce, tmp_path, capsys):
     bcc_file = write_cluster_expansion(bcc_ce, tmp_path / "fecr.json")
     found = "the bcc lattice with lattice constant 2.87 Å"
-    assert_one_line_error(*run_cli(capsys, *enumerate_args(tmp_path, bcc_file, species=["Fe", "Cr"])),
-                          str(bcc_file), found, "not the fcc lattice with lattice constant 3.8 Å")
-    assert_one_line_error(*run_cli(capsys, *mchammer_args(tmp_path, bcc_file, "--species", "Fe,Cr")),
+    assert_one_line_error(*run_cli(capsys, *enumerate_args(tmp_path, bcc_file)),
+                          str(bcc_file), found, "not the fcc lattice with lattice constant 2.87 Å")
+    assert_one_line_error(*run_cli(capsys, *mchammer_args(tmp_path, bcc_file)),
                           str(bcc_file), found, "not the fcc_cubic lattice")
+    # the CE's own lattice (and constant) is accepted
     fcc_file = write_published_ce(tmp_path / "cuau.json")
-    assert_one_line_error(*run_cli(capsys, *mchammer_args(tmp_path, fcc_file, "--lattice-constant", "4.0")),
-                          str(fcc_file), "fcc lattice with lattice constant 3.8 Å",
-                          "not the fcc_cubic lattice with lattice constant 4 Å")
-    # a matching constant is accepted
-    status, err = run_cli(capsys, *mchammer_args(tmp_path, fcc_file, "--lattice-constant", "3.8"))
+    status, err = run_cli(capsys, *mchammer_args(tmp_path, fcc_file))
     assert status == 0 and (tmp_path / "mch.csv").exists(), err
+    assert run_cli(capsys, *enumerate_args(tmp_path, fcc_file))[0] == 0

@@ -17,7 +17,7 @@ from lattherm.training import TrainConfig, load_trained_model, train, training_c
 
 
 def ising(size, **kw):
-    return build_system({"model": "ising", "lattice": "square", "size": list(size), **kw})
+    return build_system({"model": "ising", "lattice": "square", "train_size": list(size), **kw})
 
 
 def made(system, n_cond, hidden=32):
@@ -62,7 +62,7 @@ def test_semi_grand_model_conditioned_on_temperature_and_dmu(tmp_path):
 
     # The same checkpoint serves another dmu through the command line.
     (tmp_path / "point.yaml").write_text(yaml.safe_dump(
-        {"model": "ising", "lattice": "square", "size": [3, 3], "dmu": 0.3}))
+        {"model": "ising", "lattice": "square", "train_size": [3, 3], "dmu": 0.3}))
     out = tmp_path / "est.csv"
     cli = CliRunner().invoke(app, ["neural", "sample", "--checkpoint", str(tmp_path / "checkpoint.pt"),
                                    "--system", str(tmp_path / "point.yaml"), "--samples", "8000",

@@ -18,7 +18,7 @@ BETA_MCMC = 0.25  # farther from the model: the MH correction has real work to d
 
 @pytest.fixture(scope="module")
 def system():
-    return build_system({"model": "ising", "lattice": "square", "size": [3, 3], "h": 0.2})
+    return build_system({"model": "ising", "lattice": "square", "train_size": [3, 3], "h": 0.2})
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ T_C = 1.0 / BETA_C
 
 
 def ising(size, **kw):
-    return build_system({"model": "ising", "lattice": "square", "size": list(size), **kw})
+    return build_system({"model": "ising", "lattice": "square", "train_size": list(size), **kw})
 
 
 def made(system, **kw):
@@ -145,10 +145,11 @@ def test_checkpoint_errors(tmp_path):
         train(made(system, hidden=8), system, config, tmp_path, progress=False)
     with pytest.raises(CheckpointError, match="beyond"):
         train(made(system), system, TrainConfig(steps=1, batch_size=8, temperature=2.0), tmp_path, progress=False)
-    other_species = build_system({"model": "ising", "lattice": "square", "size": [2, 3], "species": ["Cu", "Au"]})
+    other_species = build_system({"model": "ising", "lattice": "square", "train_size": [2, 3]})
+    other_species.species = ["Cu", "Au"]  # an alloy on the same cell
     with pytest.raises(CheckpointError, match="species"):
         load_trained_model(ckpt, other_species)
-    cubic = build_system({"model": "ising", "lattice": "simple_cubic", "size": [1, 2, 3]})
+    cubic = build_system({"model": "ising", "lattice": "simple_cubic", "train_size": [1, 2, 3]})
     with pytest.raises(CheckpointError, match="lattice_kind"):
         load_trained_model(ckpt, cubic)
     with pytest.raises(ValueError, match="size-specific"):
@@ -189,7 +190,7 @@ def test_cli_train_resume_and_sample(tmp_path):
 
     from lattherm.cli import app
 
-    (tmp_path / "system.yaml").write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "size": [2, 3]}))
+    (tmp_path / "system.yaml").write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "train_size": [2, 3]}))
     (tmp_path / "model.yaml").write_text(yaml.safe_dump({"kind": "made", "hidden": 16}))
     training = {"steps": 100, "batch_size": 128, "lr": 0.01, "anneal": 0.9, "checkpoint_every": 50,
                 "temperature": 2.5}
@@ -209,7 +210,7 @@ def test_cli_train_resume_and_sample(tmp_path):
     # changed settings are refused with a clear message
     (tmp_path / "training.yaml").write_text(yaml.safe_dump({**training, "steps": 200, "lr": 0.1}))
     bad = runner.invoke(app, args)
-    assert bad.exit_code == 1 and "settings differ in ['lr']" in bad.output
+    assert bad.exit_code == 1 and "settings differ in ['lr']" in str(bad.exception)
 
     out = tmp_path / "estimates.csv"
     result = runner.invoke(app, ["neural", "sample", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),

@@ -16,7 +16,7 @@ from lattherm.transfer import transfer
 
 
 def ising(L, **kw):
-    return build_system({"model": "ising", "lattice": "square", "size": [L, L], **kw})
+    return build_system({"model": "ising", "lattice": "square", "train_size": [L, L], **kw})
 
 
 def write_yaml(path, data):
@@ -32,7 +32,7 @@ def small_run(tmp_path_factory):
     """A tiny transformer trained briefly on 3x3 Ising at T = 5, through the CLI."""
     d = tmp_path_factory.mktemp("small")
     args = ["neural", "train", "--system", str(write_yaml(d / "system.yaml", {"model": "ising", "lattice": "square",
-                                                                             "size": [3, 3]})),
+                                                                             "train_size": [3, 3]})),
             "--model", str(write_yaml(d / "model.yaml", TINY)),
             "--training", str(write_yaml(d / "training.yaml", {"steps": 150, "batch_size": 64, "lr": 0.003,
                                                               "anneal": 0.9, "temperature": 5.0})),
@@ -68,7 +68,7 @@ def test_transfer_keeps_trained_weights(small_run):
 
 
 def test_cli_transfer_with_finetuning(small_run, tmp_path):
-    big = write_yaml(tmp_path / "big.yaml", {"model": "ising", "lattice": "square", "size": [6, 6]})
+    big = write_yaml(tmp_path / "big.yaml", {"model": "ising", "lattice": "square", "train_size": [6, 6]})
     out = tmp_path / "transfer.csv"
     result = CliRunner().invoke(app, ["neural", "transfer", "--checkpoint", str(small_run / "run" / "checkpoint.pt"),
                                       "--system", str(big), "--finetune-steps", "5", "--samples", "3000",
@@ -87,8 +87,10 @@ def test_transfer_refuses_incompatible_targets(tmp_path):
           TrainConfig(steps=2, batch_size=8, temperature=3.0), tmp_path, progress=False)
     with pytest.raises(ValueError, match="size-specific"):
         transfer(tmp_path / "checkpoint.pt", ising(3), n_samples=10, progress=False)
+    alloy = ising(3)
+    alloy.species = ["Cu", "Au"]  # an alloy on the same lattice
     with pytest.raises(CheckpointError, match="species"):
-        transfer(tmp_path / "checkpoint.pt", ising(3, species=["Cu", "Au"]), n_samples=10, progress=False)
+        transfer(tmp_path / "checkpoint.pt", alloy, n_samples=10, progress=False)
     with pytest.raises(ValueError, match="finetune_steps"):
         transfer(tmp_path / "checkpoint.pt", ising(2), finetune_steps=-1, progress=False)
 

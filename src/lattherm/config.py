@@ -37,6 +37,12 @@ def check_workflow_config(config: dict) -> None:
     config["alloys"] = {name: vars(alloy) for name, alloy in alloys.items()}
     config["systems"] = {name: system.to_dict() for name, system in systems.items()}
     for name, system in systems.items():
+        if system.mcmc is None:
+            raise ConfigError(f"systems.{name}.mcmc is missing: the workflow runs the MCMC reference of every system "
+                              "(give at least mcmc.temperatures)")
+        if not system.temperatures:
+            raise ConfigError(f"systems.{name}.temperatures is empty: the workflow evaluates every system there")
+    for name, system in systems.items():
         if system.alloy is not None:
             _check_alloy_of(f"systems.{name}", system.alloy, system.lattice, alloys)
     if "phase_diagram" in config:

@@ -74,7 +74,6 @@ class SystemConfig:
 
     model: str
     train_size: list[int]
-    mcmc: McmcConfig
     lattice: str | None = None
     transfer_sizes: list[list[int]] = field(default_factory=list)
     J: float = 1.0
@@ -87,11 +86,13 @@ class SystemConfig:
     dmu: float | None = None
     temperatures: list[float] = field(default_factory=list)
     neural_temperatures: list[float] = field(default_factory=list)
+    mcmc: McmcConfig | None = None
 
     @classmethod
     def from_dict(cls, block: dict, where: str = "system") -> "SystemConfig":
         """Validate a block (schema, then across fields); errors name ``where.field``."""
-        config = from_block(cls, block, "system", where, mcmc=McmcConfig.from_dict)
+        config = from_block(cls, block, "system", where,
+                            mcmc=lambda mcmc, at: None if mcmc is None else McmcConfig.from_dict(mcmc, at))
         defaults = schema_defaults(cls)
         config._check({key for key, value in block.items() if key not in defaults or value != defaults[key]}, where)
         return config
@@ -106,7 +107,7 @@ class SystemConfig:
     @property
     def move(self) -> str:
         """The MCMC move: the configured one, else the ensemble's natural one."""
-        return self.mcmc.move or ("swap" if self.ensemble == "canonical" else "flip")
+        return (self.mcmc and self.mcmc.move) or ("swap" if self.ensemble == "canonical" else "flip")
 
     def n_sites(self, size: list[int]) -> int:
         return size[0] if self.lattice is None else cell_sites(self.lattice, size)

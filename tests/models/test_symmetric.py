@@ -54,8 +54,8 @@ def test_canonical_symmetrisation_needs_half_filling():
 
 def test_cli_samples_the_symmetrised_model(tmp_path):
     system_file = tmp_path / "system.yaml"
-    system_file.write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "size": [3, 3]}))
-    system = build_system({"model": "ising", "lattice": "square", "size": [3, 3]})
+    system_file.write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "train_size": [3, 3]}))
+    system = build_system({"model": "ising", "lattice": "square", "train_size": [3, 3]})
     torch.manual_seed(0)
     train(build_model({"kind": "made", "hidden": 16}, system.lattice), system,
           TrainConfig(steps=100, batch_size=128, lr=3e-3, anneal=0.9, temperature=2.0), tmp_path / "run", progress=False)
@@ -73,7 +73,7 @@ def test_symmetrisation_recovers_the_missing_mirror_half():
     """A trained 3x3 Ising MADE at T = 1 is made to place spin 0 down always: it then samples
     exactly one mirror half, and F_IS misses ln 2 / beta. Symmetrised, it covers both halves and
     F_IS agrees with Kaufman's exact value."""
-    system = build_system({"model": "ising", "lattice": "square", "size": [3, 3]})
+    system = build_system({"model": "ising", "lattice": "square", "train_size": [3, 3]})
     torch.manual_seed(0)
     model = build_model({"kind": "made", "hidden": 32}, system.lattice)
     train(model, system, TrainConfig(steps=300, batch_size=128, lr=3e-3, anneal=0.9, temperature=1.0), progress=False)

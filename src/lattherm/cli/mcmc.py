@@ -49,16 +49,14 @@ def mchammer(
     out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
 ) -> None:
     """mchammer scan of an alloy's CE at one concentration or dmu: energies, order parameters."""
-    from lattherm.ce.storage import read_cluster_expansion
     from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
 
     table_path(out)
     if (concentration is None) == (dmu is None):
         raise LatthermError("give exactly one of --concentration (canonical) and --dmu (semi-grand)")
     config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
-    ce = read_cluster_expansion(alloys / f"{config.alloy}.json")
     ensemble, point = ("canonical", concentration) if dmu is None else ("semi_grand", dmu)
-    table = config.scan(ce, ensemble, point, seed)
+    table = config.scan(alloys / f"{config.alloy}.json", ensemble, point, seed)
     write_table(out, table)
     typer.echo(f"wrote {len(table)} rows to {out}")
 

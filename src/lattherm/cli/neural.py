@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import typer
 
-from lattherm.cli.options import ALLOYS, SIZE, SYSTEM, system_from
+from lattherm.cli.options import ALLOYS, SIZE, SYSTEM, TEMPERATURES, parse_temperatures, system_from
 from lattherm.io import load_yaml, table_path, write_json, write_table
 from lattherm.lattices import size_tag
 from lattherm.models import build_model, model_spec
@@ -35,6 +35,8 @@ from lattherm.transfer import transfer as transfer_model
 
 app = typer.Typer(no_args_is_help=True)
 METHOD = typer.Option(None, help="Label of the estimates in the table's method column (default: the model kind).")
+Z2 = typer.Option(False, "--z2-symmetric/--no-z2-symmetric",
+                  help="Sample the spin-flip symmetrised model (zero-field spin systems).")
 
 
 @app.command("train")
@@ -71,7 +73,11 @@ def sample(
     checkpoint: Path = typer.Option(..., help="checkpoint.pt written by `lattherm neural train`."),
     system: Path = SYSTEM,
     alloys: Path = ALLOYS,
+    temperatures: Optional[str] = TEMPERATURES,
     samples: int = typer.Option(10000, help="Samples for importance weighting per temperature."),
+    mcmc_chains: int = typer.Option(64, help="Neural-MCMC chains."),
+    mcmc_steps: int = typer.Option(200, help="Neural-MCMC steps per chain."),
+    z2_symmetric: bool = Z2,
     method: Optional[str] = METHOD,
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -79,10 +85,12 @@ def sample(
 ) -> None:
     """Free energy (IS), ESS, F_q, neural-MCMC energy, C_v and order parameters on the training cell."""
     table_path(out)
+    chosen = parse_temperatures(temperatures)
     sys_obj = system_from(system, None, alloys)
     loaded = load_trained_model(checkpoint, sys_obj, resolve_device(device))
-    rows = [evaluate(loaded.model, sys_obj, t, n_samples=samples, conditioning=loaded.conditioning, seed=seed)
-            for t in loaded.evaluation_temperatures(sys_obj.config.temperatures)]
+    rows = [evaluate(loaded.model, sys_obj, t, n_samples=samples, conditioning=loaded.conditioning,
+                     mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, z2_symmetric=z2_symmetric)
+            for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures)]
     write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))
 
 
@@ -92,8 +100,12 @@ def transfer(
     system: Path = SYSTEM,
     size: Optional[str] = SIZE,
     alloys: Path = ALLOYS,
+    temperatures: Optional[str] = TEMPERATURES,
     finetune_steps: int = typer.Option(0, help="Variational fine-tuning steps on the new cell, per temperature."),
     samples: int = typer.Option(10000, help="Samples for importance weighting."),
+    mcmc_chains: int = typer.Option(64, help="Neural-MCMC chains."),
+    mcmc_steps: int = typer.Option(200, help="Neural-MCMC steps per chain."),
+    z2_symmetric: bool = Z2,
     method: Optional[str] = METHOD,
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -101,11 +113,13 @@ def transfer(
 ) -> None:
     """Move a trained model to a larger cell, optionally fine-tune, and correct exactly."""
     table_path(out)
+    chosen = parse_temperatures(temperatures)
     sys_obj = system_from(system, size, alloys)
     loaded = load_trained_model(checkpoint, sys_obj, same_size=False)
     rows = [transfer_model(checkpoint, sys_obj, temperature=t, finetune_steps=finetune_steps, n_samples=samples,
-                           seed=seed, device=device, progress=sys.stderr.isatty())
-            for t in loaded.evaluation_temperatures(sys_obj.config.temperatures)]
+                           mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, device=device,
+                           progress=sys.stderr.isatty(), z2_symmetric=z2_symmetric)
+            for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures)]
     write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))
 
 

@@ -8,17 +8,40 @@ training cell) and, for a cluster expansion, the directory holding the alloys' C
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from lattherm.errors import LatthermError
 from lattherm.lattices import parse_size
 from lattherm.systems import System, load_system
 
 SYSTEM = typer.Option(..., help="System block (YAML or JSON, fields of lattherm.systems.SystemConfig).")
 SIZE = typer.Option(None, help="Cell size, e.g. 8x8 or 2x2x4 (default: the system's train_size).")
 ALLOYS = typer.Option(Path("results/ce"), help="Directory of the alloys' CE files, ALLOY.json.")
+TEMPERATURES = typer.Option(None, help="Temperatures, e.g. '2.0,2.269' (default: the training temperature, or a "
+                            "conditioned model's trained range of the system's temperatures).")
+
+
+def parse_temperatures(text: Optional[str]) -> Optional[list[float]]:
+    """Positive numbers separated by commas or spaces (None stays None)."""
+    if text is None:
+        return None
+    values = []
+    for token in [t for t in re.split(r"[,\s]+", text.strip()) if t]:
+        try:
+            value = float(token)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise LatthermError(f"--temperatures value {token!r} is not a positive number")
+        values.append(value)
+    if not values:
+        raise LatthermError("--temperatures is empty; give numbers separated by commas or spaces")
+    return values
 
 
 def system_from(path: Path, size: Optional[str], alloys: Path) -> System:

@@ -25,7 +25,7 @@ def reference_method(config, size: list[int], enumerate_max_sites: int) -> str |
 
 def reference_temperatures(config) -> list[float]:
     """Every temperature a system is evaluated or scanned at, ascending."""
-    return sorted(set(config.temperatures) | set(config.mcmc.temperatures))
+    return sorted(set(config.temperatures) | set(config.mcmc.temperatures if config.mcmc else []))
 
 
 def reference_table(system, enumerate_max_sites: int = MAX_ENUMERATED_SITES) -> pd.DataFrame:

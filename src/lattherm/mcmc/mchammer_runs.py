@@ -33,7 +33,7 @@ from mchammer.ensembles import CanonicalEnsemble, SemiGrandCanonicalEnsemble
 
 from lattherm import K_B_EV
 from lattherm.errors import LatthermError
-from lattherm.ce.storage import ce_species, check_lattice, parent_lattice
+from lattherm.ce.storage import ce_species, check_lattice, parent_lattice, read_cluster_expansion
 from lattherm.lattices import Lattice, cell_sites, make_lattice
 from lattherm.mcmc.analysis import jackknife, summarize
 from lattherm.schema import ConfigError, from_block
@@ -69,11 +69,12 @@ class PhaseDiagramConfig:
                                   f"{config.size} {config.lattice} cell of {n} sites; it must give a whole number")
         return config
 
-    def scan(self, ce: ClusterExpansion, ensemble: str, point: float, seed: int = 0) -> pd.DataFrame:
-        """The scan at one concentration (canonical, from T = inf) or one dmu (semi_grand), as a
-        table that names its point (``concentration`` or ``dmu`` column) and cell."""
+    def scan(self, ce_file, ensemble: str, point: float, seed: int = 0) -> pd.DataFrame:
+        """The scan of the CE in ``ce_file`` at one concentration (canonical, from T = inf) or one
+        dmu (semi_grand), as a table that names its point (``concentration`` or ``dmu``) and cell."""
+        ce = read_cluster_expansion(ce_file)
         lattice = make_lattice(self.lattice, self.size, a=parent_lattice(ce)[1])
-        check_lattice(ce, lattice)
+        check_lattice(ce, lattice, ce_file)
         canonical = ensemble == "canonical"
         temperatures = [math.inf, *self.temperatures] if canonical else self.temperatures
         table = run_scan(ce, lattice, temperatures, ensemble, concentration=point if canonical else None,

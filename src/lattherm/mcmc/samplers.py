@@ -254,6 +254,8 @@ def reference_scan(system, seed: int = 0) -> pd.DataFrame:
     from lattherm.lattices import size_tag
 
     config = system.config
+    if config.mcmc is None:
+        raise LatthermError(f"system {system.name!r} has no mcmc block (mcmc.temperatures, chains, sweeps, burn_in)")
     try:
         MOVES[config.move].check(system.hamiltonian, system.n_ones)
     except ValueError as exc:
