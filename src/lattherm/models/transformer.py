@@ -100,21 +100,21 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class KVCache:
-    """Per layer, the keys and values of the token on each site: slot 1 + j holds site j, slot 0
-    the sink (key and value 0). Buffers are allocated once and written in place."""
+    """Per layer, the keys and values of the placed tokens in buffers allocated once and written
+    in place: slot 0 the sink (key and value 0), slot 1 + j the j-th key of the pass's layout."""
 
     def __init__(self, n_sites: int):
         self.n_sites = n_sites
         self.k: dict[int, Tensor] = {}
         self.v: dict[int, Tensor] = {}
 
-    def write(self, layer: int, k: Tensor, v: Tensor, sites: Tensor) -> tuple[Tensor, Tensor]:
-        """Store k, v (B, H, S, hd) of the tokens on ``sites`` (1 or B, S); return all slots."""
+    def write(self, layer: int, k: Tensor, v: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k, v (B, H, S, hd) at ``slots`` (1 or B, S); return all buffers."""
         B, H, S, hd = k.shape
         if layer not in self.k:
             self.k[layer] = k.new_zeros(B, H, self.n_sites + 1, hd)
             self.v[layer] = v.new_zeros(B, H, self.n_sites + 1, hd)
-        slots = (sites + 1)[:, None, :, None].expand(B, H, S, hd)
+        slots = (slots + 1)[:, None, :, None].expand(B, H, S, hd)
         return self.k[layer].scatter_(2, slots, k), self.v[layer].scatter_(2, slots, v)
 
 
@@ -122,11 +122,13 @@ class KVCache:
 class Pattern:
     """Who attends to whom in one pass: ``allowed`` (1 or B, T, C) and the shell ``buckets``
     of each key; ``slots`` (1 or B, T, 1 + C) the cache slots of the sink and the C keys
-    (local attention), None when the keys are all N sites (global attention)."""
+    (local attention), None when the keys are the first C slots (global attention); the
+    first ``store.shape[1]`` tokens are written to the cache slots ``store``."""
 
     allowed: Tensor
     buckets: Tensor | None
     slots: Tensor | None
+    store: Tensor
 
 
 class Block(nn.Module):
@@ -143,15 +145,13 @@ class Block(nn.Module):
         self.shell_bias = nn.Parameter(torch.zeros(n_bias + 2, config.n_head)) if n_bias else None
         self.sink = nn.Parameter(torch.zeros(config.n_head))
 
-    def forward(self, h: Tensor, cos: Tensor, sin: Tensor, pattern: Pattern, cache: KVCache, layer: int,
-                store: Tensor) -> Tensor:
-        """h (B, T, d); the first ``store.shape[1]`` tokens are written to the cache on sites ``store``."""
+    def forward(self, h: Tensor, cos: Tensor, sin: Tensor, pattern: Pattern, cache: KVCache, layer: int) -> Tensor:
         B, T, d = h.shape
         q, k, v = self.qkv(self.ln1(h)).split(d, dim=-1)
         q, k, v = (t.view(B, T, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        S = store.shape[1]
-        keys, values = cache.write(layer, k[:, :, :S], v[:, :, :S], store)
+        S = pattern.store.shape[1]
+        keys, values = cache.write(layer, k[:, :, :S], v[:, :, :S], pattern.store)
         bias = torch.zeros((), dtype=q.dtype, device=q.device)
         if self.shell_bias is not None:
             bias = self.shell_bias[pattern.buckets].permute(0, 3, 1, 2)
@@ -159,7 +159,8 @@ class Block(nn.Module):
         mask = mask.expand(mask.shape[0], self.n_head, T, -1)
         mask = torch.cat([self.sink[None, :, None, None].expand(mask.shape[0], -1, T, 1), mask], -1).to(q.dtype)
         if pattern.slots is None:
-            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+            C = mask.shape[-1]
+            y = F.scaled_dot_product_attention(q, keys[:, :, :C], values[:, :, :C], attn_mask=mask)
         else:  # each token attends to its own 1 + C gathered keys: O(N C) instead of O(N^2)
             keys, values = gather_slots(keys, pattern.slots), gather_slots(values, pattern.slots)
             y = F.scaled_dot_product_attention(q[:, :, :, None], keys, values, attn_mask=mask[:, :, :, None])[:, :, :, 0]
@@ -187,14 +188,14 @@ class Trunk(nn.Module):
         self.ln_f = nn.LayerNorm(config.d_model)
 
     def forward(self, species: Tensor, sites: Tensor, cond: Tensor | None, cos: Tensor, sin: Tensor,
-                pattern: Pattern, cache: KVCache, store: Tensor) -> Tensor:
+                pattern: Pattern, cache: KVCache) -> Tensor:
         h = self.embed(species)
         c = self.cond_mlp(cond) if cond is not None else None
         cos, sin = cos[sites][:, None], sin[sites][:, None]
         for layer, block in enumerate(self.blocks):
             if c is not None:  # conditioning enters every block, so one model serves a whole scan
                 h = h + self.cond_in[layer](c)[:, None, :]
-            h = block(h, cos, sin, pattern, cache, layer, store)
+            h = block(h, cos, sin, pattern, cache, layer)
         return self.ln_f(h)
 
 
@@ -271,28 +272,32 @@ class AnyOrderTransformer(Autoregressive):
         return self
 
     # -- one pass ----------------------------------------------------------------------------
-    def _features(self, trunk: Trunk, species: Tensor, sites: Tensor, ranks: Tensor, site_ranks: Tensor,
-                  cond: Tensor | None, cache: KVCache | None = None, store: Tensor | None = None) -> Tensor:
+    def _features(self, trunk: Trunk, species: Tensor, sites: Tensor, ranks: Tensor, key_ranks: Tensor,
+                  cond: Tensor | None, cache: KVCache | None = None, store: Tensor | None = None,
+                  key_sites: Tensor | None = None) -> Tensor:
         """Features (B, T, d) of the tokens ``species`` (B, T; K: a query) on ``sites`` with
-        ``ranks`` (1 or B, T). ``site_ranks`` (1 or B, N): the rank of the observed token on each
-        site, N + 1 where there is none; a token sees the sites of lower rank. Without a cache the
-        first N tokens are the sites in site order; with one, the tokens on ``store`` are added."""
+        ``ranks`` (1 or B, T). Key slot j holds site j (or ``key_sites[:, j]``) and its observed
+        token's rank ``key_ranks[:, j]`` (N + 1: none); a token sees the keys of lower rank.
+        Without a cache the first N tokens are the sites in site order; with one, the first
+        ``store.shape[1]`` tokens are added to it at slots ``store``."""
         N = self.n_sites
         if cache is None:
             cache, store = KVCache(N), sites[:, :N]
+        buckets = None
         if self.key_sites is None:
-            allowed = site_ranks[:, None, :] < ranks[:, :, None]
-            buckets = None if self.key_buckets is None else self.key_buckets[sites]
-            slots = None
+            allowed, slots = key_ranks[:, None, :] < ranks[:, :, None], None
+            if self.key_buckets is not None:
+                buckets = (self.key_buckets[sites] if key_sites is None
+                           else self.key_buckets[sites[:, :, None], key_sites[:, None, :]])
         else:
             keys = self.key_sites[sites]  # (1 or B, T, C), padded with N: no site, never allowed
-            Bm = max(keys.shape[0], site_ranks.shape[0])
-            padded = F.pad(site_ranks, (0, 1), value=N + 1).expand(Bm, -1)
+            Bm = max(keys.shape[0], key_ranks.shape[0])
+            padded = F.pad(key_ranks, (0, 1), value=N + 1).expand(Bm, -1)
             allowed = padded.gather(1, keys.expand(Bm, -1, -1).flatten(1)).view(Bm, *keys.shape[1:]) < ranks[:, :, None]
-            buckets = None if self.key_buckets is None else self.key_buckets[sites]
             slots = F.pad(torch.where(keys < N, keys + 1, 0), (1, 0))
-        pattern = Pattern(allowed, buckets, slots)
-        return trunk(species, sites, cond, self.rot_cos, self.rot_sin, pattern, cache, store)
+            buckets = None if self.key_buckets is None else self.key_buckets[sites]
+        pattern = Pattern(allowed, buckets, slots, store)
+        return trunk(species, sites, cond, self.rot_cos, self.rot_sin, pattern, cache)
 
     def _order(self, order: Tensor | None, batch: int) -> Tensor:
         device = self.head.weight.device
@@ -373,6 +378,11 @@ class AnyOrderTransformer(Autoregressive):
         placed = order[:, max(t - 1, 0) : t].expand(n, -1)
         species = torch.cat([x.gather(1, placed), torch.full((n, 1), self.n_species, device=device)], 1)
         ranks = torch.arange(t - placed.shape[1], t + 1, device=device)[None]
-        h = self._features(self.conditional, species, torch.cat([placed, query.expand(n, -1)], 1), ranks,
-                           torch.where(rank < t, rank, N + 1), cond, state.cache, placed)
+        sites = torch.cat([placed, query.expand(n, -1)], 1)
+        if self.key_sites is None:  # keys in the order placed: a step attends to t keys, not N
+            h = self._features(self.conditional, species, sites, ranks, torch.arange(t, device=device)[None], cond,
+                               state.cache, ranks[:, :-1], order[:, :t])
+        else:  # keys on their sites, where each token finds its neighbours
+            h = self._features(self.conditional, species, sites, ranks, torch.where(rank < t, rank, N + 1), cond,
+                               state.cache, placed)
         return self.head(h[:, -1])
