@@ -19,27 +19,27 @@ import yaml
 from ase.build import bulk
 from icet import ClusterExpansion, ClusterSpace
 
+from lattherm.ce.storage import write_cluster_expansion
 from lattherm.cli import main
-from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
 from lattherm.io import CheckpointError, load_checkpoint, save_checkpoint
-from lattherm.lattices import make_lattice
 from lattherm.models import build_model
-from lattherm.systems import System, build_system
+from lattherm.systems import build_system
 from lattherm.training import TrainConfig, load_trained_model, train, variational
 
 CLI = [sys.executable, "-c", "from lattherm.cli import main; main()"]
 MADE = {"kind": "made", "hidden": 8}
 TINY_TRANSFORMER = {"kind": "transformer", "d_model": 8, "n_head": 2, "n_layer": 1, "n_freq": 1}
 TRAINING = {"steps": 4, "batch_size": 8, "checkpoint_every": 2, "temperature": 2.0}
-SQUARE = {"lattice": "square", "size": [2, 3]}
+SQUARE = {"lattice": "square", "train_size": [2, 3]}
+BIGGER = {"square": "4x6", "fcc": "2x2x3"}  # cells that repeat a system's train_size, for transfer
 SYSTEMS = {
     "ising": {"model": "ising", **SQUARE},
     "ising_j2": {"model": "ising", "J": 2.0, **SQUARE},
-    "ea1": {"model": "edwards_anderson", "seed": 1, **SQUARE},
-    "ea2": {"model": "edwards_anderson", "seed": 2, **SQUARE},
-    "fcc": {"model": "ising", "lattice": "fcc", "size": [1, 2, 3]},
-    "cuau": {"model": "ising", "species": ["Cu", "Au"], **SQUARE},
-    "big": {"model": "ising", "lattice": "square", "size": [3, 4]},
+    "ea1": {"model": "edwards_anderson", "coupling_seed": 1, **SQUARE},
+    "ea2": {"model": "edwards_anderson", "coupling_seed": 2, **SQUARE},
+    "fcc": {"model": "ising", "lattice": "fcc", "train_size": [1, 2, 3]},
+    # Species Cu and Au (from its CE file) on the fcc cell of the fcc Ising system (down, up).
+    "cuau": {"model": "cluster_expansion", "alloy": "cuau", "lattice": "fcc", "train_size": [1, 2, 3]},
 }
 
 
@@ -57,15 +57,26 @@ def fit(system, out_dir, spec=MADE, **training):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def ce():
+    cs = ClusterSpace(bulk("Au", "fcc", a=3.8), cutoffs=[5.0, 4.0], chemical_symbols=["Cu", "Au"])
+    return ClusterExpansion(cs, np.random.default_rng(0).normal(scale=0.02, size=len(cs)))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, ce):
     """System, model and training YAML files and a trained checkpoint per system."""
     d = tmp_path_factory.mktemp("faults")
     paths = {name: write_yaml(d / f"{name}.yaml", spec) for name, spec in SYSTEMS.items()}
     paths["made"] = write_yaml(d / "made.yaml", MADE)
     paths["transformer"] = write_yaml(d / "transformer.yaml", TINY_TRANSFORMER)
     paths["training"] = write_yaml(d / "training.yaml", TRAINING)
-    for name in ("ising", "ising_j2", "ea1", "fcc", "cuau"):
+    paths["alloys"] = d / "ce"
+    paths["alloys"].mkdir()
+    write_cluster_expansion(ce, paths["alloys"] / "cuau.json")
+    for name in ("ising", "ising_j2", "ea1", "fcc"):
         paths[f"{name}_ckpt"] = fit(build_system(SYSTEMS[name]), d / f"run_{name}")
+    paths["cuau_ckpt"] = fit(build_system(SYSTEMS["cuau"], ce_file=paths["alloys"] / "cuau.json"), d / "run_cuau",
+                             temperature=1000.0)  # kelvin
     return paths
 
 
@@ -101,9 +112,10 @@ def sample_args(checkpoint, system_file, tmp_path):
             "--mcmc-chains", 2, "--mcmc-steps", 2, "--out", tmp_path / "estimates.csv"]
 
 
-def transfer_args(checkpoint, system_file, tmp_path):
-    return ["neural", "transfer", "--checkpoint", checkpoint, "--system", system_file, "--samples", 8,
-            "--mcmc-chains", 2, "--mcmc-steps", 2, "--out", tmp_path / "transfer.csv"]
+def transfer_args(checkpoint, system_file, tmp_path, size=None):
+    return ["neural", "transfer", "--checkpoint", checkpoint, "--system", system_file,
+            *(["--size", size] if size else []), "--samples", 8, "--mcmc-chains", 2, "--mcmc-steps", 2,
+            "--out", tmp_path / "transfer.csv"]
 
 
 # -- the Hamiltonian ---------------------------------------------------------------------------
@@ -116,7 +128,7 @@ def test_resuming_a_J2_checkpoint_on_J1_is_one_line_error(files, tmp_path):
 
 
 def test_other_hamiltonians_are_refused(files, tmp_path, capsys):
-    cases = [(files["ea1_ckpt"], "ea2", ["seed = 1", "has 2"]),
+    cases = [(files["ea1_ckpt"], "ea2", ["seed = 1", "has 2"]),  # coupling_seed, recorded as the Hamiltonian's seed
              (files["ising_ckpt"], "ea1", ["model = 'ising'", "'edwards_anderson'"]),
              (files["ising_ckpt"], "ising_j2", ["J = 1.0", "has 2.0"])]
     for checkpoint, system, fragments in cases:
@@ -141,37 +153,34 @@ def test_semi_grand_dmu_is_compared_unless_conditioned_on(tmp_path):
 
 
 def test_transfer_compares_the_coupling_distribution_not_the_draw(tmp_path):
-    small = build_system({"model": "edwards_anderson", "lattice": "square", "size": [2, 2], "seed": 1})
+    small = build_system({"model": "edwards_anderson", "lattice": "square", "train_size": [2, 2], "coupling_seed": 1})
     checkpoint = fit(small, tmp_path, spec=TINY_TRANSFORMER)
-    big_other_draw = build_system({"model": "edwards_anderson", "lattice": "square", "size": [4, 4], "seed": 2})
+    big_other_draw = build_system({"model": "edwards_anderson", "lattice": "square", "train_size": [4, 4],
+                                   "coupling_seed": 2})
     assert load_trained_model(checkpoint, big_other_draw, same_size=False).model.n_sites == 16
     with pytest.raises(CheckpointError, match="model = 'edwards_anderson', but the system has 'ising'"):
-        load_trained_model(checkpoint, build_system({"model": "ising", "lattice": "square", "size": [4, 4]}),
+        load_trained_model(checkpoint, build_system({"model": "ising", "lattice": "square", "train_size": [4, 4]}),
                            same_size=False)
 
 
-@pytest.fixture(scope="module")
-def ce():
-    cs = ClusterSpace(bulk("Au", "fcc", a=3.8), cutoffs=[5.0, 4.0], chemical_symbols=["Cu", "Au"])
-    return ClusterExpansion(cs, np.random.default_rng(0).normal(scale=0.02, size=len(cs)))
-
-
-def ce_system(ce, size):
-    lattice = make_lattice("fcc", size, a=3.8)
-    return System(name="ce", lattice=lattice, hamiltonian=ClusterExpansionHamiltonian(ce, lattice),
-                  species=["Cu", "Au"], ensemble="semi_grand", n_ones=None, energy_unit="eV", spec={"dmu": 0.0})
+def ce_system(ce_file, size):
+    """The semi-grand cluster-expansion system of ``ce_file`` (dmu 0) on the fcc cell ``size``."""
+    return build_system({"model": "cluster_expansion", "alloy": "ce", "lattice": "fcc", "train_size": list(size)},
+                        ce_file=ce_file, name="ce")
 
 
 def test_cluster_expansion_identity_is_cell_independent_and_follows_the_ecis(ce, tmp_path):
-    identities = {ce_system(ce, size).hamiltonian.identity()["sha256"] for size in [(1, 1, 1), (2, 2, 2), (2, 2, 4)]}
+    ce_file = write_cluster_expansion(ce, tmp_path / "ce.json")
+    identities = {ce_system(ce_file, size).hamiltonian.identity()["sha256"]
+                  for size in [(1, 1, 1), (2, 2, 2), (2, 2, 4)]}
     assert len(identities) == 1
     params = np.array(ce.parameters)
     params[2] += 1e-9
-    edited = ClusterExpansion(ce.get_cluster_space_copy(), params)
-    checkpoint = fit(ce_system(ce, (1, 1, 2)), tmp_path, temperature=1000.0)
+    edited = write_cluster_expansion(ClusterExpansion(ce.get_cluster_space_copy(), params), tmp_path / "edited.json")
+    checkpoint = fit(ce_system(ce_file, (1, 1, 2)), tmp_path / "run", temperature=1000.0)
     with pytest.raises(CheckpointError, match="sha256"):
         load_trained_model(checkpoint, ce_system(edited, (1, 1, 2)))
-    load_trained_model(checkpoint, ce_system(ce, (1, 1, 2)))
+    load_trained_model(checkpoint, ce_system(ce_file, (1, 1, 2)))
 
 
 def test_checkpoint_without_the_hamiltonian_is_refused(files, tmp_path, capsys):
@@ -193,26 +202,28 @@ def _truncated(path, files):
     path.write_bytes(data[: len(data) // 2])
 
 
-CORRUPTIONS = {
-    "garbage": (_garbage, "corrupt"),
-    "truncated": (_truncated, "corrupt"),
-    "empty": (lambda path, files: path.write_bytes(b""), "empty file"),
-    "directory": (lambda path, files: path.mkdir(), "Is a directory"),
-    "other lattice": (lambda path, files: shutil.copy(files["fcc_ckpt"], path), "lattice_kind = 'fcc'"),
-    "other species": (lambda path, files: shutil.copy(files["cuau_ckpt"], path), "species = ['Cu', 'Au']"),
+CORRUPTIONS = {  # how to make the checkpoint, what the error says, the system it is given with
+    "garbage": (_garbage, "corrupt", "ising"),
+    "truncated": (_truncated, "corrupt", "ising"),
+    "empty": (lambda path, files: path.write_bytes(b""), "empty file", "ising"),
+    "directory": (lambda path, files: path.mkdir(), "Is a directory", "ising"),
+    "other lattice": (lambda path, files: shutil.copy(files["fcc_ckpt"], path), "lattice_kind = 'fcc'", "ising"),
+    # a CuAu cluster expansion's checkpoint on the same (fcc) lattice as an Ising system
+    "other species": (lambda path, files: shutil.copy(files["cuau_ckpt"], path), "species = ['Cu', 'Au']", "fcc"),
 }
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "transfer"])
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
 def test_corrupt_or_foreign_checkpoints_are_one_line_errors(files, tmp_path, capsys, command, corruption):
-    make, problem = CORRUPTIONS[corruption]
+    make, problem, system = CORRUPTIONS[corruption]
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     checkpoint.parent.mkdir()
     make(checkpoint, files)
-    args = {"train": train_args(files, "ising", checkpoint.parent),
-            "sample": sample_args(checkpoint, files["ising"], tmp_path),
-            "transfer": transfer_args(checkpoint, files["big"], tmp_path)}[command]
+    bigger = BIGGER[SYSTEMS[system]["lattice"]]
+    args = {"train": train_args(files, system, checkpoint.parent),
+            "sample": sample_args(checkpoint, files[system], tmp_path),
+            "transfer": transfer_args(checkpoint, files[system], tmp_path, size=bigger)}[command]
     status, err = cli_in_process(capsys, *args)
     assert_one_line_error(status, err, checkpoint, problem)
 
@@ -242,7 +253,8 @@ def test_pickled_code_is_refused_and_never_run(files, tmp_path, capsys):
     assert_one_line_error(result.returncode, result.stderr, checkpoint, "corrupt")
     assert not marker.exists()
     torch.save(_RunsCode(marker), checkpoint)
-    for args in (train_args(files, "ising", checkpoint.parent), transfer_args(checkpoint, files["big"], tmp_path)):
+    for args in (train_args(files, "ising", checkpoint.parent),
+                 transfer_args(checkpoint, files["ising"], tmp_path, size=BIGGER["square"])):
         assert_one_line_error(*cli_in_process(capsys, *args), checkpoint, "corrupt")
         assert not marker.exists()
 
@@ -255,7 +267,7 @@ LONG_TRAINING = {"steps": 200, "batch_size": 64, "lr": 0.01, "checkpoint_every":
 def long_run(tmp_path_factory):
     """YAML files of a 200-step run on 4x4 Ising and its uninterrupted result."""
     d = tmp_path_factory.mktemp("long")
-    files = {"system": write_yaml(d / "system.yaml", {"model": "ising", "lattice": "square", "size": [4, 4]}),
+    files = {"system": write_yaml(d / "system.yaml", {"model": "ising", "lattice": "square", "train_size": [4, 4]}),
              "model": write_yaml(d / "model.yaml", {"kind": "made", "hidden": 16}),
              "training": write_yaml(d / "training.yaml", LONG_TRAINING)}
     files["reference"] = d / "reference"
