@@ -47,7 +47,7 @@ def n_sites_of(table: pd.DataFrame, what: str) -> int:
 EXACT_METHODS = ("kaufman", "enumeration")
 
 
-def compare_free_energies(tables: list[pd.DataFrame]) -> pd.DataFrame:
+def compare_free_energies(tables: list[pd.DataFrame], names: list[str] | None = None) -> pd.DataFrame:
     """Free-energy errors of estimates against exact references at equal cell size and temperature.
 
     Every table names what it holds in its ``system``, ``method`` and ``size`` columns (as the
@@ -60,7 +60,8 @@ def compare_free_energies(tables: list[pd.DataFrame]) -> pd.DataFrame:
         reference_free_energy_per_site, error_per_site (estimate - exact), ess (NaN if absent).
     """
     for k, table in enumerate(tables):
-        require_columns(table, ["system", "method", "size", "temperature", "free_energy_per_site"], f"table {k}")
+        require_columns(table, ["system", "method", "size", "temperature", "free_energy_per_site"],
+                        f"table {k if names is None else names[k]}")
     tables = [group for table in tables for _, group in table.groupby(["system", "method", "size"], sort=False)]
     references = {(t["system"].iloc[0], t["size"].iloc[0]): t for t in tables if t["method"].iloc[0] in EXACT_METHODS}
     rows = []

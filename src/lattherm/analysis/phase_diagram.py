@@ -183,19 +183,21 @@ def semi_grand_compositions(
     return pd.DataFrame(rows, columns=["temperature", "dmu", composition])
 
 
-def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4
+def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, names: list[str] | None = None
                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Two-phase regions, order-disorder temperatures and the semi-grand cross-check from scans
     that name their point: canonical free-energy tables (a ``concentration`` column) and
-    semi-grand scans (a ``dmu`` column)."""
+    semi-grand scans (a ``dmu`` column); ``names`` (the files) name them in errors."""
     canonical = [t for t in tables if "concentration" in t.columns]
     semi_grand = [t for t in tables if "dmu" in t.columns and "concentration" not in t.columns]
     if not canonical:
         raise PhaseDiagramError("no canonical free-energy table (with a concentration column) among the inputs")
-    for t in canonical:
-        _require(t, ["temperature", "free_energy_per_site", "heat_capacity_per_site"], "canonical")
-    for t in semi_grand:
-        _require(t, ["temperature", "composition"], "semi-grand")
+    for k, t in enumerate(tables):
+        name = "" if names is None else f"{names[k]}: "
+        if "concentration" in t.columns:
+            _require(t, ["temperature", "free_energy_per_site", "heat_capacity_per_site"], f"{name}canonical")
+        elif "dmu" in t.columns:
+            _require(t, ["temperature", "composition"], f"{name}semi-grand")
     free = pd.concat(canonical, ignore_index=True)
     check = pd.concat([pd.DataFrame({"temperature": t["temperature"], "dmu": t["dmu"], "concentration_mc": t["composition"]})
                        for t in semi_grand], ignore_index=True) if semi_grand else pd.DataFrame(

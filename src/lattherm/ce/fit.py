@@ -22,7 +22,6 @@ import math
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -85,9 +84,14 @@ class AlloyConfig:
         if config.source != "database" and config.database is not None:
             raise ConfigError(f"{where}.database = {config.database!r} applies to source: database only "
                               f"(source is {config.source!r})")
-        if config.source == "database" and not (config.database and Path(config.database).is_file()):
+        if config.source == "database" and not config.database:
             raise ConfigError(f"{where}.database = {config.database!r}: source: database needs an existing ASE "
                               "database file")
+        if config.source == "database":
+            try:
+                input_file(config.database, "ASE database")
+            except InputFileError as exc:  # missing, a directory: say which
+                raise ConfigError(f"{where}.database = {config.database!r}: {exc}") from None
         try:
             check_alloy(config.species, config.lattice, config.lattice_constant)
         except ValueError as exc:

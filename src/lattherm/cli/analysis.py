@@ -45,7 +45,7 @@ def compare(
 ) -> None:
     """Free-energy errors of every estimate against the exact reference of its cell."""
     table_path(out)
-    write_table(out, figures.compare_free_energies([read_table(path) for path in tables]))
+    write_table(out, figures.compare_free_energies([read_table(path) for path in tables], [str(p) for p in tables]))
     typer.echo(f"wrote {out}")
 
 
@@ -61,7 +61,8 @@ def phase_diagram(
     """Temperature-composition phase diagram of an alloy from canonical F(x, T) scans."""
     for out in (out_boundaries, out_order_disorder, out_semi_grand):
         table_path(out)
-    boundaries, order_disorder, check = phase_diagram_tables([read_table(path) for path in tables], tolerance)
+    boundaries, order_disorder, check = phase_diagram_tables([read_table(path) for path in tables], tolerance,
+                                                             [str(path) for path in tables])
     write_table(out_boundaries, boundaries)
     write_table(out_order_disorder, order_disorder)
     write_table(out_semi_grand, check)

@@ -34,9 +34,12 @@ def reference_table(system, enumerate_max_sites: int = MAX_ENUMERATED_SITES) -> 
     method = reference_method(config, system.size, enumerate_max_sites)
     if method is None:
         raise LatthermError(f"system {system.name!r} on the {size_tag(system.size)} cell ({system.n_sites} sites) has "
-                            f"no exact reference: Kaufman needs a zero-field square Ising model, enumeration at most "
-                            f"{min(enumerate_max_sites, MAX_ENUMERATED_SITES)} sites")
+                            f"no exact reference: Kaufman needs a zero-field ferromagnetic square Ising model, enumeration "
+                            f"at most {min(enumerate_max_sites, MAX_ENUMERATED_SITES)} sites")
     temperatures = reference_temperatures(config)
+    if not temperatures:
+        raise LatthermError(f"system {system.name!r} has no temperatures: its temperatures and mcmc.temperatures "
+                            "are both empty")
     betas = np.array([system.beta(t) for t in temperatures])
     if method == "kaufman":
         table = ising_thermo(system.size[0], system.size[1], betas, J=config.J)
