@@ -1,6 +1,6 @@
 # Stage 2: references. Exact where the system allows (Kaufman, enumeration), our batched MCMC at
-# every cell size with thermodynamic integration, and mchammer scans of an alloy for its phase
-# diagram.
+# every cell size with MBAR free energies over all its samples, and mchammer scans of an alloy for
+# its phase diagram (free energies by integrating <E>(beta)).
 
 
 rule exact_reference:
@@ -30,7 +30,8 @@ rule mcmc_run:
         system="results/config/systems/{system}.json",
         alloy=lambda wildcards: alloy_files(wildcards.system),
     output:
-        "results/references/{system}/mcmc_{size}.csv",
+        table="results/references/{system}/mcmc_{size}.csv",
+        samples="results/references/{system}/mcmc_{size}_samples.parquet",
     params:
         seed=config["seed"],
     log:
@@ -44,18 +45,34 @@ rule mcmc_run:
         "../../envs/lattherm.yaml"
     shell:
         "lattherm mcmc run --system {input.system} --size {wildcards.size} --seed {params.seed}"
-        " --out {output} > {log} 2>&1"
+        " --out {output.table} --out-samples {output.samples} > {log} 2>&1"
 
 
-rule integrate:
+rule mcmc_free_energy:
     input:
-        "results/{scan}.csv",
+        table="results/references/{system}/mcmc_{size}.csv",
+        samples="results/references/{system}/mcmc_{size}_samples.parquet",
     output:
-        "results/{scan}_free_energy.csv",
-    wildcard_constraints:
-        scan=r"references/[^/]+/mcmc_[0-9x]+|phase_diagram/canonical_x[0-9.e-]+",
+        "results/references/{system}/mcmc_{size}_free_energy.csv",
     log:
-        "logs/integrate/{scan}.log",
+        "logs/references/free_energy_{system}_{size}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm mcmc integrate --table {input.table} --samples {input.samples} --out {output} > {log} 2>&1"
+
+
+rule mchammer_integrate:
+    input:
+        "results/phase_diagram/canonical_x{x}.csv",
+    output:
+        "results/phase_diagram/canonical_x{x}_free_energy.csv",
+    log:
+        "logs/phase_diagram/integrate_x{x}.log",
     threads: 1
     resources:
         mem_mb=1000,
@@ -63,7 +80,7 @@ rule integrate:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm mcmc integrate --table {input} --out {output} > {log} 2>&1"
+        "lattherm mcmc integrate --table {input} --estimator spline --out {output} > {log} 2>&1"
 
 
 rule mchammer_canonical:

@@ -1,11 +1,13 @@
 """`lattherm mcmc ...` commands: MCMC reference tables and free energies.
 
-    lattherm mcmc run --system ising.yaml --size 8x8 --seed 0 --out table.csv
+    lattherm mcmc run --system ising.yaml --size 8x8 --seed 0 --out table.csv --out-samples samples.parquet
     lattherm mcmc mchammer --settings phase_diagram.yaml --concentration 0.5 --seed 0 --out table.csv
-    lattherm mcmc integrate --table table.csv --out free_energy.csv
+    lattherm mcmc integrate --table table.csv --samples samples.parquet --out free_energy.csv
+    lattherm mcmc integrate --table table.csv --estimator spline --out free_energy.csv
 
 ``run`` and ``mchammer`` tables carry ``n_sites`` (and ``n_ones`` when canonical), which
-``integrate`` reads.
+``integrate`` reads; ``run`` also writes its recorded energies, from which ``integrate`` gets
+MBAR free energies (no quadrature error); without them it integrates <E>(beta) on the grid.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lattherm.cli.options import ALLOYS, SIZE, SYSTEM, system_from
 from lattherm.errors import LatthermError
 from lattherm.io import load_yaml, read_table, table_path, write_table
 from lattherm.mcmc.integration import METHODS, integrate_scan
+from lattherm.mcmc.mbar import SAMPLE_COLUMNS, mbar_scan
 from lattherm.mcmc.samplers import reference_scan
 
 app = typer.Typer(no_args_is_help=True)
@@ -31,11 +34,17 @@ def run(
     alloys: Path = ALLOYS,
     seed: int = typer.Option(0, help="Random seed."),
     out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
+    out_samples: Optional[Path] = typer.Option(None, help="Also write the recorded energies (.parquet or .csv), "
+                                                           "for MBAR free energies."),
 ) -> None:
     """Batched torch MCMC scan of a system as its `mcmc` block asks, from T = inf down."""
     table_path(out)
-    table = reference_scan(system_from(system, size, alloys), seed)
+    if out_samples is not None:
+        table_path(out_samples)
+    table, samples = reference_scan(system_from(system, size, alloys), seed)
     write_table(out, table)
+    if out_samples is not None:
+        write_table(out_samples, samples)
     typer.echo(f"wrote {len(table)} rows to {out}")
 
 
@@ -64,11 +73,20 @@ def mchammer(
 @app.command()
 def integrate(
     table: Path = typer.Option(..., help="Scan table from T = inf (beta = 0) with n_sites (and n_ones if canonical)."),
+    samples: Optional[Path] = typer.Option(None, help="Recorded energies of the scan (`mcmc run --out-samples`)."),
     out: Path = typer.Option(..., help="Output free-energy table (.csv or .parquet)."),
-    method: str = typer.Option("spline", help=f"Quadrature, one of {METHODS}."),
+    estimator: str = typer.Option("mbar", help=f"mbar (needs --samples) or a quadrature of <E>(beta), one of {METHODS}."),
 ) -> None:
-    """Free energy by thermodynamic integration of <E>(beta) from beta = 0."""
+    """Free energies of a scan from beta = 0: MBAR over its samples, or integration of <E>(beta)."""
     table_path(out)
-    result = integrate_scan(read_table(table, ["beta", "energy", "energy_err", "n_sites"]), str(table), method)
+    data = read_table(table, ["beta", "energy", "energy_err", "n_sites"])
+    if estimator not in ("mbar", *METHODS):
+        raise LatthermError(f"--estimator must be one of {('mbar', *METHODS)}, got {estimator!r}")
+    if (estimator == "mbar") != (samples is not None):
+        raise LatthermError("--samples goes with --estimator mbar (the default), and only with it")
+    if estimator == "mbar":
+        result = mbar_scan(data, read_table(samples, list(SAMPLE_COLUMNS)), str(table))
+    else:
+        result = integrate_scan(data, str(table), estimator)
     write_table(out, result)
     typer.echo(f"wrote {len(result)} rows to {out}")

@@ -78,7 +78,11 @@ def integrate_free_energy(betas: Sequence[float], energies: Sequence[float], n_s
         raise LatthermError("energies and errors must be finite, errors non-negative")
     w = cumulative_weights(betas, method)
     log_z = reference_log_z(n_sites, n_ones) - w @ energies
-    log_z_err = np.sqrt((w**2) @ errors**2)
+    return _free_energies(betas, log_z, np.sqrt((w**2) @ errors**2), n_sites)
+
+
+def _free_energies(betas: np.ndarray, log_z: np.ndarray, log_z_err: np.ndarray, n_sites: int) -> pd.DataFrame:
+    """Rows beta > 0: beta, temperature, ln Z and F (total and per site) with their errors."""
     table = pd.DataFrame({"beta": betas, "temperature": 1.0 / np.where(betas > 0, betas, np.nan),
                           "log_z": log_z, "log_z_err": log_z_err}).iloc[1:].reset_index(drop=True)
     table["free_energy"] = -table.log_z / table.beta
@@ -97,14 +101,33 @@ def integrate_scan(data: pd.DataFrame, source: str, method: str = "spline") -> p
     text = [c for c in ("beta", "energy", "energy_err") if not pd.api.types.is_numeric_dtype(data[c])]
     if text:
         raise LatthermError(f"table {source} has non-numeric column(s) {text}")
-    data = data.sort_values("beta")
-    n_sites = _single_count(data, "n_sites", source)
-    n_ones = _single_count(data, "n_ones", source) if "n_ones" in data.columns else None
+    data = data.sort_values("beta").reset_index(drop=True)
+    n_sites, n_ones = scan_counts(data, source)
     result = integrate_free_energy(data.beta, data.energy, n_sites, n_ones=n_ones, energy_errors=data.energy_err,
                                    method=method)
+    return _with_scan_columns(result, data, n_ones, estimator=method)
+
+
+def scan_counts(data: pd.DataFrame, source: str) -> tuple[int, int | None]:
+    """The one ``n_sites`` of a scan table and its one ``n_ones`` (None unless canonical)."""
+    n_ones = _single_count(data, "n_ones", source) if "n_ones" in data.columns else None
+    return _single_count(data, "n_sites", source), n_ones
+
+
+def free_energy_table(data: pd.DataFrame, log_z: np.ndarray, log_z_err: np.ndarray, source: str,
+                      estimator: str) -> pd.DataFrame:
+    """ln Z (with errors) at every beta of a scan table sorted by beta from 0, as the free-energy
+    table of that scan: its own columns next to ln Z and F; ``estimator`` names the method."""
+    n_sites, n_ones = scan_counts(data, source)
+    result = _free_energies(data.beta.to_numpy(np.float64), log_z, log_z_err, n_sites)
+    return _with_scan_columns(result, data, n_ones, estimator)
+
+
+def _with_scan_columns(result: pd.DataFrame, data: pd.DataFrame, n_ones: int | None, estimator: str) -> pd.DataFrame:
     scan_columns = data.iloc[1:].reset_index(drop=True)
     scan_columns = scan_columns[[c for c in scan_columns.columns if c not in result.columns or c == "temperature"]]
     result = pd.concat([result.drop(columns="temperature"), scan_columns], axis=1)
+    result["free_energy_estimator"] = estimator
     if "ensemble" not in result.columns:
         result.insert(0, "ensemble", "unconstrained" if n_ones is None else "canonical")
     return result

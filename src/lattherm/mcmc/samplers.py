@@ -30,7 +30,7 @@ from lattherm.observables import Observable, heat_capacity, standard_observables
 
 # MOVES and colour_classes live in moves.py and stay importable from here
 __all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "initial_configurations", "parallel_tempering",
-           "run_chains", "scan", "summarize_chains"]
+           "run_chains", "scan", "scan_with_samples", "summarize_chains"]
 
 
 # -- replica exchange ---------------------------------------------------------------------------
@@ -237,6 +237,13 @@ def scan(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains: int, n_swee
          temperatures: Sequence[float] | None = None, **kwargs) -> pd.DataFrame:
     """Temperature scan: :func:`run_chains` over all betas in one batch, then
     :func:`summarize_chains`. ``temperatures`` label the rows (e.g. kelvin for a CE)."""
+    return scan_with_samples(hamiltonian, betas, n_chains, n_sweeps, temperatures, **kwargs)[0]
+
+
+def scan_with_samples(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains: int, n_sweeps: int,
+                      temperatures: Sequence[float] | None = None, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`scan`, and its recorded energies after equilibration (for MBAR): a long table
+    with one row per chain and record: beta, chain, record, energy."""
     if temperatures is not None and len(temperatures) != len(betas):
         raise ValueError(f"got {len(temperatures)} temperatures for {len(betas)} betas")
     n_records = -(-(n_sweeps - kwargs.get("burn_in", 0)) // kwargs.get("thin", 1))
@@ -244,13 +251,21 @@ def scan(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains: int, n_swee
         # up to half is discarded as equilibration, and blocking needs 64 samples per chain
         raise ValueError(f"a scan needs at least 128 recorded sweeps per chain, got {n_records}")
     result = run_chains(hamiltonian, betas, n_chains, n_sweeps, **kwargs)
-    return summarize_chains(result, hamiltonian.n_sites, temperatures)
+    table = summarize_chains(result, hamiltonian.n_sites, temperatures)
+    samples = []
+    for k, (beta, t0) in enumerate(zip(table.beta, table.n_discarded)):
+        energies = result.series["energy"][result.group == k][:, t0:]
+        chain, record = np.indices(energies.shape)
+        samples.append(pd.DataFrame({"beta": beta, "chain": chain.ravel(), "record": record.ravel() + t0,
+                                     "energy": energies.ravel()}))
+    return table, pd.concat(samples, ignore_index=True)
 
 
-def reference_scan(system, seed: int = 0) -> pd.DataFrame:
+def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The MCMC reference of a :class:`lattherm.systems.System` as its config's ``mcmc`` block
-    asks: a scan from T = inf (beta = 0, where thermodynamic integration starts) down through
-    ``mcmc.temperatures``, with the standard observables; one tidy row per temperature."""
+    asks: a scan from T = inf (beta = 0, where ln Z is known) down through ``mcmc.temperatures``,
+    with the standard observables; one tidy row per temperature, and the recorded energies
+    (:func:`scan_with_samples`) from which :mod:`lattherm.mcmc.mbar` gets the free energies."""
     from lattherm.lattices import size_tag
 
     config = system.config
@@ -262,9 +277,9 @@ def reference_scan(system, seed: int = 0) -> pd.DataFrame:
         raise LatthermError(f"system {system.name!r}: mcmc.move {config.move!r} cannot sample it: {exc}") from None
     temperatures = [math.inf, *config.mcmc.temperatures]
     betas = [0.0 if math.isinf(t) else system.beta(t) for t in temperatures]
-    table = scan(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps, move=config.move,
-                 n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
-                 observables=standard_observables(system.lattice), temperatures=temperatures)
+    table, samples = scan_with_samples(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps,
+                                       move=config.move, n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
+                                       observables=standard_observables(system.lattice), temperatures=temperatures)
     columns = {"system": system.name, "method": "mcmc", "size": size_tag(system.size), "ensemble": system.ensemble,
                "move": config.move}
     for i, (name, value) in enumerate(columns.items()):
@@ -272,4 +287,4 @@ def reference_scan(system, seed: int = 0) -> pd.DataFrame:
     table["n_sites"] = system.n_sites
     if system.n_ones is not None:
         table["n_ones"] = system.n_ones
-    return table
+    return table, samples
