@@ -188,28 +188,45 @@ def test_enumeration_order_chunking_and_limits():
 
 
 # -- command line -----------------------------------------------------------------------------
-def test_cli_kaufman_and_enumerate(tmp_path):
+def test_cli_reference_kaufman_and_enumeration(tmp_path):
+    """`lattherm exact reference` picks the method by capability: Kaufman for the zero-field
+    square ferromagnet (at its J), enumeration for a canonical cell; at the system's evaluation
+    and MCMC temperatures, ascending, in the system's temperature unit."""
     runner = CliRunner()
+    ising = tmp_path / "ising.yaml"
+    ising.write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "J": 2.0, "train_size": [4, 4],
+                                     "temperatures": [5.0, 4.538], "mcmc": {"temperatures": [4.0, 4.538]}}))
     out = tmp_path / "kaufman.csv"
-    result = runner.invoke(app, ["exact", "kaufman", "--size", "4", "4", "--temperatures", "2.0, 2.269 2.5",
-                                 "--out", str(out)])
+    result = runner.invoke(app, ["exact", "reference", "--system", str(ising), "--out", str(out)])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
-    expected = ising_thermo(4, 4, [1 / 2.0, 1 / 2.269, 1 / 2.5])
+    expected = ising_thermo(4, 4, [1 / 4.0, 1 / 4.538, 1 / 5.0], J=2.0)
     np.testing.assert_allclose(table[COLUMNS].to_numpy(), expected[COLUMNS].to_numpy(), rtol=1e-14)
+    assert set(table["method"]) == {"kaufman"} and set(table["system"]) == {"ising"} and set(table["size"]) == {"4x4"}
+    # at J = 2, Kaufman's answer is enumeration's
+    enumerated = exact_thermo(Ising(make_lattice("square", 4), J=2.0), table["beta"].to_numpy())
+    np.testing.assert_allclose(table["log_z"], enumerated["log_z"], rtol=1e-12)
+    # any size, not only the training cell
+    out = tmp_path / "kaufman_8x8.csv"
+    result = runner.invoke(app, ["exact", "reference", "--system", str(ising), "--size", "8x8", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(pd.read_csv(out)["log_z"], ising_thermo(8, 8, expected["beta"], J=2.0)["log_z"], rtol=1e-14)
 
     system = tmp_path / "system.yaml"
-    system.write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "size": [4, 4],
-                                      "ensemble": "canonical", "concentration": 0.25}))
+    system.write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "train_size": [4, 4],
+                                      "ensemble": "canonical", "concentration": 0.25, "temperatures": [2.0, 2.5]}))
     out = tmp_path / "exact.csv"
-    result = runner.invoke(app, ["exact", "enumerate", "--system", str(system), "--betas", "0.3,0.6",
-                                 "--out", str(out)])
+    result = runner.invoke(app, ["exact", "reference", "--system", str(system), "--out", str(out)])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
-    expected = exact_thermo(Ising(make_lattice("square", 4)), [0.3, 0.6], n_ones=4)
+    expected = exact_thermo(Ising(make_lattice("square", 4)), [0.5, 0.4], n_ones=4)
     np.testing.assert_allclose(table["log_z"], expected["log_z"], rtol=1e-14)
-    assert set(table["ensemble"]) == {"canonical"} and np.all(table["concentration"] == 0.25)
+    np.testing.assert_allclose(table["temperature"], [2.0, 2.5], rtol=1e-15)
+    assert set(table["method"]) == {"enumeration"} and set(table["ensemble"]) == {"canonical"}
 
-    result = runner.invoke(app, ["exact", "kaufman", "--size", "4", "4", "--temperatures", "2", "--betas", "0.5",
-                                 "--out", str(tmp_path / "x.csv")])
-    assert result.exit_code != 0 and "exactly one of --temperatures and --betas" in str(result.exception)
+    # no exact answer: a canonical cell above the enumeration limit, given by option or by size
+    for args in (["--enumerate-max-sites", "9"], ["--size", "8x8"]):
+        result = runner.invoke(app, ["exact", "reference", "--system", str(system), *args,
+                                     "--out", str(tmp_path / "x.csv")])
+        assert result.exit_code != 0 and "has no exact reference" in str(result.exception), args
+        assert not (tmp_path / "x.csv").exists()

@@ -3,6 +3,7 @@ semi-grand), Kaufman (4x4 and 8x8 Ising), and MCMC energies with their error bar
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 from scipy.special import comb
 
@@ -87,23 +88,39 @@ def test_bad_grid_raises():
 
 
 def test_cli_run_then_integrate_matches_kaufman(tmp_path):
+    block = {"model": "ising", "lattice": "square", "train_size": [4, 4],
+             "mcmc": {"temperatures": [10.0, 5.0, 10 / 3, 2.5], "move": "flip", "chains": 16, "sweeps": 300,
+                      "burn_in": 30}}
     system = tmp_path / "ising.yaml"
-    system.write_text("model: ising\nlattice: square\nsize: [4, 4]\n")
+    system.write_text(yaml.safe_dump(block))
     runner = CliRunner()
-    table = tmp_path / "run.csv"
-    result = runner.invoke(app, ["mcmc", "run", "--system", str(system), "--betas", "0,0.1,0.2,0.3,0.4",
-                                 "--chains", "16", "--sweeps", "300", "--burn-in", "30", "--move", "flip",
-                                 "--seed", "0", "--out", str(table)])
+    table, samples = tmp_path / "run.csv", tmp_path / "samples.parquet"
+    result = runner.invoke(app, ["mcmc", "run", "--system", str(system), "--seed", "0", "--out", str(table),
+                                 "--out-samples", str(samples)])
     assert result.exit_code == 0, result.output
+    scan = read_table(table)
+    betas = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(scan.beta, betas, rtol=1e-15)  # from T = inf down the mcmc block's grid
+    assert set(scan.system) == {"ising"} and set(scan["size"]) == {"4x4"} and set(scan.move) == {"flip"}
+    exact = ising_thermo(4, 4, scan.beta.to_numpy())
+    # MBAR over the recorded energies (the default): no quadrature error
     free = tmp_path / "free.csv"
-    result = runner.invoke(app, ["mcmc", "integrate", "--table", str(table), "--out", str(free)])
+    result = runner.invoke(app, ["mcmc", "integrate", "--table", str(table), "--samples", str(samples),
+                                 "--out", str(free)])
+    assert result.exit_code == 0, result.output
+    mbar = read_table(free)
+    assert set(mbar.free_energy_estimator) == {"mbar"} and len(mbar) == 4
+    assert np.all(np.abs(mbar.log_z - exact.log_z.to_numpy()[1:]) < 3 * mbar.log_z_err)
+    # thermodynamic integration of <E>(beta) on the grid: within its error bars and quadrature error
+    result = runner.invoke(app, ["mcmc", "integrate", "--table", str(table), "--estimator", "spline",
+                                 "--out", str(free)])
     assert result.exit_code == 0, result.output
     ti = read_table(free)
-    betas = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
-    exact = ising_thermo(4, 4, betas)
+    assert set(ti.free_energy_estimator) == {"spline"}
     quadrature = np.abs(integrate_free_energy(betas, exact.energy, 16).log_z.to_numpy() - exact.log_z.to_numpy()[1:])
     assert np.all(np.abs(ti.log_z - exact.log_z.to_numpy()[1:]) < 3 * ti.log_z_err + quadrature)
-    # a canonical system cannot use single flips
-    bad = runner.invoke(app, ["mcmc", "run", "--system", str(system), "--betas", "0.1", "--move", "swap",
-                              "--out", str(tmp_path / "bad.csv")])
+    # a semi-grand system cannot use swaps (they keep the composition fixed)
+    system.write_text(yaml.safe_dump({**block, "mcmc": {**block["mcmc"], "move": "swap"}}))
+    bad = runner.invoke(app, ["mcmc", "run", "--system", str(system), "--out", str(tmp_path / "bad.csv")])
     assert bad.exit_code != 0 and "swap" in str(bad.exception)
+    assert not (tmp_path / "bad.csv").exists()

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from lattherm import K_B_EV
@@ -86,17 +87,40 @@ def test_bad_arguments_raise():
 
 
 def test_cli_mchammer_writes_a_tidy_table(tmp_path):
-    ce_file = write_published_ce(tmp_path / "cuau.json")
+    """`mcmc mchammer` scans the alloy its phase-diagram block names, read from the alloys directory."""
+    write_published_ce(tmp_path / "cuau.json")
+    block = {"alloy": "cuau", "lattice": "fcc_cubic", "size": [2, 2, 2], "steps_per_site": 128,
+             "temperatures": [2000.0, 1500.0], "concentrations": [0.25, 0.5], "dmus": [0.0]}
+    settings = tmp_path / "phase_diagram.yaml"
+    settings.write_text(yaml.safe_dump(block))
     out = tmp_path / "mchammer.csv"
-    args = ["mcmc", "mchammer", "--ce", str(ce_file), "--size", "2", "2", "2", "--lattice", "fcc_cubic",
-            "--ensemble", "canonical", "--concentration", "0.25", "--temperatures", "2000,1500",
-            "--steps-per-site", "128", "--seed", "0", "--out", str(out)]
+    common = ["mcmc", "mchammer", "--settings", str(settings), "--alloys", str(tmp_path), "--seed", "0"]
+    args = [*common, "--concentration", "0.25", "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     table = read_table(out)
-    assert table.temperature.tolist() == [2000.0, 1500.0]
+    # canonical scans start at T = inf, where thermodynamic integration starts
+    assert table.temperature.tolist() == [np.inf, 2000.0, 1500.0] and (table.ensemble == "canonical").all()
     assert (table.composition == 0.25).all() and (table.n_ones == 8).all() and (table.n_sites == 32).all()
+    assert (table.concentration == 0.25).all()
     # the four sublattice concentrations average to the fixed composition
     np.testing.assert_allclose(table[[f"c_sub{k}" for k in range(4)]].mean(axis=1), 0.25, atol=1e-12)
-    bad = CliRunner().invoke(app, args[:-2] + ["--out", str(tmp_path / "x.csv"), "--lattice", "square"])
-    assert bad.exit_code != 0 and "fcc" in bad.output
+
+    semi = tmp_path / "semi.csv"
+    result = CliRunner().invoke(app, [*common, "--dmu", "0.0", "--out", str(semi)])
+    assert result.exit_code == 0, result.output
+    table = read_table(semi)
+    assert table.temperature.tolist() == [2000.0, 1500.0] and (table.ensemble == "semi_grand").all()
+    assert (table.dmu == 0.0).all() and "n_ones" not in table
+
+    # the FCC cluster expansion refuses a cell of another lattice, naming both
+    settings.write_text(yaml.safe_dump({**block, "lattice": "bcc_cubic"}))
+    bad = CliRunner().invoke(app, args[:-2] + ["--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code != 0 and "fcc" in str(bad.exception) and "bcc" in str(bad.exception)
+    settings.write_text(yaml.safe_dump({**block, "lattice": "square"}))
+    bad = CliRunner().invoke(app, args[:-2] + ["--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code != 0 and "lattice: 'square' is not one of ['fcc', 'fcc_cubic'" in str(bad.exception)
+    assert not (tmp_path / "x.csv").exists()
+    # one scan point, named
+    bad = CliRunner().invoke(app, args[:-2] + ["--dmu", "0.1", "--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code != 0 and "exactly one of --concentration" in str(bad.exception)

@@ -24,13 +24,83 @@ def test_lint_is_clean(workdir):
     assert "Congratulations" in result.stdout + result.stderr
 
 
+def _planned_jobs(out: str) -> list[tuple[str, list[str]]]:
+    """(rule, outputs) of every job a dry run plans, in its listing's order."""
+    jobs = []
+    for line in out.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            jobs.append((line.split()[1][:-1], []))
+        elif jobs and line.startswith("    output: "):
+            jobs[-1][1].extend(line.removeprefix("    output: ").split(", "))
+    return jobs
+
+
+# The cells with an exact reference: Kaufman for every zero-field square ferromagnet at any
+# size, enumeration for the others up to exact.enumerate_max_sites = 16 sites (not cuau 2x2x8).
+EXACT = {
+    "config.yaml": {"ising": ["4x4", "8x8"], "cuau": ["2x2x4"]},
+    "config/tiny.yaml": {"ising": ["4x4", "8x8"], "ising_j2": ["6x6"], "spin_glass": ["4x4"], "cuau": ["2x2x4"]},
+    "config/paper.yaml": {"ising": ["10x10", "20x20", "40x40"], "cuau": ["2x2x4"]},
+}
+ONE_JOB = ["phase_diagram_block", "phase_diagram", "figure_free_energy_error", "figure_thermodynamics",
+           "figure_ess_vs_size", "figure_phase_diagram", "figure_snapshots", "all"]
+
+
 @pytest.mark.parametrize("configfile", CONFIGS)
 def test_dry_run(workdir, configfile):
+    """Every system of the config gets its exact references (where they exist), an MCMC scan
+    and its free energy at every cell size, its neural runs and transfers, and a comparison; every
+    alloy its fit, the phase diagram its scans. Nothing is planned for a system, size, model or
+    temperature the config does not have."""
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", configfile)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    for rule in ["ce_fit", "exact_kaufman", "mchammer_canonical", "neural_train", "neural_transfer", "phase_diagram", "figure_snapshots"]:
-        assert rule in out
+    jobs = _planned_jobs(out)
+    planned = {}  # rule -> the first output of each of its jobs
+    for rule, outputs in jobs:
+        planned.setdefault(rule, []).append(outputs[0] if outputs else None)
+    files = {path for _, outputs in jobs for path in outputs}
+    config = yaml.safe_load((workdir / configfile).read_text())
+    systems, neural, models = config["systems"], config["neural"], config["models"]
+
+    def sizes(name):
+        return ["x".join(map(str, size)) for size in [systems[name]["train_size"], *systems[name].get("transfer_sizes", [])]]
+
+    def runs(name):
+        temperatures = systems[name].get("neural_temperatures", [])
+        return ["all"] if temperatures and neural["conditioned"] else [f"T{t:g}" for t in temperatures]
+
+    transformers = [m for m in neural["models"] if models[m]["kind"] == "transformer"]
+    trained = [(s, run, m) for s in systems for run in runs(s) for m in neural["models"]]
+    expected = {
+        "ce_fit": {f"results/ce/{alloy}.json" for alloy in config["alloys"]},
+        "exact_reference": {f"results/references/{s}/exact_{size}.csv" for s, cells in EXACT[configfile].items()
+                            for size in cells},
+        "mcmc_run": {f"results/references/{s}/mcmc_{size}.csv" for s in systems for size in sizes(s)},
+        "neural_train": {f"results/neural/{s}/{m}/{run}/checkpoint.pt" for s, run, m in trained},
+        "neural_sample": {f"results/neural/{s}/{m}/{run}/samples.csv" for s, run, m in trained},
+        "neural_transfer": {f"results/neural/{s}/{m}/{run}/transfer_{size}.csv" for s, run, m in trained
+                            if m in transformers for size in sizes(s)[1:]},
+        "compare_free_energies": {f"results/analysis/{s}/free_energy_comparison.csv" for s in systems},
+        "mchammer_canonical": {f"results/phase_diagram/canonical_x{x:g}.csv"
+                               for x in config["phase_diagram"]["concentrations"]},
+        "mchammer_semi_grand": {f"results/phase_diagram/semi_grand_dmu{d:g}.csv" for d in config["phase_diagram"]["dmus"]},
+        "training_block": {f"results/config/training/{s}/{run}.json" for s in systems for run in runs(s)},
+        "config_block": ({f"results/config/systems/{s}.json" for s in systems}
+                         | {f"results/config/alloys/{a}.json" for a in config["alloys"]}
+                         | {f"results/config/models/{m}.json" for m in neural["models"]}),
+    }
+    assert expected["neural_train"] and expected["neural_transfer"] and len(expected["exact_reference"]) >= 3
+    for rule, outputs in expected.items():
+        assert sorted(planned.get(rule, [])) == sorted(outputs), f"{configfile}: {rule} plans {planned.get(rule)}"
+    # the free energy of every MCMC scan and canonical mchammer scan (the comparison and the hull read them)
+    free_energies = {path.replace(".csv", "_free_energy.csv") for path in expected["mcmc_run"] | expected["mchammer_canonical"]}
+    assert free_energies <= files, f"{configfile}: no job for {sorted(free_energies - files)}"
+    for rule in ONE_JOB:
+        assert len(planned.get(rule, [])) == 1, f"{configfile}: {rule} has {len(planned.get(rule, []))} jobs"
+    # each stage reads the block of its own system, on the cell of its job
+    for s in systems:
+        assert f"--system results/config/systems/{s}.json --size {sizes(s)[0]}" in out, s
 
 
 @pytest.mark.slow

@@ -33,15 +33,15 @@ def check_workflow_config(config: dict) -> None:
     # The typed blocks first: a block's own keys (not the defaults) say which fields it set.
     alloys = {name: AlloyConfig.from_dict(block, f"alloys.{name}") for name, block in config.get("alloys", {}).items()}
     systems = {name: SystemConfig.from_dict(block, f"systems.{name}") for name, block in config["systems"].items()}
-    validate(config, str(SCHEMA_PATH))  # passes now; fills in the defaults of the other sections
-    config["alloys"] = {name: vars(alloy) for name, alloy in alloys.items()}
-    config["systems"] = {name: system.to_dict() for name, system in systems.items()}
-    for name, system in systems.items():
+    for name, system in systems.items():  # before validate, whose defaults cannot fill a null mcmc block
         if system.mcmc is None:
             raise ConfigError(f"systems.{name}.mcmc is missing: the workflow runs the MCMC reference of every system "
                               "(give at least mcmc.temperatures)")
         if not system.temperatures:
-            raise ConfigError(f"systems.{name}.temperatures is empty: the workflow evaluates every system there")
+            raise ConfigError(f"systems.{name}.temperatures = [] is empty: the workflow evaluates every system there")
+    validate(config, str(SCHEMA_PATH))  # passes now; fills in the defaults of the other sections
+    config["alloys"] = {name: vars(alloy) for name, alloy in alloys.items()}
+    config["systems"] = {name: system.to_dict() for name, system in systems.items()}
     for name, system in systems.items():
         if system.alloy is not None:
             _check_alloy_of(f"systems.{name}", system.alloy, system.lattice, alloys)
