@@ -48,3 +48,26 @@ def test_every_declared_dependency_is_pinned():
     pinned = {line.split("==")[0].lower().replace("_", "-") for line in (ROOT / "constraints.txt").read_text().splitlines()
               if line and not line.startswith("#")}
     assert names <= pinned, names - pinned
+
+
+def test_the_system_table_lists_exactly_the_fields_of_a_system_block():
+    """The README's one table of a system block: a row per SystemConfig field, with its default."""
+    import dataclasses
+
+    from lattherm.schema import schema_defaults
+    from lattherm.systems import SystemConfig
+
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| field | default | meaning |"):].split("\n\n")[0].splitlines()[2:]
+    rows = {}
+    for row in table:
+        names, default = row.split(" | ")[0:2]
+        for name in re.findall(r"`([a-zA-Z_]+)`", names):
+            rows[name] = default
+    fields = {f.name for f in dataclasses.fields(SystemConfig)}
+    assert set(rows) == fields
+    defaults = schema_defaults(SystemConfig)
+    for name in fields:
+        expected = "required" if name not in defaults else None
+        assert expected is None or rows[name] == expected, name
+    assert rows["ensemble"] == "`semi_grand`" and rows["transfer_sizes"] == "`[]`"

@@ -57,7 +57,9 @@ def compare_free_energies(tables: list[pd.DataFrame], names: list[str] | None = 
 
     Returns:
         Tidy table: system, method, size, n_sites, temperature, free_energy_per_site,
-        reference_free_energy_per_site, error_per_site (estimate - exact), ess (NaN if absent).
+        free_energy_per_site_err (the estimate's own error bar), reference_free_energy_per_site,
+        error_per_site (estimate - exact), error_sigmas (error_per_site in error bars), ess (NaN
+        where absent).
     """
     for k, table in enumerate(tables):
         require_columns(table, ["system", "method", "size", "temperature", "free_energy_per_site"],
@@ -78,6 +80,8 @@ def compare_free_energies(tables: list[pd.DataFrame], names: list[str] | None = 
                 "n_sites": n_sites_of(table, what),
                 "temperature": table["temperature"].to_numpy(float),
                 "free_energy_per_site": table["free_energy_per_site"].to_numpy(float),
+                "free_energy_per_site_err": (table["free_energy_per_site_err"].to_numpy(float)
+                                             if "free_energy_per_site_err" in table.columns else np.nan),
                 "ess": table["ess"].to_numpy(float) if "ess" in table.columns else np.nan,
             }
         )
@@ -90,6 +94,7 @@ def compare_free_energies(tables: list[pd.DataFrame], names: list[str] | None = 
         raise TableError("no estimate tables to compare")
     result = pd.concat(rows, ignore_index=True)
     result["error_per_site"] = result["free_energy_per_site"] - result["reference_free_energy_per_site"]
+    result["error_sigmas"] = result["error_per_site"] / result["free_energy_per_site_err"]
     return result
 
 
@@ -114,7 +119,8 @@ def _panels(n: int, rows: int = 1, size: tuple[float, float] = (4.2, 3.2)):
 
 
 def free_energy_error_figure(comparison: pd.DataFrame):
-    """|f - f_exact| per site versus temperature, one panel per system, a line per method and cell."""
+    """|f - f_exact| per site versus temperature, one panel per system, a line per method and cell,
+    its own one-sigma error bar dotted in the same colour."""
     require_columns(comparison, ["system", "method", "size", "temperature", "error_per_site"], "comparison")
     data = comparison.dropna(subset=["error_per_site"])
     if data.empty:
@@ -126,10 +132,12 @@ def free_energy_error_figure(comparison: pd.DataFrame):
             group = group.sort_values("temperature")
             # Errors can be exactly zero (enumeration vs Kaufman up to rounding): floor for log axes.
             err = np.maximum(np.abs(group["error_per_site"]), 1e-16)
-            ax.plot(group["temperature"], err, marker="o", label=f"{method} ({size})")
+            line, = ax.plot(group["temperature"], err, marker="o", label=f"{method} ({size})")
+            if "free_energy_per_site_err" in group.columns and group["free_energy_per_site_err"].notna().any():
+                ax.plot(group["temperature"], group["free_energy_per_site_err"], ls=":", color=line.get_color())
         ax.set_yscale("log")
         ax.set_xlabel("temperature")
-        ax.set_ylabel("|f - f_exact| per site")
+        ax.set_ylabel("|f - f_exact| per site (dotted: 1 sigma)")
         ax.set_title(system)
         ax.legend(fontsize=7)
     fig.tight_layout()
