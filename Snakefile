@@ -14,6 +14,7 @@ from snakemake.utils import min_version
 
 from lattherm.config import check_workflow_config
 from lattherm.errors import LatthermError
+from lattherm.slurm import check_status_polling
 
 min_version("9.0")
 
@@ -30,6 +31,16 @@ try:
 except LatthermError as exc:  # one line naming the field, before any job
     print(f"error: {exc}", file=sys.stderr)
     sys.exit(1)
+
+
+# On a SLURM cluster, the plugin's job status polling is checked before any job: if it cannot
+# work here, the run stops with one line naming the setting to change, instead of hanging.
+onstart:
+    try:
+        check_status_polling(workflow)
+    except LatthermError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 report: "workflow/report/workflow.rst"
