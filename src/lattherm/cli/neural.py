@@ -17,6 +17,7 @@ its progress and exits with status 143. Every checkpoint records its system's Ha
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -31,6 +32,7 @@ from lattherm.lattices import size_tag
 from lattherm.models import build_model, model_spec
 from lattherm.sampling import evaluate
 from lattherm.training import TrainConfig, load_trained_model, resolve_device, system_description, train
+from lattherm.training.distributed import init_from_environment
 from lattherm.transfer import transfer as transfer_model
 
 app = typer.Typer(no_args_is_help=True)
@@ -52,13 +54,20 @@ def train_command(
 ) -> None:
     """Train a sampler on the system's training cell by minimising the variational free energy;
     resumes an interrupted run (from PROGRESS_DIR) or extends a finished one (from OUT_DIR).
-    Exits with status 143 on SIGTERM, after saving its progress."""
+    Exits with status 143 on SIGTERM, after saving its progress. Data-parallel under torchrun
+    (`torchrun --standalone --nproc-per-node 2 --no-python lattherm neural train ...`, with
+    `shards` in the training settings a multiple of the processes): rank 0 writes the files."""
     sys_obj = system_from(system, None, alloys)
     spec = load_yaml(model, mapping=True)
     config = TrainConfig.from_dict(load_yaml(training) or {})
+    distributed = init_from_environment(resolve_device(config.device))
     torch.manual_seed(config.seed)
     net = build_model(spec, sys_obj.lattice)
     result = train(net, sys_obj, config, out_dir, progress_dir=progress_dir)
+    if distributed:
+        torch.distributed.destroy_process_group()
+    if os.environ.get("RANK", "0") != "0":
+        return
     last = result.log.iloc[-1].to_dict()
     write_json(out_dir / "summary.json", {
         "system": system_description(sys_obj), "model": model_spec(result.model),

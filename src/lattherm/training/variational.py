@@ -53,6 +53,7 @@ from lattherm.models import NeuralSampler, model_spec
 from lattherm.models.sampling import random_orders, uniform
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights
 from lattherm.sampling.evaluate import COND_VARIABLES, Conditioning
+from lattherm.training.distributed import Ranks, shard_generator
 from lattherm.training.checkpoint import (
     FORMAT,
     check_system,
@@ -79,7 +80,14 @@ class TrainConfig:
     ``temperature_range`` ([T_min, T_max]: one model conditioned on beta) must be set;
     temperatures are in the system's units (J for spin models, K for CE alloys).
     ``dmu_range`` ([lo, hi], semi-grand systems, energy units) and ``concentration_range``
-    ([x_lo, x_hi], canonical systems) condition the model on dmu and on composition too."""
+    ([x_lo, x_hi], canonical systems) condition the model on dmu and on composition too.
+
+    ``shards`` > 1 draws each batch as that many blocks of rows, each from its own random stream
+    (:func:`~lattherm.training.distributed.shard_generator` of the seed, the step and the block),
+    so that data-parallel processes (``torchrun``) can each draw their blocks. The results depend
+    on ``shards``, not on how many processes share them: one process with ``shards: 2`` trains
+    the same model as two, to float rounding of the gradient sum. With 1, the batch comes from the
+    run's one generator as before."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -94,12 +102,16 @@ class TrainConfig:
     dmu_range: list[float] | None = None
     concentration_range: list[float] | None = None
     dtype: str = "float32"
+    shards: int = 1
 
     def __post_init__(self) -> None:
-        for name, minimum in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("seed", 0)):
+        for name, minimum in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("seed", 0), ("shards", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise TrainingSettingsError(f"training {name} = {value!r} must be an integer >= {minimum}")
+        if self.batch_size % self.shards:
+            raise TrainingSettingsError(f"training batch_size = {self.batch_size} must be a multiple of "
+                                        f"shards = {self.shards}")
         for name in ("lr", "anneal", "clip", "temperature"):
             value = getattr(self, name)
             if value is not None and not _finite(value):
@@ -288,6 +300,13 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     else:
         beta_lo = beta_hi = system.beta(config.temperature)
 
+    ranks = Ranks()  # data-parallel processes (torchrun), each drawing its own shards of the batch
+    if config.shards % ranks.size:
+        raise TrainingSettingsError(f"training shards = {config.shards} must be a multiple of the "
+                                    f"{ranks.size} training processes")
+    my_shards = range(ranks.rank * config.shards // ranks.size, (ranks.rank + 1) * config.shards // ranks.size)
+    per_shard = config.batch_size // config.shards
+
     ckpt_path = progress_path = None
     if out_dir is not None:
         ckpt_path = Path(out_dir) / "checkpoint.pt"
@@ -303,10 +322,11 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
         optimizer.load_state_dict(state["optimizer_state"])
         set_rng_states(state["rng"], generator)
         start, rows = state["step"], list(state["log"])
-        if progress:
+        if progress and ranks.main:
             print(f"resuming from step {start} of {config.steps} ({path})", file=sys.stderr)
     else:
         seed_rngs(config.seed, generator)
+    ranks.broadcast(model.state_dict().values())  # one model on every process, whatever its seed
 
     def checkpoint(path: Path, step: int) -> None:
         save_checkpoint(path, {
@@ -325,7 +345,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
         return torch.rand((), dtype=torch.float64, device=device, generator=generator).item()
 
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train",
-               disable=not (progress and sys.stderr.isatty()))
+               disable=not (progress and ranks.main and sys.stderr.isatty()))
     with _sigterm_flag(enabled=progress_path is not None) as terminated:
         for step in bar:
             beta = beta_lo + (beta_hi - beta_lo) * uniform()
@@ -339,41 +359,61 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 n_ones = counts[int(torch.randint(len(counts), (), device=device, generator=generator))]
                 drawn["concentration"] = n_ones / n_sites
             cond = None if conditioning is None else conditioning.features(
-                config.batch_size, beta_t, dmu=drawn.get("dmu"), n_ones=n_ones, n_sites=n_sites).to(device)
+                per_shard, beta_t, dmu=drawn.get("dmu"), n_ones=n_ones, n_sites=n_sites).to(device)
+            energy_fn = hamiltonian if config.dmu_range is None else SemiGrand(base, drawn["dmu"])
             with autocast:
-                x, log_q = model.sample(config.batch_size, cond=cond, n_ones=n_ones, generator=generator)
-                energy = (hamiltonian if config.dmu_range is None else SemiGrand(base, drawn["dmu"])).energy(x)
-                log_w = log_weights(energy, log_q, beta_t)
-                terms = training_terms(model, x, cond=cond, n_ones=n_ones, generator=generator)
-                reward = beta_t * energy + terms.log_prob.detach().to(torch.float64)
-                advantage = (reward - reward.mean()).to(torch.float32)
-                loss = (advantage * terms.log_prob).mean() + terms.auxiliary_loss
+                blocks = []  # this process's shards: (log_w, reward, training terms)
+                for shard in my_shards:
+                    rng = generator if config.shards == 1 else shard_generator(config.seed, step, shard, device)
+                    x, log_q = model.sample(per_shard, cond=cond, n_ones=n_ones, generator=rng)
+                    energy = energy_fn.energy(x)
+                    terms = training_terms(model, x, cond=cond, n_ones=n_ones, generator=rng)
+                    reward = beta_t * energy + terms.log_prob.detach().to(torch.float64)
+                    blocks.append((log_weights(energy, log_q, beta_t), reward, terms))
+                # the whole batch's weights and rewards, in shard order, on every process
+                log_w = ranks.gather(torch.cat([b[0] for b in blocks]))
+                baseline = ranks.gather(torch.cat([b[1] for b in blocks])).mean()
+                # each shard's share of mean((R - mean R) ln q) + the mean of the shards' penalties
+                loss = sum(((reward - baseline).to(torch.float32) * terms.log_prob).mean() * (per_shard / config.batch_size)
+                           + terms.auxiliary_loss / config.shards for _, reward, terms in blocks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            ranks.sum_gradients(model.parameters())
             if config.clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
+            consistency = [b[2].consistency_error for b in blocks]
+            if config.shards == 1:
+                loss_value, consistency_error, stop = loss.item(), consistency[0], terminated.is_set()
+            else:  # sums over the processes: the loss, the shards' mean squared residuals, SIGTERMs
+                totals = ranks.sum(torch.tensor([loss.item(), sum(c * c for c in consistency),
+                                                 float(terminated.is_set())], dtype=torch.float64, device=device))
+                loss_value, consistency_error, stop = (totals[0].item(), math.sqrt(totals[1].item() / config.shards),
+                                                       totals[2].item() > 0)
 
             f_is, f_is_err = free_energy_is(log_w, beta_t)
             rows.append({
                 "step": step + 1, "beta": beta_t, "temperature": system.temperature(beta_t), **drawn,
                 "F_q": -log_w.mean().item() / beta_t, "F_IS": f_is, "F_IS_err": f_is_err,
-                "ESS": ess_per_sample(log_w), "consistency_error": terms.consistency_error,
-                "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+                "ESS": ess_per_sample(log_w), "consistency_error": consistency_error,
+                "loss": loss_value, "lr": optimizer.param_groups[0]["lr"],
                 "wall_time": wall_offset + time.perf_counter() - t0,
             })
             bar.set_postfix(F_q=f"{rows[-1]['F_q']:.4f}", ESS=f"{rows[-1]['ESS']:.3f}")
             periodic = progress_path is not None and (step + 1) % config.checkpoint_every == 0
-            if step + 1 < config.steps and (periodic or terminated.is_set()):
-                checkpoint(progress_path, step + 1)
-                if terminated.is_set():
+            if step + 1 < config.steps and (periodic or stop):
+                if ranks.main:
+                    checkpoint(progress_path, step + 1)
+                ranks.barrier()
+                if stop:
                     raise SystemExit(128 + signal.SIGTERM)  # the status of a process SIGTERM ended
-        if ckpt_path is not None:  # still under the flag: a SIGTERM now lets the run finish
+        if ckpt_path is not None and ranks.main:  # still under the flag: a SIGTERM now lets the run finish
             checkpoint(ckpt_path, config.steps)
             for done in (progress_path, progress_path.parent / "log.csv"):
                 done.unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # kept if not empty (a user's directory, say)
                 progress_path.parent.rmdir()
+        ranks.barrier()
     return TrainResult(model=model, log=pd.DataFrame(rows), checkpoint_path=ckpt_path, conditioning=conditioning)
 
 
