@@ -158,7 +158,8 @@ SPLINE = ("--estimator", "spline")  # a quadrature of <E>(beta); the default, MB
 
 def phase_diagram(*tables):
     return ["analysis", "phase-diagram", *[f"{{in}}/{t}" for t in tables],
-            "--out-boundaries", "b.csv", "--out-order-disorder", "od.csv", "--out-semi-grand", "sg.csv"]
+            "--out-boundaries", "b.csv", "--out-phases", "p.csv", "--out-transitions", "t.csv",
+            "--out-semi-grand", "sg.csv"]
 
 
 def ce_fit(alloy):

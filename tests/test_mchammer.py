@@ -1,6 +1,7 @@
 """icet's mchammer against full CE recomputation and against the torch samplers on the same CE."""
 
 import numpy as np
+from ase.io import read as ase_read
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from lattherm.lattices import make_lattice
 from lattherm.mcmc.mchammer_runs import check_incremental_energies, run_scan
 from lattherm.mcmc.samplers import scan
 from lattherm.observables import standard_observables
+from lattherm.phases import matching_prototype
 
 
 def cuau_test_ce():
@@ -105,6 +107,23 @@ def test_cli_mchammer_writes_a_tidy_table(tmp_path):
     assert (table.concentration == 0.25).all()
     # the four sublattice concentrations average to the fixed composition
     np.testing.assert_allclose(table[[f"c_sub{k}" for k in range(4)]].mean(axis=1), 0.25, atol=1e-12)
+
+    # heating from the perfect L1_0 phase: up the temperatures, ordered at the start; recorded
+    # energies for MBAR and the last configuration of each temperature as structures
+    settings.write_text(yaml.safe_dump({**block, "temperatures": [300.0, 2000.0], "heating_concentrations": [0.5]}))
+    heating = [*common, "--concentration", "0.5", "--direction", "heating", "--out", str(tmp_path / "heat.csv"),
+               "--out-samples", str(tmp_path / "heat.parquet"), "--out-structures", str(tmp_path / "heat.extxyz")]
+    result = CliRunner().invoke(app, heating)
+    assert result.exit_code == 0, result.output
+    table = read_table(tmp_path / "heat.csv")
+    assert table.temperature.tolist() == [300.0, 2000.0] and (table.direction == "heating").all()
+    assert table.order_l10.iloc[0] > 0.99 and table.order_l10.iloc[1] < 0.5
+    samples = read_table(tmp_path / "heat.parquet")
+    assert sorted(samples.beta.unique()) == sorted(table.beta) and (samples.chain == 0).all()
+    frames = ase_read(tmp_path / "heat.extxyz", index=":")
+    assert [f.info["temperature"] for f in frames] == [300.0, 2000.0] and frames[0].info["direction"] == "heating"
+    assert matching_prototype(frames[0], ["Cu", "Au"]) == "L1_0 AB"
+    settings.write_text(yaml.safe_dump(block))
 
     semi = tmp_path / "semi.csv"
     result = CliRunner().invoke(app, [*common, "--dmu", "0.0", "--out", str(semi)])

@@ -70,7 +70,7 @@ def test_transfer_keeps_trained_weights(small_run):
 def test_cli_transfer_with_finetuning(small_run, tmp_path):
     big = write_yaml(tmp_path / "big.yaml", {"model": "ising", "lattice": "square", "train_size": [6, 6]})
     out = tmp_path / "transfer.csv"
-    result = CliRunner().invoke(app, ["neural", "transfer", "--checkpoint", str(small_run / "run" / "checkpoint.pt"),
+    result = CliRunner().invoke(app, ["neural", "sample", "--checkpoint", str(small_run / "run" / "checkpoint.pt"),
                                       "--system", str(big), "--finetune-steps", "5", "--samples", "3000",
                                       "--mcmc-steps", "40", "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -30,7 +30,9 @@ def transfer(
     progress: bool = True,
     z2_symmetric: bool = False,
 ) -> dict:
-    """Estimates on ``system`` from the model in ``checkpoint`` (trained on a smaller supercell).
+    """Estimates on ``system`` from the model in ``checkpoint``, trained on this cell or a
+    smaller one (on its own cell, the ensemble and every Hamiltonian field must be the
+    checkpoint's, a spin glass's coupling draw included).
 
     The Hamiltonian must be the checkpoint's (same J and h, the same cluster expansion), except
     for a spin glass's coupling draw: the larger cell has other couplings by nature, so the
@@ -50,6 +52,8 @@ def transfer(
         raise ValueError(f"finetune_steps must be >= 0, got {finetune_steps}")
     dev = resolve_device(device)
     loaded = load_trained_model(checkpoint, system, dev, same_size=False)
+    if loaded.checkpoint["system"]["repeats"] == list(system.lattice.repeats):
+        loaded = load_trained_model(checkpoint, system, dev, same_size=True)
     model = loaded.model
     saved = TrainConfig.from_dict(loaded.checkpoint["config"])
     if temperature is None:
@@ -67,5 +71,5 @@ def transfer(
         final_F_q = float(log.F_q.iloc[-1])
     out = evaluate(model, system, temperature, n_samples=n_samples, conditioning=loaded.conditioning,
                    mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, z2_symmetric=z2_symmetric)
-    return {"source_sites": source_sites, "target_sites": system.lattice.n_sites,
+    return {"source_sites": source_sites, "target_sites": system.n_sites,
             "finetune_steps": finetune_steps, "finetune_last_F_q": final_F_q, **out}

@@ -20,13 +20,15 @@ rule compare_free_energies:
 
 rule phase_diagram:
     input:
-        phase_diagram_inputs,
+        tables=phase_diagram_inputs,
+        structures=phase_diagram_structures,
     output:
         boundaries="results/analysis/phase_diagram/phase_boundaries.csv",
-        order_disorder="results/analysis/phase_diagram/order_disorder.csv",
+        phases="results/analysis/phase_diagram/phases.csv",
+        transitions="results/analysis/phase_diagram/transitions.csv",
         semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
     params:
-        tolerance=lookup(dpath="phase_diagram/hull_tolerance", within=config, default=None),
+        tolerance=lookup(dpath="phase_diagram/hull_tolerance", within=config),
     log:
         "logs/analysis/phase_diagram.log",
     threads: 1
@@ -36,6 +38,6 @@ rule phase_diagram:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm analysis phase-diagram {input} --tolerance {params.tolerance}"
-        " --out-boundaries {output.boundaries} --out-order-disorder {output.order_disorder}"
-        " --out-semi-grand {output.semi_grand} > {log} 2>&1"
+        "lattherm analysis phase-diagram {input.tables} {input.structures} --tolerance {params.tolerance}"
+        " --out-boundaries {output.boundaries} --out-phases {output.phases}"
+        " --out-transitions {output.transitions} --out-semi-grand {output.semi_grand} > {log} 2>&1"

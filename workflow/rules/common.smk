@@ -8,7 +8,7 @@ to results/config/ by the `config_block` rule, or as plain values in params.
 
 from lattherm.exact import reference_method
 from lattherm.io import write_json
-from lattherm.lattices import size_tag
+from lattherm.lattices import cell_sites, size_tag
 from lattherm.systems import SystemConfig
 
 SYSTEMS = {name: SystemConfig.from_dict(block, f"systems.{name}") for name, block in config["systems"].items()}
@@ -82,10 +82,23 @@ def comparison_inputs(wildcards):
 
 
 def phase_diagram_inputs(wildcards):
-    """Canonical free energies per concentration and semi-grand scans per dmu."""
+    """Canonical cooling free energies per concentration, heating scans of the ordered
+    compositions, and semi-grand scans per dmu."""
     c = config["phase_diagram"]
     canonical = [f"results/phase_diagram/canonical_x{x:g}_free_energy.csv" for x in c["concentrations"]]
-    return canonical + [f"results/phase_diagram/semi_grand_dmu{dmu:g}.csv" for dmu in c["dmus"]]
+    heating = [f"results/phase_diagram/heating_x{x:g}.csv" for x in c["heating_concentrations"]]
+    return canonical + heating + [f"results/phase_diagram/semi_grand_dmu{dmu:g}.csv" for dmu in c["dmus"]]
+
+
+def phase_diagram_structures(wildcards):
+    """Cooling-scan configurations of the ordered compositions, matched to the prototypes."""
+    return [f"results/phase_diagram/canonical_x{x:g}.extxyz" for x in config["phase_diagram"]["heating_concentrations"]]
+
+
+def phase_diagram_cell(wildcards):
+    """The phase-diagram cell as the figure states it."""
+    c = config["phase_diagram"]
+    return f"{c['lattice']} {size_tag(c['size'])}, {cell_sites(c['lattice'], c['size'])} sites"
 
 
 def snapshot_inputs(wildcards):

@@ -58,11 +58,14 @@ rule figure_ess_vs_size:
 rule figure_phase_diagram:
     input:
         boundaries="results/analysis/phase_diagram/phase_boundaries.csv",
-        order_disorder="results/analysis/phase_diagram/order_disorder.csv",
+        phases="results/analysis/phase_diagram/phases.csv",
+        transitions="results/analysis/phase_diagram/transitions.csv",
         semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
     output:
         png=report("results/figures/phase_diagram.png", caption="../report/phase_diagram.rst", category="4. CuAu phase diagram"),
         pdf="results/figures/phase_diagram.pdf",
+    params:
+        cell=phase_diagram_cell,
     log:
         "logs/figures/phase_diagram.log",
     threads: 1
@@ -72,8 +75,8 @@ rule figure_phase_diagram:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm analysis figure-phase-diagram --boundaries {input.boundaries}"
-        " --order-disorder {input.order_disorder} --semi-grand {input.semi_grand}"
+        "lattherm analysis figure-phase-diagram --boundaries {input.boundaries} --phases {input.phases}"
+        " --transitions {input.transitions} --semi-grand {input.semi_grand} --cell '{params.cell}'"
         " --out {output.png} --out {output.pdf} > {log} 2>&1"
 
 

@@ -71,6 +71,6 @@ rule neural_transfer:
     conda:
         "../../envs/neural.yaml"
     shell:
-        "lattherm neural transfer --checkpoint {input.checkpoint} --system {input.system} --size {wildcards.size}"
+        "lattherm neural sample --checkpoint {input.checkpoint} --system {input.system} --size {wildcards.size}"
         " --finetune-steps {params.finetune_steps} --samples {params.samples} --method {wildcards.model}"
         " --out {output} > {log} 2>&1"

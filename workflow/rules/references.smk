@@ -1,6 +1,7 @@
 # Stage 2: references. Exact where the system allows (Kaufman, enumeration), our batched MCMC at
 # every cell size with MBAR free energies over all its samples, and mchammer scans of an alloy for
-# its phase diagram (free energies by integrating <E>(beta)).
+# its phase diagram: canonical cooling scans (MBAR free energies), heating scans from the ordered
+# phases, semi-grand scans.
 
 
 rule exact_reference:
@@ -68,7 +69,8 @@ rule mcmc_free_energy:
 
 rule mchammer_integrate:
     input:
-        "results/phase_diagram/canonical_x{x}.csv",
+        table="results/phase_diagram/canonical_x{x}.csv",
+        samples="results/phase_diagram/canonical_x{x}_samples.parquet",
     output:
         "results/phase_diagram/canonical_x{x}_free_energy.csv",
     log:
@@ -80,7 +82,7 @@ rule mchammer_integrate:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm mcmc integrate --table {input} --estimator spline --out {output} > {log} 2>&1"
+        "lattherm mcmc integrate --table {input.table} --samples {input.samples} --out {output} > {log} 2>&1"
 
 
 rule mchammer_canonical:
@@ -88,7 +90,9 @@ rule mchammer_canonical:
         settings="results/config/phase_diagram.json",
         alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
     output:
-        "results/phase_diagram/canonical_x{x}.csv",
+        table="results/phase_diagram/canonical_x{x}.csv",
+        samples="results/phase_diagram/canonical_x{x}_samples.parquet",
+        structures="results/phase_diagram/canonical_x{x}.extxyz",
     params:
         seed=config["seed"],
     log:
@@ -102,7 +106,29 @@ rule mchammer_canonical:
         "../../envs/ce.yaml"
     shell:
         "lattherm mcmc mchammer --settings {input.settings} --concentration {wildcards.x} --seed {params.seed}"
-        " --out {output} > {log} 2>&1"
+        " --out {output.table} --out-samples {output.samples} --out-structures {output.structures} > {log} 2>&1"
+
+
+rule mchammer_heating:
+    input:
+        settings="results/config/phase_diagram.json",
+        alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
+    output:
+        "results/phase_diagram/heating_x{x}.csv",
+    params:
+        seed=config["seed"],
+    log:
+        "logs/phase_diagram/heating_x{x}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    cache: "omit-software"
+    conda:
+        "../../envs/ce.yaml"
+    shell:
+        "lattherm mcmc mchammer --settings {input.settings} --concentration {wildcards.x} --direction heating"
+        " --seed {params.seed} --out {output} > {log} 2>&1"
 
 
 rule mchammer_semi_grand:

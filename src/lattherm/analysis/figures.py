@@ -193,27 +193,75 @@ def ess_figure(comparison: pd.DataFrame):
     return fig
 
 
-def phase_diagram_figure(boundaries: pd.DataFrame, order_disorder: pd.DataFrame, semi_grand: pd.DataFrame):
-    """Left: T-x diagram (binodals, order-disorder points). Right: semi-grand x(dmu), MC vs F(x, T)."""
+PHASE_COLOURS = {"A1": "0.6", "L1_2 A3B": "C0", "L1_0 AB": "C3", "L1_2 AB3": "C2", "two-phase": "k"}
+
+
+def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transitions: pd.DataFrame,
+                         semi_grand: pd.DataFrame, cell: str = ""):
+    """Left: the T-x diagram: the phase of every scanned point (cooling), two-phase regions
+    shaded, T_c brackets (cooling / heating) of the ordered compositions. Middle: order
+    parameters and C_v against T at the ordered compositions, cooling and heating. Right: the
+    semi-grand x(dmu) cross-check, MC against the prediction from F(x, T)."""
     require_columns(boundaries, ["temperature", "x_left", "x_right"], "phase boundaries")
-    require_columns(order_disorder, ["concentration", "temperature"], "order-disorder table")
+    require_columns(phases, ["concentration", "temperature", "direction", "phase", "order_l12", "order_l10"], "phases")
+    require_columns(transitions, ["concentration", "phase", "t_low", "t_high"], "transitions")
     require_columns(semi_grand, ["temperature", "dmu", "concentration_mc", "concentration_predicted"], "semi-grand check")
-    fig, axes = _panels(2)
-    left, right = axes[0]
-    left.plot(boundaries["x_left"], boundaries["temperature"], "s", color="C0", label="binodal (hull of F)")
-    left.plot(boundaries["x_right"], boundaries["temperature"], "s", color="C0")
-    left.plot(order_disorder["concentration"], order_disorder["temperature"], "^", color="C3", label="C_v peak")
-    left.set_xlim(0, 1)
-    left.set_xlabel("x (Au)")
-    left.set_ylabel("T (K)")
-    left.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    diagram, order, check = axes
+    # show the physical range: up to twice the highest ordered temperature (the scans' highest
+    # temperatures only link T = inf to it)
+    ordered = phases[phases.phase != "A1"].temperature
+    t_max = 2 * ordered.max() if len(ordered) else phases.temperature.max()
+    phases = phases[phases.temperature <= t_max]
+    boundaries = boundaries[boundaries.temperature <= t_max]
+    temperatures = np.sort(phases.temperature.unique())
+    step = np.min(np.diff(temperatures)) if len(temperatures) > 1 else 50.0
+    for _, row in boundaries.iterrows():  # each two-phase edge as a band one grid step high
+        diagram.fill_between([row.x_left, row.x_right], row.temperature - step / 2, row.temperature + step / 2,
+                             color="0.85", lw=0)
+    cooling = phases[phases.direction == "cooling"]
+    for phase, group in cooling.groupby("phase"):
+        diagram.plot(group.concentration, group.temperature, "o" if phase != "two-phase" else "x", ms=5,
+                     color=PHASE_COLOURS.get(phase, "C4"), label=phase)
+        if phase not in ("two-phase", "A1"):
+            diagram.annotate(phase, (group.concentration.mean(), group.temperature.min()), fontsize=8,
+                             ha="center", va="top", xytext=(0, -4), textcoords="offset points",
+                             color=PHASE_COLOURS.get(phase, "C4"), weight="bold")
+    diagram.annotate("A1 (disordered)", (0.5, t_max), ha="center", va="top", fontsize=8, color="0.4", weight="bold")
+    for _, row in transitions.iterrows():
+        low, high = row.t_low, row.t_high
+        if np.isfinite(low) or np.isfinite(high):
+            mid = np.nanmean([low, high])
+            diagram.errorbar([row.concentration], [mid], yerr=[[mid - (low if np.isfinite(low) else mid)],
+                                                                [(high if np.isfinite(high) else mid) - mid]],
+                             color="k", capsize=4, lw=1.5)
+    diagram.errorbar([], [], yerr=[], color="k", capsize=4, label="T_c bracket (cooling / heating)")
+    diagram.set_xlim(0, 1)
+    diagram.set_xlabel("x (Au)")
+    diagram.set_ylabel("T (K)")
+    diagram.set_title(f"CuAu phase diagram{', ' + cell if cell else ''}", fontsize=9)
+    diagram.legend(fontsize=6, loc="upper right")
+    heat = order.twinx()
+    for k, (x, group) in enumerate(phases[phases.concentration.isin(transitions.concentration)].groupby("concentration")):
+        column = "order_l10" if abs(x - 0.5) < 1e-9 else "order_l12"
+        for direction, style in (("cooling", "-"), ("heating", "--")):
+            part = group[group.direction == direction].sort_values("temperature")
+            order.plot(part.temperature, part[column], style, marker="o", ms=3, color=f"C{k}",
+                       label=f"x = {x:g} {column}, {direction}")
+        part = group[group.direction == "cooling"].sort_values("temperature")
+        heat.plot(part.temperature, part.heat_capacity_per_site, ":", color=f"C{k}")
+    order.set_xlabel("T (K)")
+    order.set_ylabel("order parameter (1: perfect)")
+    heat.set_ylabel("C_v per site, cooling (dotted)")
+    order.legend(fontsize=6)
     for k, (temperature, group) in enumerate(semi_grand.groupby("temperature")):
         group = group.sort_values("dmu")
-        right.plot(group["dmu"], group["concentration_mc"], "o", color=f"C{k % 10}", label=f"MC, T = {temperature:g} K")
-        right.plot(group["dmu"], group["concentration_predicted"], "-", color=f"C{k % 10}")
-    right.set_xlabel("Δμ (eV)")
-    right.set_ylabel("x (Au)")
-    right.legend(fontsize=6)
+        check.plot(group["dmu"], group["concentration_mc"], "o", color=f"C{k % 10}", label=f"MC, T = {temperature:g} K")
+        check.plot(group["dmu"], group["concentration_predicted"], "-", color=f"C{k % 10}")
+    check.set_xlabel("Δμ (eV)")
+    check.set_ylabel("x (Au)")
+    check.set_title("semi-grand: MC (points) vs F(x, T) (lines)", fontsize=9)
+    check.legend(fontsize=6)
     fig.tight_layout()
     return fig
 

@@ -5,7 +5,9 @@ envelope of f(x): wherever f lies above its convex hull, a mixture of the two hu
 at the ends of that hull edge has a lower free energy (the common-tangent construction), so the
 edge spans a two-phase region and its end points are the binodal compositions.
 
-Order-disorder lines come from the heat-capacity peak of canonical scans at each composition.
+Phases are labelled from the sublattice order parameters of canonical scans; order-disorder
+temperatures of the ordered compositions are bracketed by cooling scans (from random) and
+heating scans (from the perfect phase), with the heat-capacity peak of the cooling scan beside.
 The semi-grand canonical composition at chemical potential dmu (energy E - dmu * sum_i s_i with
 s = 2x - 1) minimises f(x) - dmu (2x - 1), which gives an independent cross-check against
 semi-grand MCMC x(dmu) curves.
@@ -183,18 +185,67 @@ def semi_grand_compositions(
     return pd.DataFrame(rows, columns=["temperature", "dmu", composition])
 
 
+def phase_labels(free: pd.DataFrame, boundaries: pd.DataFrame) -> pd.DataFrame:
+    """The phase at every (concentration, temperature) of canonical scans, from their order
+    parameters (:func:`lattherm.phases.phase_label`); a point strictly inside a two-phase region
+    of ``boundaries`` at its temperature is labelled ``two-phase``. One row per point and
+    direction (``cooling`` where the table has none)."""
+    from lattherm.phases import phase_label
+
+    _require(free, ["temperature", "concentration", "order_l12", "order_l10"], "canonical scan")
+    table = free.assign(direction=free["direction"] if "direction" in free.columns else "cooling")
+    rows = []
+    for _, row in table.iterrows():
+        label = phase_label(row.order_l12, row.order_l10, row.concentration)
+        inside = boundaries[(boundaries.temperature == row.temperature) & (boundaries.x_left < row.concentration - 1e-9)
+                            & (boundaries.x_right > row.concentration + 1e-9)]
+        rows.append({"concentration": row.concentration, "temperature": row.temperature, "direction": row.direction,
+                     "order_l12": row.order_l12, "order_l10": row.order_l10,
+                     "heat_capacity_per_site": row.get("heat_capacity_per_site", np.nan),
+                     "phase": "two-phase" if len(inside) and row.direction == "cooling" else label})
+    return pd.DataFrame(rows)
+
+
+def transition_brackets(phases: pd.DataFrame) -> pd.DataFrame:
+    """Order-disorder temperatures of the ordered compositions, bracketed by hysteresis.
+
+    A first-order transition supercools and superheats, so the highest temperature at which
+    the cooling scan (from random) is ordered is a lower bound, and the lowest temperature at
+    which the heating scan (from the perfect phase) is disordered an upper bound, on T_c (up to
+    the grid spacing). NaN where a scan stays on one side of the transition over the grid.
+    """
+    rows = []
+    for x, group in phases[phases.direction == "heating"].groupby("concentration", sort=True):
+        heating = group.sort_values("temperature")
+        cooling = phases[(phases.direction == "cooling") & (np.isclose(phases.concentration, x))]
+        cooling = cooling[np.isfinite(cooling.temperature)].sort_values("temperature")
+        phase = heating.phase.iloc[0]
+        ordered_cooling = cooling[cooling.phase == phase].temperature
+        disordered_heating = heating[heating.phase != phase].temperature
+        rows.append({"concentration": float(x), "phase": phase,
+                     "t_low": float(ordered_cooling.max()) if len(ordered_cooling) else np.nan,
+                     "t_high": float(disordered_heating.min()) if len(disordered_heating) else np.nan})
+    return pd.DataFrame(rows, columns=["concentration", "phase", "t_low", "t_high"])
+
+
 def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, names: list[str] | None = None
-                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Two-phase regions, order-disorder temperatures and the semi-grand cross-check from scans
-    that name their point: canonical free-energy tables (a ``concentration`` column) and
-    semi-grand scans (a ``dmu`` column); ``names`` (the files) name them in errors."""
-    canonical = [t for t in tables if "concentration" in t.columns]
+                         ) -> dict[str, pd.DataFrame]:
+    """The phase diagram's tables from scans that name their point: canonical cooling
+    free-energy tables (a ``concentration`` column and free energies), canonical heating scans
+    (``direction`` heating) and semi-grand scans (a ``dmu`` column); ``names`` (the files) name
+    them in errors. Returns boundaries (two-phase regions per T), phases (label per point),
+    transitions (T_c brackets and C_v peaks per ordered composition) and semi_grand (x(dmu),
+    MC against the prediction from F(x, T))."""
+    heating = [t for t in tables if "direction" in t.columns and (t.direction == "heating").all()]
+    canonical = [t for t in tables if "concentration" in t.columns and not any(t is h for h in heating)]
     semi_grand = [t for t in tables if "dmu" in t.columns and "concentration" not in t.columns]
     if not canonical:
         raise PhaseDiagramError("no canonical free-energy table (with a concentration column) among the inputs")
     for k, t in enumerate(tables):
         name = "" if names is None else f"{names[k]}: "
-        if "concentration" in t.columns:
+        if any(t is h for h in heating):
+            _require(t, ["temperature", "concentration", "order_l12", "order_l10"], f"{name}heating")
+        elif "concentration" in t.columns:
             _require(t, ["temperature", "free_energy_per_site", "heat_capacity_per_site"], f"{name}canonical")
         elif "dmu" in t.columns:
             _require(t, ["temperature", "composition"], f"{name}semi-grand")
@@ -206,4 +257,8 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
     predicted = predicted.rename(columns={"concentration": "concentration_predicted"})
     # Compare only at temperatures both scans share (exact float match: both come from one config).
     check = check.merge(predicted, on=["temperature", "dmu"], how="inner")
-    return phase_boundaries(free, tol=tolerance), order_disorder_temperatures(free), check
+    boundaries = phase_boundaries(free, tol=tolerance)
+    phases = phase_labels(pd.concat([free, *heating], ignore_index=True), boundaries)
+    transitions = transition_brackets(phases).merge(
+        order_disorder_temperatures(free).rename(columns={"temperature": "t_cv_peak"}), on="concentration", how="left")
+    return {"boundaries": boundaries, "phases": phases, "transitions": transitions, "semi_grand": check}

@@ -1,8 +1,9 @@
 """`lattherm analysis ...` commands: comparisons, the CuAu phase diagram and the figures.
 
     lattherm analysis compare exact_4x4.csv mam_4x4.csv mcmc_free_energy_8x8.csv --out comparison.csv
-    lattherm analysis phase-diagram canonical_free_energy_x*.csv semi_grand_dmu*.csv \\
-        --out-boundaries b.csv --out-order-disorder od.csv --out-semi-grand sg.csv
+    lattherm analysis phase-diagram canonical_x*_free_energy.csv heating_x*.csv semi_grand_dmu*.csv \\
+        canonical_x0.5.extxyz --out-boundaries b.csv --out-phases p.csv \\
+        --out-transitions t.csv --out-semi-grand sg.csv
     lattherm analysis figure-free-energy-error comparison_*.csv --out fig.png --out fig.pdf
 """
 
@@ -20,7 +21,7 @@ from lattherm.analysis import figures
 from lattherm.analysis.phase_diagram import phase_diagram_tables
 from lattherm.cli.options import ALLOYS, system_from
 from lattherm.errors import LatthermError
-from lattherm.io import read_table, save_figure, table_path, write_table
+from lattherm.io import input_file, read_table, save_figure, table_path, write_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -51,22 +52,43 @@ def compare(
 
 @app.command("phase-diagram")
 def phase_diagram(
-    tables: List[Path] = typer.Argument(..., help="Canonical free-energy tables (with a concentration column) and "
-                                        "semi-grand scans (with a dmu column), from `lattherm mcmc mchammer`."),
+    inputs: List[Path] = typer.Argument(..., help="Canonical cooling free-energy tables (with a concentration "
+                                        "column), canonical heating scans and semi-grand scans (with a dmu column), "
+                                        "from `lattherm mcmc mchammer` and `lattherm mcmc integrate`; and .extxyz "
+                                        "configurations of cooling scans (`mcmc mchammer --out-structures`), whose "
+                                        "lowest-temperature frame is matched to the ordered prototypes."),
     tolerance: float = typer.Option(1e-4, help="Hull gaps below this (eV/site) are noise, not two-phase regions."),
     out_boundaries: Path = typer.Option(..., help="Two-phase regions: temperature, x_left, x_right."),
-    out_order_disorder: Path = typer.Option(..., help="Order-disorder temperatures from C_v peaks."),
+    out_phases: Path = typer.Option(..., help="The phase at every scanned (x, T), cooling and heating."),
+    out_transitions: Path = typer.Option(..., help="Order-disorder T_c brackets (cooling/heating), C_v peaks and "
+                                         "the StructureMatcher check of the ordered compositions."),
     out_semi_grand: Path = typer.Option(..., help="Semi-grand x(dmu): MC against the prediction from F(x, T)."),
 ) -> None:
     """Temperature-composition phase diagram of an alloy from canonical F(x, T) scans."""
-    for out in (out_boundaries, out_order_disorder, out_semi_grand):
+    from ase.io import read
+
+    from lattherm.phases import matching_prototype
+
+    outs = {"boundaries": out_boundaries, "phases": out_phases, "transitions": out_transitions,
+            "semi_grand": out_semi_grand}
+    for out in outs.values():
         table_path(out)
-    boundaries, order_disorder, check = phase_diagram_tables([read_table(path) for path in tables], tolerance,
-                                                             [str(path) for path in tables])
-    write_table(out_boundaries, boundaries)
-    write_table(out_order_disorder, order_disorder)
-    write_table(out_semi_grand, check)
-    typer.echo(f"wrote {out_boundaries}, {out_order_disorder}, {out_semi_grand}")
+    structures = [path for path in inputs if path.suffix == ".extxyz"]
+    tables = [path for path in inputs if path.suffix != ".extxyz"]
+    result = phase_diagram_tables([read_table(path) for path in tables], tolerance, [str(path) for path in tables])
+    matches = {}
+    for path in structures:
+        frames = read(input_file(path, "structures"), index=":")
+        coldest = min(frames, key=lambda atoms: atoms.info["temperature"])
+        matches[round(float(coldest.info["concentration"]), 9)] = (
+            coldest.info["temperature"], matching_prototype(coldest, coldest.info["species"].split(",")))
+    transitions = result["transitions"]
+    transitions["matched_at"] = [matches.get(round(x, 9), (np.nan, None))[0] for x in transitions.concentration]
+    transitions["prototype_match"] = [matches.get(round(x, 9), (np.nan, None))[1] or "none"
+                                      for x in transitions.concentration]
+    for name, out in outs.items():
+        write_table(out, result[name])
+    typer.echo(f"wrote {', '.join(map(str, outs.values()))}")
 
 
 @app.command("figure-free-energy-error")
@@ -99,12 +121,15 @@ def figure_thermodynamics(
 @app.command("figure-phase-diagram")
 def figure_phase_diagram(
     boundaries: Path = typer.Option(...),
-    order_disorder: Path = typer.Option(...),
+    phases: Path = typer.Option(...),
+    transitions: Path = typer.Option(...),
     semi_grand: Path = typer.Option(...),
+    cell: str = typer.Option("", help="The scans' cell, stated in the title (e.g. 'fcc_cubic 4x4x4, 256 sites')."),
     out: List[Path] = typer.Option(..., help=OUT_HELP),
 ) -> None:
-    """CuAu phase diagram and the semi-grand cross-check."""
-    fig = figures.phase_diagram_figure(read_table(boundaries), read_table(order_disorder), read_table(semi_grand))
+    """CuAu phase diagram (phases, two-phase regions, T_c brackets), order vs T, semi-grand check."""
+    fig = figures.phase_diagram_figure(read_table(boundaries), read_table(phases), read_table(transitions),
+                                       read_table(semi_grand), cell)
     _save(fig, out)
 
 

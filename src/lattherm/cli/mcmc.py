@@ -54,20 +54,38 @@ def mchammer(
     alloys: Path = ALLOYS,
     concentration: Optional[float] = typer.Option(None, help="Canonical scan at this fraction of species 1."),
     dmu: Optional[float] = typer.Option(None, help="Semi-grand scan at this dmu (eV)."),
+    direction: str = typer.Option("cooling", help="cooling (down from a random start) or heating (canonical: up "
+                                                  "from the perfect ordered phase)."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
+    out_samples: Optional[Path] = typer.Option(None, help="Also write the recorded energies, for MBAR."),
+    out_structures: Optional[Path] = typer.Option(None, help="Also write the last configuration at each "
+                                                             "temperature (.extxyz or .cif)."),
 ) -> None:
     """mchammer scan of an alloy's CE at one concentration or dmu: energies, order parameters."""
     from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+    from lattherm.phases import write_structures
 
-    table_path(out)
+    for path in (out, out_samples):
+        if path is not None:
+            table_path(path)
     if (concentration is None) == (dmu is None):
         raise LatthermError("give exactly one of --concentration (canonical) and --dmu (semi-grand)")
     config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
-    ensemble, point = ("canonical", concentration) if dmu is None else ("semi_grand", dmu)
-    table = config.scan(alloys / f"{config.alloy}.json", ensemble, point, seed)
-    write_table(out, table)
-    typer.echo(f"wrote {len(table)} rows to {out}")
+    ensemble, key, point = ("canonical", "concentration", concentration) if dmu is None else ("semi_grand", "dmu", dmu)
+    ce_file = alloys / f"{config.alloy}.json"
+    result = config.scan(ce_file, ensemble, point, seed, direction)
+    write_table(out, result.table)
+    if out_samples is not None:
+        write_table(out_samples, result.samples)
+    if out_structures is not None:
+        from lattherm.ce.storage import ce_species, read_cluster_expansion
+
+        info = [{"temperature": float(t), "direction": direction, key: point}
+                for t in result.table.temperature]
+        write_structures(out_structures, config.lattice_of(ce_file), result.final,
+                         ce_species(read_cluster_expansion(ce_file)), info)
+    typer.echo(f"wrote {len(result.table)} rows to {out}")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -38,14 +38,20 @@ from lattherm.lattices import Lattice, cell_sites, make_lattice
 from lattherm.mcmc.analysis import jackknife, summarize
 from lattherm.schema import ConfigError, from_block
 from lattherm.observables import evaluate_observables, heat_capacity, standard_observables
+from lattherm.phases import ORDERED, ordered_configuration, ordered_phase_at
 
 ENSEMBLES = ("canonical", "semi_grand")
+
+
+DIRECTIONS = ("cooling", "heating")
 
 
 @dataclass
 class PhaseDiagramConfig:
     """mchammer scans of one alloy for its phase diagram (``$defs/phase_diagram``): canonical at
-    each concentration (integrated from T = inf for F(x, T)) and semi-grand at each dmu."""
+    each concentration, cooling from T = inf (random start; MBAR gives F(x, T)), canonical
+    heating from the perfect ordered phase at each of ``heating_concentrations`` (with the
+    cooling scans, they bracket first-order transitions), and semi-grand at each dmu."""
 
     alloy: str
     size: list[int]
@@ -55,6 +61,7 @@ class PhaseDiagramConfig:
     lattice: str = "fcc_cubic"
     steps_per_site: int = 500
     hull_tolerance: float = 1.0e-4
+    heating_concentrations: list[float] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, block: dict, where: str = "phase_diagram") -> "PhaseDiagramConfig":
@@ -67,24 +74,53 @@ class PhaseDiagramConfig:
             if abs(x * n - round(x * n)) > 1e-9:
                 raise ConfigError(f"{where}.concentrations[{i}] = {x!r} gives {x * n:g} species-1 sites on the "
                                   f"{config.size} {config.lattice} cell of {n} sites; it must give a whole number")
+        for i, x in enumerate(config.heating_concentrations):
+            if ordered_phase_at(x) is None:
+                raise ConfigError(f"{where}.heating_concentrations[{i}] = {x!r} has no ordered prototype to heat from "
+                                  f"(prototypes: {', '.join(f'{k} at {v[0]}' for k, v in ORDERED.items())})")
+            if not any(abs(x - c) < 1e-9 for c in config.concentrations):
+                raise ConfigError(f"{where}.heating_concentrations[{i}] = {x!r} is not one of the concentrations")
+        if config.heating_concentrations and config.lattice != "fcc_cubic":
+            raise ConfigError(f"{where}.lattice = {config.lattice!r}: heating from an ordered FCC phase needs "
+                              "lattice fcc_cubic, whose cells hold the four simple-cubic sublattices")
         return config
 
-    def scan(self, ce_file, ensemble: str, point: float, seed: int = 0) -> pd.DataFrame:
-        """The scan of the CE in ``ce_file`` at one concentration (canonical, from T = inf) or one
-        dmu (semi_grand), as a table that names its point (``concentration`` or ``dmu``) and cell."""
+    def scan(self, ce_file, ensemble: str, point: float, seed: int = 0, direction: str = "cooling") -> RecordedScan:
+        """The scan of the CE in ``ce_file`` at one concentration (canonical) or one dmu
+        (semi_grand). Cooling runs down the temperatures from a random start (canonical: from
+        T = inf, where ln Z is known); heating (canonical) runs up them from the perfect ordered
+        phase of that concentration. The table names its point (``concentration`` or ``dmu``),
+        direction and cell."""
+        if direction not in DIRECTIONS:
+            raise ScanSettingsError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         ce = read_cluster_expansion(ce_file)
         lattice = make_lattice(self.lattice, self.size, a=parent_lattice(ce)[1])
         check_lattice(ce, lattice, ce_file)
         canonical = ensemble == "canonical"
-        temperatures = [math.inf, *self.temperatures] if canonical else self.temperatures
-        table = run_scan(ce, lattice, temperatures, ensemble, concentration=point if canonical else None,
-                         dmu=None if canonical else point, steps_per_site=self.steps_per_site,
-                         species=ce_species(ce), seed=seed)
+        start = None
+        temperatures = sorted(self.temperatures, reverse=True)
+        if direction == "heating":
+            phase = ordered_phase_at(point) if canonical else None
+            if phase is None:
+                raise ScanSettingsError(f"a heating scan starts from an ordered phase: canonical at one of "
+                                        f"{[x for x, _ in ORDERED.values()]}, not {ensemble} at {point}")
+            start, temperatures = ordered_configuration(lattice, phase), temperatures[::-1]
+        elif canonical:
+            temperatures = [math.inf, *temperatures]
+        result = run_scan_recorded(ce, lattice, temperatures, ensemble, concentration=point if canonical else None,
+                                   dmu=None if canonical else point, steps_per_site=self.steps_per_site,
+                                   species=ce_species(ce), seed=seed, start=start)
+        table = result.table
         table["concentration" if canonical else "dmu"] = point
+        table["direction"] = direction
         table["n_sites"] = lattice.n_sites
         if canonical:
             table["n_ones"] = int(round(point * lattice.n_sites))
-        return table
+        return result
+
+    def lattice_of(self, ce_file) -> Lattice:
+        """The scans' cell, with the CE's lattice constant."""
+        return make_lattice(self.lattice, self.size, a=parent_lattice(read_cluster_expansion(ce_file))[1])
 
 
 class ScanSettingsError(LatthermError):
@@ -145,10 +181,32 @@ def _trajectory(mc, data: pd.DataFrame) -> np.ndarray:
     return np.stack([by_trial[int(t)] for t in data["mctrial"]])
 
 
+@dataclass
+class RecordedScan:
+    """A scan's tidy table (one row per temperature), its recorded energies after equilibration
+    (beta, chain, record, energy: for MBAR) and the last configuration at each temperature
+    (0/1 occupations, (T, N))."""
+
+    table: pd.DataFrame
+    samples: pd.DataFrame
+    final: np.ndarray
+
+
 def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[float], ensemble: str = "canonical",
              concentration: float | None = None, dmu: float | None = None, steps_per_site: int = 200,
              species: Sequence[str] = ("Cu", "Au"), sro_shells: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """One mchammer run per temperature (K), each continuing from the last configuration.
+    """The table of :func:`run_scan_recorded` (random start)."""
+    return run_scan_recorded(ce, lattice, temperatures, ensemble, concentration, dmu, steps_per_site, species,
+                             sro_shells, seed).table
+
+
+def run_scan_recorded(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[float],
+                      ensemble: str = "canonical", concentration: float | None = None, dmu: float | None = None,
+                      steps_per_site: int = 200, species: Sequence[str] = ("Cu", "Au"),
+                      sro_shells: int | None = None, seed: int = 0, start: np.ndarray | None = None) -> RecordedScan:
+    """One mchammer run per temperature (K), each continuing from the last configuration, the
+    first from ``start`` (0/1 occupations; default random): a scan in decreasing temperature
+    from a random start cools, one in increasing temperature from an ordered start heats.
 
     Every site is observed once per sweep (interval N). Per temperature the equilibration
     prefix is detected on the energy; the tidy row holds mean total energy (eV) with blocking
@@ -187,17 +245,24 @@ def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[floa
         x[rng.choice(n, n_ones, replace=False)] = 1
     else:
         x = rng.integers(0, 2, n)
+    if start is not None:
+        x = np.asarray(start, dtype=int)
+        if x.shape != (n,) or (ensemble == "canonical" and x.sum() != n_ones):
+            raise ScanSettingsError(f"the start configuration must be ({n},) 0/1 occupations"
+                                    + (f" with {n_ones} ones" if ensemble == "canonical" else ""))
     structure = lattice.to_atoms(x, species)
     calc = ClusterExpansionCalculator(structure, ce)
     number_one = atomic_numbers[species[1]]
     standard_observables(lattice, sro_shells=sro_shells)  # fails now, not after a run, on a bad cell
 
-    rows = []
+    rows, samples, final = [], [], []
     for temperature in temperatures:
         if np.isinf(temperature):
             n_fixed = n_ones if ensemble == "canonical" else None
-            rows.append({"ensemble": ensemble,
-                         **_infinite_temperature_row(ce, lattice, species, n_fixed, rng, sro_shells=sro_shells)})
+            row, energy = _infinite_temperature_row(ce, lattice, species, n_fixed, rng, sro_shells=sro_shells)
+            rows.append({"ensemble": ensemble, **row})
+            samples.append(pd.DataFrame({"beta": 0.0, "chain": 0, "record": np.arange(len(energy)), "energy": energy}))
+            final.append(x)
             continue
         kwargs = dict(structure=structure, calculator=calc, temperature=float(temperature),
                       boltzmann_constant=K_B_EV, random_seed=int(rng.integers(2**31)), ensemble_data_write_interval=n,
@@ -221,12 +286,18 @@ def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[floa
             energy = energy - dmu * (2.0 * n_ones_series - n)
         row = _summarize(data, energy, series, float(temperature), n, seconds, steps_per_site * n)
         rows.append({"ensemble": ensemble, **row})
-    return pd.DataFrame(rows)
+        t0 = row["n_discarded"]
+        samples.append(pd.DataFrame({"beta": row["beta"], "chain": 0, "record": np.arange(t0, len(energy)),
+                                     "energy": energy[t0:]}))
+        final.append((structure.numbers == number_one).astype(int))
+    return RecordedScan(pd.DataFrame(rows), pd.concat(samples, ignore_index=True), np.stack(final))
 
 
 def _infinite_temperature_row(ce: ClusterExpansion, lattice: Lattice, species: Sequence[str], n_ones: int | None,
-                              rng: np.random.Generator, n_samples: int = 4096, sro_shells: int | None = None) -> dict:
-    """The beta = 0 point, where thermodynamic integration starts, by exact independent sampling.
+                              rng: np.random.Generator, n_samples: int = 4096,
+                              sro_shells: int | None = None) -> tuple[dict, np.ndarray]:
+    """The beta = 0 point (its row and the sampled energies), where ln Z is known, by exact
+    independent sampling.
 
     Every configuration (of the fixed composition, if ``n_ones`` is given) is equally likely, so
     uniform random configurations are exact samples; mchammer cannot run at infinite T.
@@ -252,7 +323,7 @@ def _infinite_temperature_row(ce: ClusterExpansion, lattice: Lattice, species: S
         finite = np.all(np.isfinite(values))
         row[col] = values.mean() if finite else np.nan
         row[f"{col}_err"] = values.std(ddof=1) / np.sqrt(n_samples) if finite else np.nan
-    return row
+    return row, energy
 
 
 def _summarize(data: pd.DataFrame, energy: np.ndarray, series: dict[str, np.ndarray], temperature: float, n: int,
