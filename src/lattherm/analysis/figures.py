@@ -118,17 +118,32 @@ def _panels(n: int, rows: int = 1, size: tuple[float, float] = (4.2, 3.2)):
     return fig, axes
 
 
+def _system_panels(comparison: pd.DataFrame, columns: list[str], value: str, empty: str):
+    """A figure with one panel per system of the rows of ``comparison`` that have ``value``:
+    (fig, [(ax, system, rows)])."""
+    require_columns(comparison, ["system", *columns, value], "comparison")
+    data = comparison.dropna(subset=[value])
+    if data.empty:
+        raise TableError(empty)
+    systems = list(dict.fromkeys(data["system"]))
+    fig, axes = _panels(len(systems))
+    return fig, [(ax, system, data[data["system"] == system]) for ax, system in zip(axes[0], systems)]
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+
+
 def free_energy_error_figure(comparison: pd.DataFrame):
     """|f - f_exact| per site versus temperature, one panel per system, a line per method and cell,
     its own one-sigma error bar dotted in the same colour."""
-    require_columns(comparison, ["system", "method", "size", "temperature", "error_per_site"], "comparison")
-    data = comparison.dropna(subset=["error_per_site"])
-    if data.empty:
-        raise TableError("comparison has no estimate with an exact reference")
-    systems = list(dict.fromkeys(data["system"]))
-    fig, axes = _panels(len(systems))
-    for ax, system in zip(axes[0], systems):
-        for (method, size), group in data[data["system"] == system].groupby(["method", "size"], sort=True):
+    fig, panels = _system_panels(comparison, ["method", "size", "temperature"], "error_per_site",
+                                 "comparison has no estimate with an exact reference")
+    for ax, system, data in panels:
+        for (method, size), group in data.groupby(["method", "size"], sort=True):
             group = group.sort_values("temperature")
             # Errors can be exactly zero (enumeration vs Kaufman up to rounding): floor for log axes.
             err = np.maximum(np.abs(group["error_per_site"]), 1e-16)
@@ -136,10 +151,7 @@ def free_energy_error_figure(comparison: pd.DataFrame):
             if "free_energy_per_site_err" in group.columns and group["free_energy_per_site_err"].notna().any():
                 ax.plot(group["temperature"], group["free_energy_per_site_err"], ls=":", color=line.get_color())
         ax.set_yscale("log")
-        ax.set_xlabel("temperature")
-        ax.set_ylabel("|f - f_exact| per site (dotted: 1 sigma)")
-        ax.set_title(system)
-        ax.legend(fontsize=7)
+        _label(ax, "temperature", "|f - f_exact| per site (dotted: 1 sigma)", system)
     fig.tight_layout()
     return fig
 
@@ -173,22 +185,15 @@ def thermodynamics_figure(tables: list[pd.DataFrame]):
 
 def ess_figure(comparison: pd.DataFrame):
     """ESS per sample versus number of sites, one panel per system, a line per method and T."""
-    require_columns(comparison, ["system", "method", "n_sites", "temperature", "ess"], "comparison")
-    data = comparison.dropna(subset=["ess"])
-    if data.empty:
-        raise TableError("comparison has no ESS values (no neural estimates)")
-    systems = list(dict.fromkeys(data["system"]))
-    fig, axes = _panels(len(systems))
-    for ax, system in zip(axes[0], systems):
-        for (method, temperature), group in data[data["system"] == system].groupby(["method", "temperature"]):
+    fig, panels = _system_panels(comparison, ["method", "n_sites", "temperature"], "ess",
+                                 "comparison has no ESS values (no neural estimates)")
+    for ax, system, data in panels:
+        for (method, temperature), group in data.groupby(["method", "temperature"]):
             group = group.sort_values("n_sites")
             ax.plot(group["n_sites"], group["ess"], marker="o", label=f"{method}, T = {temperature:g}")
         ax.set_xscale("log", base=2)
         ax.set_ylim(0, 1.05)
-        ax.set_xlabel("sites N")
-        ax.set_ylabel("ESS per sample")
-        ax.set_title(system)
-        ax.legend(fontsize=7)
+        _label(ax, "sites N", "ESS per sample", system)
     fig.tight_layout()
     return fig
 

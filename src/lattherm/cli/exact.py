@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from lattherm.cli.options import ALLOYS, SIZE, SYSTEM, system_from
+from lattherm.cli.options import ALLOYS, SIZE, SYSTEM, TABLE_OUT, system_from
 from lattherm.exact import MAX_ENUMERATED_SITES, reference_table
 from lattherm.io import table_path, write_table
 
@@ -26,7 +26,7 @@ def reference(
     size: Optional[str] = SIZE,
     alloys: Path = ALLOYS,
     enumerate_max_sites: int = typer.Option(MAX_ENUMERATED_SITES, help="Enumerate cells of at most this many sites."),
-    out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
+    out: Path = TABLE_OUT,
 ) -> None:
     """Exact free energy, energy, heat capacity (and magnetisation) per temperature."""
     table_path(out)

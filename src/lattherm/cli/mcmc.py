@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from lattherm.cli.options import ALLOYS, SIZE, SYSTEM, system_from
+from lattherm.cli.options import ALLOYS, SIZE, SYSTEM, TABLE_OUT, system_from
 from lattherm.errors import LatthermError
 from lattherm.io import load_yaml, read_table, table_path, write_table
 from lattherm.mcmc.integration import METHODS, integrate_scan
@@ -33,7 +33,7 @@ def run(
     size: Optional[str] = SIZE,
     alloys: Path = ALLOYS,
     seed: int = typer.Option(0, help="Random seed."),
-    out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
+    out: Path = TABLE_OUT,
     out_samples: Optional[Path] = typer.Option(None, help="Also write the recorded energies (.parquet or .csv), "
                                                            "for MBAR free energies."),
 ) -> None:
@@ -57,7 +57,7 @@ def mchammer(
     direction: str = typer.Option("cooling", help="cooling (down from a random start) or heating (canonical: up "
                                                   "from the perfect ordered phase)."),
     seed: int = typer.Option(0, help="Random seed."),
-    out: Path = typer.Option(..., help="Output table (.csv or .parquet)."),
+    out: Path = TABLE_OUT,
     out_samples: Optional[Path] = typer.Option(None, help="Also write the recorded energies, for MBAR."),
     out_structures: Optional[Path] = typer.Option(None, help="Also write the last configuration at each "
                                                              "temperature (.extxyz or .cif)."),

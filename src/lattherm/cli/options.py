@@ -22,6 +22,7 @@ from lattherm.systems import System, load_system
 SYSTEM = typer.Option(..., help="System block (YAML or JSON, fields of lattherm.systems.SystemConfig).")
 SIZE = typer.Option(None, help="Cell size, e.g. 8x8 or 2x2x4 (default: the system's train_size).")
 ALLOYS = typer.Option(Path("results/ce"), help="Directory of the alloys' CE files, ALLOY.json.")
+TABLE_OUT = typer.Option(..., help="Output table (.csv or .parquet).")
 TEMPERATURES = typer.Option(None, help="Temperatures, e.g. '2.0,2.269' (default: the training temperature, or a "
                             "conditioned model's trained range of the system's temperatures).")
 
