@@ -113,7 +113,7 @@ def sample_args(checkpoint, system_file, tmp_path):
 
 
 def transfer_args(checkpoint, system_file, tmp_path, size=None):
-    return ["neural", "transfer", "--checkpoint", checkpoint, "--system", system_file,
+    return ["neural", "sample", "--checkpoint", checkpoint, "--system", system_file,
             *(["--size", size] if size else []), "--samples", 8, "--mcmc-chains", 2, "--mcmc-steps", 2,
             "--out", tmp_path / "transfer.csv"]
 

@@ -1,8 +1,8 @@
-"""`lattherm neural ...` commands: train, sample and transfer neural samplers.
+"""`lattherm neural ...` commands: train neural samplers, and sample them on any cell of their system.
 
     lattherm neural train --system ising.yaml --model model.yaml --training training.yaml --out-dir runs/a
     lattherm neural sample --checkpoint runs/a/checkpoint.pt --system ising.yaml --samples 10000 --out estimates.csv
-    lattherm neural transfer --checkpoint runs/a/checkpoint.pt --system ising.yaml --size 16x16 \\
+    lattherm neural sample --checkpoint runs/a/checkpoint.pt --system ising.yaml --size 16x16 \\
         --finetune-steps 50 --out transfer.csv
 
 A model is evaluated at its training temperature, or (temperature-conditioned) at the system's
@@ -12,7 +12,7 @@ deletes the outputs of an interrupted job leaves it), writes checkpoint.pt, log.
 summary.json to OUT_DIR at the end and removes the progress files. It resumes from the progress
 or OUT_DIR's checkpoint, whichever is further along, when the settings match; on SIGTERM it saves
 its progress and exits with status 143. Every checkpoint records its system's Hamiltonian, and
-`sample` and `transfer` refuse another one.
+`sample` refuses another one (on a larger cell, a spin glass's coupling draw may differ).
 """
 
 from __future__ import annotations
@@ -26,19 +26,15 @@ import pandas as pd
 import torch
 import typer
 
-from lattherm.cli.options import ALLOYS, SIZE, SYSTEM, TEMPERATURES, parse_temperatures, system_from
+from lattherm.cli.options import ALLOYS, SYSTEM, TEMPERATURES, parse_temperatures, system_from
 from lattherm.io import load_yaml, table_path, write_json, write_table
 from lattherm.lattices import size_tag
 from lattherm.models import build_model, model_spec
-from lattherm.sampling import evaluate
 from lattherm.training import TrainConfig, load_trained_model, resolve_device, system_description, train
 from lattherm.training.distributed import init_from_environment
-from lattherm.transfer import transfer as transfer_model
+from lattherm.transfer import transfer
 
 app = typer.Typer(no_args_is_help=True)
-METHOD = typer.Option(None, help="Label of the estimates in the table's method column (default: the model kind).")
-Z2 = typer.Option(False, "--z2-symmetric/--no-z2-symmetric",
-                  help="Sample the spin-flip symmetrised model (zero-field spin systems).")
 
 
 @app.command("train")
@@ -81,53 +77,31 @@ def train_command(
 def sample(
     checkpoint: Path = typer.Option(..., help="checkpoint.pt written by `lattherm neural train`."),
     system: Path = SYSTEM,
+    size: Optional[str] = typer.Option(None, help="A larger cell of the system, e.g. 16x16, to transfer the model "
+                                                  "to (default: the training cell)."),
     alloys: Path = ALLOYS,
     temperatures: Optional[str] = TEMPERATURES,
+    finetune_steps: int = typer.Option(0, help="Variational fine-tuning steps on the cell first, per temperature."),
     samples: int = typer.Option(10000, help="Samples for importance weighting per temperature."),
     mcmc_chains: int = typer.Option(64, help="Neural-MCMC chains."),
     mcmc_steps: int = typer.Option(200, help="Neural-MCMC steps per chain."),
-    z2_symmetric: bool = Z2,
-    method: Optional[str] = METHOD,
+    z2_symmetric: bool = typer.Option(False, "--z2-symmetric/--no-z2-symmetric",
+                                      help="Sample the spin-flip symmetrised model (zero-field spin systems)."),
+    method: Optional[str] = typer.Option(None, help="Label of the estimates in the table's method column "
+                                                    "(default: the model kind)."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     out: Path = typer.Option(..., help="Estimates table (.csv or .parquet), one row per temperature."),
 ) -> None:
-    """Free energy (IS), ESS, F_q, neural-MCMC energy, C_v and order parameters on the training cell."""
-    table_path(out)
-    chosen = parse_temperatures(temperatures)
-    sys_obj = system_from(system, None, alloys)
-    loaded = load_trained_model(checkpoint, sys_obj, resolve_device(device))
-    rows = [evaluate(loaded.model, sys_obj, t, n_samples=samples, conditioning=loaded.conditioning,
-                     mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, z2_symmetric=z2_symmetric)
-            for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures)]
-    write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))
-
-
-@app.command()
-def transfer(
-    checkpoint: Path = typer.Option(..., help="checkpoint.pt trained on a smaller cell of the system."),
-    system: Path = SYSTEM,
-    size: Optional[str] = SIZE,
-    alloys: Path = ALLOYS,
-    temperatures: Optional[str] = TEMPERATURES,
-    finetune_steps: int = typer.Option(0, help="Variational fine-tuning steps on the new cell, per temperature."),
-    samples: int = typer.Option(10000, help="Samples for importance weighting."),
-    mcmc_chains: int = typer.Option(64, help="Neural-MCMC chains."),
-    mcmc_steps: int = typer.Option(200, help="Neural-MCMC steps per chain."),
-    z2_symmetric: bool = Z2,
-    method: Optional[str] = METHOD,
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    out: Path = typer.Option(..., help="Estimates table, one row per temperature (.csv or .parquet)."),
-) -> None:
-    """Move a trained model to a larger cell, optionally fine-tune, and correct exactly."""
+    """Free energy (IS), ESS, F_q, neural-MCMC energy, C_v and order parameters of a trained model
+    on its training cell or, transferred (and optionally fine-tuned), on a larger cell."""
     table_path(out)
     chosen = parse_temperatures(temperatures)
     sys_obj = system_from(system, size, alloys)
     loaded = load_trained_model(checkpoint, sys_obj, same_size=False)
-    rows = [transfer_model(checkpoint, sys_obj, temperature=t, finetune_steps=finetune_steps, n_samples=samples,
-                           mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, device=device,
-                           progress=sys.stderr.isatty(), z2_symmetric=z2_symmetric)
+    rows = [transfer(checkpoint, sys_obj, temperature=t, finetune_steps=finetune_steps, n_samples=samples,
+                     mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, device=device,
+                     progress=sys.stderr.isatty(), z2_symmetric=z2_symmetric)
             for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures)]
     write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))
 
