@@ -118,7 +118,8 @@ class ClusterExpansionHamiltonian(Hamiltonian):
         # Then E = (terms without i) + s_i * sum_c w_c prod_partners s, a local field.
         partners: list[list[list[int]]] = [[] for _ in range(n)]
         partner_weights: list[list[float]] = [[] for _ in range(n)]
-        for padded, weights in zip(all_members, all_weights):
+        by_orbit: list[list[list[list[int]]]] = [[[] for _ in orbits] for _ in range(n)]
+        for alpha, (padded, weights) in enumerate(zip(all_members, all_weights)):
             for row, weight in zip(padded.tolist(), weights.tolist()):
                 sites = [k for k in row if k != n]
                 for i in set(sites):
@@ -126,6 +127,8 @@ class ClusterExpansionHamiltonian(Hamiltonian):
                         rest = [k for k in sites if k != i]
                         partners[i].append(rest + [n] * (3 - len(rest)))
                         partner_weights[i].append(weight)
+                        by_orbit[i][alpha].append(rest)
+        self._build_packed_field_tables(orbits, by_orbit, [n * params[1 + a] / m for a, m in enumerate(n_clusters)])
         width = max(len(p) for p in partners)
         partner_table = np.full((n, width, 3), n, dtype=np.int64)
         weight_table = np.zeros((n, width))
@@ -134,6 +137,49 @@ class ClusterExpansionHamiltonian(Hamiltonian):
             weight_table[i, : len(partners[i])] = partner_weights[i]
         self.register_buffer("local_partners", torch.from_numpy(partner_table))
         self.register_buffer("local_weights", torch.from_numpy(weight_table))
+
+    # Rows per chunk of the bit-sliced local-field tables (a power of two: the adder tree's height).
+    FIELD_CHUNK = 16
+
+    def _build_packed_field_tables(self, orbits, by_orbit: list, orbit_weights: list[float]) -> None:
+        """Tables for :meth:`packed_local_field`: per site and orbit, the partner sites of the
+        clusters through the site (odd multiplicity), cut into chunks of ``FIELD_CHUNK`` rows and
+        grouped by the number of partner columns (order - 1), padded with site n (bit 0)."""
+        n, rows = self.n_sites, self.FIELD_CHUNK
+        offset = np.zeros(n)
+        chunk_weights: list[float] = []
+        slices: list[tuple[int, int]] = []  # the chunks of each orbit, in table order
+        weights: list[float] = []  # and the orbit's weight N J / M per cluster
+        self.field_orders: list[int] = []
+        for order in sorted({orbit.order for orbit in orbits}):
+            alphas = [a for a, orbit in enumerate(orbits) if orbit.order == order]
+            for a in alphas:
+                for i in range(n):
+                    offset[i] += orbit_weights[a] * len(by_orbit[i][a])
+            if order == 1:  # the singlet: a constant field, nothing to gather
+                continue
+            chunks = {a: -(-max(len(by_orbit[i][a]) for i in range(n)) // rows) for a in alphas}
+            if any(len(by_orbit[i][a]) > 255 for a in alphas for i in range(n)):
+                raise ClusterExpansionError("more than 255 clusters of one orbit through a site")
+            n_chunks = sum(chunks.values())
+            if n_chunks == 0:
+                continue
+            table = np.full((n, n_chunks, rows, order - 1), n, dtype=np.int64)
+            first = 0
+            for a in alphas:
+                for i in range(n):
+                    for r, rest in enumerate(by_orbit[i][a]):
+                        table[i, first + r // rows, r % rows, : len(rest)] = rest
+                if chunks[a]:
+                    slices.append((len(chunk_weights), len(chunk_weights) + chunks[a]))
+                    weights.append(orbit_weights[a])
+                chunk_weights += [orbit_weights[a]] * chunks[a]
+                first += chunks[a]
+            self.register_buffer(f"field_table_order{order}", torch.from_numpy(table))
+            self.field_orders.append(order)
+        self.register_buffer("field_offset", torch.from_numpy(offset))
+        self.field_orbit_slices = slices
+        self.field_orbit_weights_list = weights
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, lattice: Lattice,
@@ -226,6 +272,90 @@ class ClusterExpansionHamiltonian(Hamiltonian):
         delta_i = -2.0 * spins[rows, i] * (self.local_weights[i] * products_i).sum(dim=1)
         delta_j = -2.0 * spins[rows, j] * (self.local_weights[j] * products_j).sum(dim=1)
         return unlike * (delta_i + delta_j)
+
+
+    # -- bit-sliced local moves (many chains at once: lattherm.mcmc.moves) -------------------
+    def packed_local_field(self, bits: Tensor, sites: Tensor) -> Tensor:
+        """Local fields h_i = sum over clusters c through i of w_c * (product of the partner
+        spins) of every packed configuration, for each site in ``sites`` (K,): (K, 64 W) float64.
+
+        ``bits`` are :meth:`parity_bits` (N + 1, W). The partner parities are XORs of whole
+        words (64 configurations each) and their odd counts per orbit chunk come from a
+        bit-sliced adder tree, so all of it is exact integer arithmetic up to the final
+        weighted sum h = offset_i - 2 sum_chunks w_chunk n_odd. Sites may interact with each
+        other: each field is that of the configuration as it is in ``bits``.
+        """
+        parities = []
+        for order in self.field_orders:
+            table = getattr(self, f"field_table_order{order}")[sites]  # (K, C, R, order - 1)
+            parity = bits.index_select(0, table[..., 0].flatten())
+            for c in range(1, order - 1):
+                parity ^= bits.index_select(0, table[..., c].flatten())
+            parities.append(parity.view(*table.shape[:3], -1))
+        planes = _count_ones(torch.cat(parities, dim=1))  # bit k of the odd counts, (K, C, W) each
+        counts = unpack_bits(planes[0])
+        for k, plane in enumerate(planes[1:], start=1):
+            counts += unpack_bits(plane) << k  # uint8: a chunk has at most 16 clusters
+        # chunks of one orbit summed in uint8 (at most 255 clusters of an orbit through a site),
+        # then h = offset - 2 sum_orbits w n_odd in float64
+        h = self.field_offset[sites][:, None].expand(len(sites), counts.shape[-1]).clone()
+        for (a, b), weight in zip(self.field_orbit_slices, self.field_orbit_weights_list):
+            n_odd = counts[:, a:b].sum(dim=1, dtype=torch.uint8) if b - a > 1 else counts[:, a]
+            h.add_(n_odd, alpha=-2.0 * weight)
+        return h
+
+    def packed_flip_delta(self, bits: Tensor, sites: Tensor) -> Tensor:
+        """E(x with site i flipped) - E(x) for each i in ``sites`` and every packed configuration,
+        (K, 64 W): -2 s_i h_i (each flip on its own, from the configuration in ``bits``)."""
+        s = 1.0 - 2.0 * unpack_bits(bits[sites]).to(torch.float64)
+        return -2.0 * s * self.packed_local_field(bits, sites)
+
+    def packed_swap_delta(self, bits: Tensor, i: Tensor, j: Tensor) -> tuple[Tensor, Tensor]:
+        """Energy changes of exchanging sites i[k] and j[k] in every packed configuration, and
+        whether the species differ ((K, 64 W) float64, bool; the change is 0 where they do not).
+
+        Exact when no cluster holds a site of pair k and a site of another pair k' (the pairs
+        are then independent); i[k] and j[k] themselves may share clusters, also several times
+        on a self-interacting cell: an exchange of unlike species flips both, dE = dE_i(x) +
+        dE_j(x with i flipped), and h_i does not depend on s_i, so both fields come from one
+        call on x with every i flipped (``bits`` is restored before returning)."""
+        k = len(i)
+        bi, bj = unpack_bits(bits[i]), unpack_bits(bits[j])
+        bits[i] = ~bits[i]
+        try:
+            h = self.packed_local_field(bits, torch.cat([i, j]))
+        finally:
+            bits[i] = ~bits[i]
+        s_i, s_j = 1.0 - 2.0 * bi.to(torch.float64), 1.0 - 2.0 * bj.to(torch.float64)
+        unlike = bi != bj
+        delta = -2.0 * (s_i * h[:k] + s_j * h[k:])
+        return torch.where(unlike, delta, torch.zeros_like(delta)), unlike
+
+    def bits_to_species(self, bits: Tensor, batch: int) -> Tensor:
+        """Inverse of :meth:`parity_bits`: species indices (batch, N) uint8."""
+        minus = unpack_bits(bits[: self.n_sites])[:, :batch].T
+        return minus if self.point_function[1] < 0 else 1 - minus
+
+
+_BYTE_BITS: dict[torch.device, Tensor] = {}
+
+
+def unpack_bits(words: Tensor) -> Tensor:
+    """(..., W) int64 words -> (..., 64 W) uint8 bits, bit p of word w at position 64 w + p
+    (a lookup of each byte's 8 bits: several times faster than shifts on CPU)."""
+    table = _BYTE_BITS.get(words.device)
+    if table is None:
+        table = ((torch.arange(256)[:, None] >> torch.arange(8)) & 1).to(torch.uint8).to(words.device)
+        _BYTE_BITS[words.device] = table
+    flat = words.contiguous().view(torch.uint8).reshape(-1).long()
+    return table.index_select(0, flat).view(*words.shape[:-1], 64 * words.shape[-1])
+
+
+def pack_bits(bits: Tensor) -> Tensor:
+    """(..., 64 W) bool/0-1 -> (..., W) int64 words; the inverse of :func:`unpack_bits`."""
+    powers = (1 << torch.arange(8, device=bits.device)).to(torch.uint8)
+    grouped = bits.to(torch.uint8).reshape(*bits.shape[:-1], -1, 8)
+    return (grouped * powers).sum(dim=-1, dtype=torch.uint8).view(torch.int64)
 
 
 def _count_ones(words: Tensor) -> list[Tensor]:
