@@ -96,18 +96,26 @@ def _params(model):
 
 
 # The conditioned runs draw beta, dmu and n_ones per batch: those draws must resume exactly too.
-@pytest.mark.parametrize("kind, system_spec, conditions", [
-    ("made", {}, {"temperature": 2.0}),
-    ("transformer", {}, {"temperature": 2.0}),
-    ("made", {"dmu": 0.2}, {"temperature_range": [1.5, 3.0], "dmu_range": [-0.5, 0.5]}),
+# physics_logits (beta annealed, or read from cond with dmu) and z2_symmetric: auto resume exactly too.
+PHYSICS_Z2 = {"physics_logits": True, "z2_symmetric": "auto"}
+
+
+@pytest.mark.parametrize("kind, system_spec, conditions, extra", [
+    ("made", {}, {"temperature": 2.0}, {}),
+    ("transformer", {}, {"temperature": 2.0}, {}),
+    ("made", {"dmu": 0.2}, {"temperature_range": [1.5, 3.0], "dmu_range": [-0.5, 0.5]}, {}),
     ("transformer", {"ensemble": "canonical", "concentration": 0.5},
-     {"temperature_range": [1.5, 3.0], "concentration_range": [0.1, 0.9]}),
+     {"temperature_range": [1.5, 3.0], "concentration_range": [0.1, 0.9]}, {}),
+    ("made", {}, {"temperature": 2.0}, PHYSICS_Z2),
+    ("transformer", {}, {"temperature": 2.0}, PHYSICS_Z2),
+    ("made", {"dmu": 0.2}, {"temperature_range": [1.5, 3.0], "dmu_range": [-0.5, 0.5]}, PHYSICS_Z2),
 ])
-def test_resume_is_bit_for_bit(tmp_path, kind, system_spec, conditions):
+def test_resume_is_bit_for_bit(tmp_path, kind, system_spec, conditions, extra):
     system = ising((2, 3), **system_spec)
     n_cond = len(conditions) - ("temperature" in conditions)
     spec = ({"kind": "made", "hidden": 16, "n_cond": n_cond} if kind == "made" else
             {"kind": "transformer", "d_model": 16, "n_head": 2, "n_layer": 1, "n_freq": 1, "n_cond": n_cond})
+    spec.update(extra)
     k = 4
 
     def config(steps):

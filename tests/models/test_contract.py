@@ -1,16 +1,22 @@
 """The contract every model satisfies, checked over every model kind: normalisation by exact
 enumeration (grand canonical and fixed n_ones), the autoregressive property, sampling (cached
-where the model caches) returning the ln q that ``log_prob`` recomputes, and ``on_lattice``."""
+where the model caches) returning the ln q that ``log_prob`` recomputes, and ``on_lattice``.
+The ``physics`` variants add the local Boltzmann factor of a random-coupling pair model with a
+field (beta fixed, or read from cond with beta and dmu)."""
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
+from lattherm.hamiltonians.ising import BondIsing
 from lattherm.lattices import make_lattice
 from lattherm.models import Autoregressive, build_model
+from lattherm.models.physics import attach_physics
 from lattherm.models.sampling import random_orders
 from lattherm.models.symmetric import Z2Symmetric
+from lattherm.sampling.evaluate import Conditioning
 
 SMALL = {"d_model": 16, "n_head": 2, "n_layer": 2, "mlp_ratio": 2, "n_freq": 1}
 KINDS = {
@@ -22,7 +28,32 @@ KINDS = {
     "z2_made": {"kind": "made", "hidden": 24, "depth": 2, "z2": True},
     "z2_transformer": {"kind": "transformer", "z2": True, **SMALL},
     "z2_transformer_local_cond": {"kind": "transformer", "attention_shells": 1, "n_cond": 1, "z2": True, **SMALL},
+    "made_physics": {"kind": "made", "hidden": 24, "depth": 2, "physics_logits": True},
+    "made_physics_cond": {"kind": "made", "width": 3, "depth": 2, "n_cond": 2, "physics_logits": True},
+    "transformer_physics": {"kind": "transformer", "physics_logits": True, **SMALL},
+    "transformer_local_physics_cond": {"kind": "transformer", "attention_shells": 1, "n_cond": 2,
+                                       "physics_logits": True, **SMALL},
+    "z2_transformer_physics": {"kind": "transformer", "z2": True, "physics_logits": True, **SMALL},
 }
+
+
+class RandomBonds(BondIsing):
+    def identity(self) -> dict:
+        return {"model": "random_bonds"}
+
+
+def pair_model(lattice, seed: int = 0, h: float = 0.3) -> BondIsing:
+    """Random couplings on the nearest-neighbour bonds, and a field: no symmetry to hide behind."""
+    bonds = lattice.neighbour_pairs(1)
+    return RandomBonds(bonds, np.random.default_rng(seed).normal(0.0, 1.0, len(bonds)), lattice.n_sites, h=h)
+
+
+def attach(model, lattice):
+    """Attach the pair model of ``lattice`` to a physics variant: beta 0.7 fixed, or (n_cond 2)
+    beta and dmu read from cond."""
+    n_cond = model.hyperparameters().get("n_cond", 0)
+    conditioning = Conditioning(("beta", "dmu"), {"beta": 1.3, "dmu": 0.5}) if n_cond == 2 else None
+    return attach_physics(model, pair_model(lattice), conditioning, beta=0.7)
 
 
 def make(name: str, lattice, seed: int = 0):
@@ -37,7 +68,8 @@ def make(name: str, lattice, seed: int = 0):
         for p in model.parameters():
             p.add_(0.4 * torch.randn(p.shape, generator=gen))
     model = model.double()
-    return Z2Symmetric(model) if z2 else model
+    model = Z2Symmetric(model) if z2 else model
+    return attach(model, lattice)
 
 
 def cond_for(model, batch: int, seed: int = 1):
@@ -129,6 +161,10 @@ def test_sampled_log_q_is_log_prob(name, n_ones):
         torch.testing.assert_close(model.log_prob(x, cond, n_ones, **kw), log_q, atol=1e-10, rtol=0)
         if n_ones is not None:
             assert torch.all(x.sum(1) == n_ones)
+        if isinstance(model, Autoregressive):  # the cache changes nothing: the same draws, the same ln q
+            x2, log_q2 = model.sample(n, cond, n_ones, torch.Generator().manual_seed(3), use_cache=False, **kw)
+            assert torch.equal(x2, x)
+            torch.testing.assert_close(log_q2, log_q, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("name", KINDS)
@@ -145,8 +181,13 @@ def test_on_lattice(name):
         return
     before = model.log_prob(all_configs(4), cond_for(model, 16))
     assert model.on_lattice(large) is model and model.n_sites == 8
+    if model.hyperparameters()["physics_logits"]:  # the small cell's tables are gone: attach the large cell's
+        with pytest.raises(ValueError, match="no Hamiltonian attached"):
+            model.log_prob(all_configs(8), cond_for(model, 256))
+        attach(model, large)
     check_normalised(model, large)
     x, log_q = model.sample(32, cond_for(model, 32), generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(model.log_prob(x, cond_for(model, 32)), log_q, atol=1e-10, rtol=0)
     model.on_lattice(small)
+    attach(model, small)
     assert torch.equal(model.log_prob(all_configs(4), cond_for(model, 16)), before)

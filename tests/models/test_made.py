@@ -87,15 +87,35 @@ def test_canonical_samples_have_fixed_count():
 def test_factory_roundtrip_and_errors():
     lat = make_lattice("square", 3)
     model = build_model({"kind": "made", "hidden": 12, "depth": 2}, lat)
-    assert model_spec(model) == {"kind": "made", "hidden": 12, "depth": 2, "residual": False, "n_cond": 0}
+    assert model_spec(model) == {"kind": "made", "width": 4, "hidden": 12, "depth": 2, "residual": False, "n_cond": 0,
+                                 "physics_logits": False, "z2_symmetric": False}
     assert model.on_lattice(make_lattice("square", 3)) is model
     with pytest.raises(ValueError, match="size-specific"):
         model.on_lattice(make_lattice("square", 4))
     with pytest.raises(ValueError, match="unknown made hyperparameters"):
-        build_model({"kind": "made", "width": 3}, lat)
+        build_model({"kind": "made", "widht": 3}, lat)
     with pytest.raises(ValueError, match="unknown model kind"):
         build_model({"kind": "pixelcnn"}, lat)
     with pytest.raises(ValueError, match="cond"):
         model.log_prob(torch.zeros(2, 9, dtype=torch.long), cond=torch.zeros(2, 1))
     with pytest.raises(ValueError, match="depth"):
         MADEConfig(depth=0)
+
+
+def test_width_counts_units_per_site_so_no_site_is_blind():
+    """VAN's width: width * N units per layer, so every site's conditional can depend on every
+    earlier site (the masks' paths); a total width below N - 1 (the legacy ``hidden``) leaves
+    the later sites blind to all but the first ``hidden`` sites."""
+    lat = make_lattice("square", 4)
+
+    def paths(model):  # (N, N): output site i reaches input site j through the masks
+        reach = model.layers[0].mask
+        for layer in model.layers[1:]:
+            reach = layer.mask @ reach
+        return model.out.mask @ reach
+
+    model = MADE(MADEConfig(width=1, depth=2), lat)
+    assert model.layers[0].weight.shape == (16, 16) and model.layers[1].weight.shape == (16, 16)
+    assert torch.equal(paths(model) > 0, torch.ones(16, 16).tril(-1).bool())
+    blind = paths(MADE(MADEConfig(hidden=4, depth=2), lat)) > 0
+    assert not blind[12, 4:12].any() and blind[12, :4].all()

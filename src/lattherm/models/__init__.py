@@ -15,24 +15,34 @@ MODEL_KINDS = ("made", "transformer")
 def build_model(spec: dict, lattice) -> NeuralSampler:
     """Build a model from ``{"kind": "made" | "transformer", **hyperparameters}``.
 
-    The transformer is imported lazily so that MADE-only use does not pay for it.
+    The transformer is imported lazily so that MADE-only use does not pay for it. With
+    ``z2_symmetric: true`` the model is the spin-flip symmetrised one
+    (:class:`lattherm.models.symmetric.Z2Symmetric`); ``auto`` is resolved against the system
+    when training starts (:func:`lattherm.models.symmetric.resolve_z2`).
     """
     if not isinstance(spec, dict) or "kind" not in spec:
         raise ValueError(f"model spec must be a mapping with a 'kind' key, got {spec!r}")
     params = {k: v for k, v in spec.items() if k != "kind"}
     kind = spec["kind"]
     if kind == "made":
-        return MADE(_make_config(MADEConfig, params, kind), lattice)
-    if kind == "transformer":
+        model = MADE(_make_config(MADEConfig, params, kind), lattice)
+    elif kind == "transformer":
         from lattherm.models.transformer import AnyOrderTransformer, TransformerConfig
 
-        return AnyOrderTransformer(_make_config(TransformerConfig, params, kind), lattice)
-    raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+        model = AnyOrderTransformer(_make_config(TransformerConfig, params, kind), lattice)
+    else:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    if model.config.z2_symmetric is True:
+        from lattherm.models.symmetric import Z2Symmetric
+
+        return Z2Symmetric(model)
+    return model
 
 
 def model_spec(model: NeuralSampler) -> dict:
     """The spec that :func:`build_model` turns back into an equal model (saved in checkpoints)."""
-    kind = "made" if isinstance(model, MADE) else "transformer"
+    base = getattr(model, "base", model)
+    kind = "made" if isinstance(base, MADE) else "transformer"
     return {"kind": kind, **model.hyperparameters()}
 
 

@@ -119,6 +119,15 @@ class Autoregressive(NeuralSampler):
         return ancestral_sample(self, n, cond, n_ones, generator, order, use_cache)
 
 
+Z2_OPTIONS = (False, True, "auto")
+
+
+def check_z2_option(value) -> None:
+    """A model's ``z2_symmetric``: true, false or ``auto`` (where the system is spin-flip symmetric)."""
+    if not any(value is option or (isinstance(option, str) and value == option) for option in Z2_OPTIONS):
+        raise ValueError(f"z2_symmetric must be true, false or 'auto', got {value!r}")
+
+
 def canonical_mask(n_ones_so_far: Tensor, n_remaining: Tensor | int, n_ones: int) -> Tensor:
     """Which species (0 or 1) may still be chosen at the next site, shape (..., 2), bool.
 

@@ -7,7 +7,10 @@ conditional in one pass, so ``log_prob`` costs one pass and ``sample`` (the shar
 Masks follow MADE's degree construction (0-based): input site j has degree j, each hidden unit
 a degree d in {0, ..., N-2} and may see inputs j <= d, hidden-to-hidden connections need
 d_out >= d_in, and the output for site i sees hidden units with d < i. Site i's conditional
-therefore depends on x_<i only. Conditioning variables (e.g. beta) enter every hidden layer and
+therefore depends on x_<i only. The width counts units per site (VAN's ``net_width``): a hidden
+layer has ``width * N`` units, about ``width`` per degree, so every site sees every earlier one
+(a fixed total width below N - 1 would leave the later sites blind to all but the first few).
+Conditioning variables (e.g. beta) enter every hidden layer and
 the output layer unmasked: they are not sites, so they may inform every conditional.
 """
 
@@ -19,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lattherm.models.base import Autoregressive, SamplingState, log_softmax_canonical
+from lattherm.models.base import Autoregressive, SamplingState, check_z2_option, log_softmax_canonical
+from lattherm.models.physics import physics_logits
 
 
 @dataclass
@@ -27,21 +31,34 @@ class MADEConfig:
     """Hyperparameters of :class:`MADE`.
 
     Attributes:
-        hidden: width of each hidden layer.
-        depth: number of hidden layers (>= 1).
+        width: hidden units per site (VAN's net_width): each hidden layer has width * N units.
+        hidden: total units per hidden layer, overriding ``width`` (legacy; below N - 1 units
+            the sites beyond the first ``hidden`` see only the first ``hidden`` sites).
+        depth: number of hidden layers (>= 1; VAN's net_depth 3 is depth 2).
         residual: add skip connections around hidden-to-hidden layers (masks keep degrees,
             so the autoregressive property survives the sum).
         n_cond: number of conditioning variables (0: unconditional).
+        physics_logits: add the exact local Boltzmann factor of each site given the earlier ones
+            to its logits (:mod:`lattherm.models.physics`).
+        z2_symmetric: train and sample the spin-flip symmetrised model
+            (:class:`lattherm.models.symmetric.Z2Symmetric`); ``auto``: where the system is
+            spin-flip symmetric (resolved when training starts).
     """
 
-    hidden: int = 64
+    width: int = 4
+    hidden: int | None = None
     depth: int = 2
     residual: bool = False
     n_cond: int = 0
+    physics_logits: bool = False
+    z2_symmetric: bool | str = False
 
     def __post_init__(self) -> None:
-        if int(self.hidden) < 1:
-            raise ValueError(f"MADE hidden width must be >= 1, got {self.hidden}")
+        if int(self.width) < 1:
+            raise ValueError(f"MADE width must be >= 1, got {self.width}")
+        if self.hidden is not None and int(self.hidden) < 1:
+            raise ValueError(f"MADE hidden width must be >= 1 or null, got {self.hidden}")
+        check_z2_option(self.z2_symmetric)
         if int(self.depth) < 1:
             raise ValueError(f"MADE depth must be >= 1, got {self.depth}")
         if int(self.n_cond) < 0:
@@ -67,7 +84,7 @@ class MADE(Autoregressive):
         self.config = config
         self.lattice = lattice
         self.n_sites = n = lattice.n_sites
-        h = config.hidden
+        h = config.hidden if config.hidden is not None else config.width * n
 
         in_degree = torch.arange(n)
         hidden_degree = torch.arange(h) % max(n - 1, 1)
@@ -129,10 +146,14 @@ class MADE(Autoregressive):
         x = self.check_x(x)
         self.check_n_ones(n_ones)
         self._check_order(order)
-        logits = self.logits(x, cond)
+        logits = F.pad(self.logits(x, cond)[..., None], (1, 0))
+        sites = torch.arange(self.n_sites, device=x.device)[None]
+        phys = physics_logits(self, x, sites, sites, sites, self.check_cond(cond, x.shape[0], self.config.n_cond, self.out.weight))
+        if phys is not None:
+            logits = logits.to(torch.float64) + phys
         ones_before = torch.cumsum(x, dim=1) - x
         remaining = torch.arange(self.n_sites, 0, -1, device=x.device)
-        return log_softmax_canonical(F.pad(logits[..., None], (1, 0)), ones_before, remaining, n_ones)
+        return log_softmax_canonical(logits, ones_before, remaining, n_ones)
 
     def sampling_state(self, n: int, cond: Tensor | None, order: Tensor | None, use_cache: bool) -> SamplingState:
         self._check_order(order)
@@ -141,4 +162,7 @@ class MADE(Autoregressive):
 
     def next_logits(self, x: Tensor, t: int, state: SamplingState) -> Tensor:
         # a full pass per site; cheap next to the transformer, so MADE keeps no cache
-        return F.pad(self.logits(x, state.cond)[:, t, None], (1, 0))
+        logits = F.pad(self.logits(x, state.cond)[:, t, None], (1, 0))
+        site = torch.full((1, 1), t, device=x.device)
+        phys = physics_logits(self, x, site, state.rank, site, state.cond)
+        return logits if phys is None else logits.to(torch.float64) + phys[:, 0]

@@ -10,11 +10,17 @@ does not show it. The symmetrised sampler
 draws x ~ q (the base's own sampler) and flips it with probability 1/2; q_sym is exactly normalised and is evaluated
 with one more ``log_prob`` pass (for the mirror image), so the estimators stay exact for any
 Hamiltonian. The canonical constraint survives the flip only at half filling.
+
+A model spec's ``z2_symmetric`` (true, false or ``auto``) says whether the model is trained and
+sampled symmetrised; ``auto`` (VAN's choice wherever it applies) is resolved by
+:func:`resolve_z2` against the system when training starts, and the checkpoint records the
+outcome, so a loaded model is the one that was trained.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -31,6 +37,11 @@ class Z2Symmetric(NeuralSampler):
             raise ValueError(f"the spin flip needs 2 species, the model has {base.n_species}")
         self.base = base
         self.n_sites = base.n_sites
+
+    @property
+    def config(self):
+        """The base model's config (its ``z2_symmetric`` is true)."""
+        return self.base.config
 
     def _check_n_ones(self, n_ones: int | None) -> None:
         if n_ones is not None and 2 * n_ones != self.n_sites:
@@ -58,4 +69,34 @@ class Z2Symmetric(NeuralSampler):
         return self
 
     def hyperparameters(self) -> dict:
-        return self.base.hyperparameters()
+        return {**self.base.hyperparameters(), "z2_symmetric": True}
+
+
+def spin_flip_symmetric(hamiltonian, n_ones: int | None = None, n_configs: int = 64) -> bool:
+    """Whether E(1 - x) = E(x) (to 1e-10 relative) and the ensemble maps to itself (canonical:
+    only at half filling), checked on random configurations of a fixed seed (no global RNG)."""
+    n = hamiltonian.n_sites
+    if n_ones is not None and 2 * n_ones != n:
+        return False
+    gen = torch.Generator().manual_seed(12345)
+    if n_ones is None:
+        x = torch.randint(0, 2, (n_configs, n), generator=gen)
+    else:
+        ranks = torch.argsort(torch.rand(n_configs, n, generator=gen), dim=1)
+        x = (ranks < n_ones).long()
+    x = x.to(hamiltonian.device)
+    e, e_flip = hamiltonian.energy(x), hamiltonian.energy(1 - x)
+    scale = e.abs().max().clamp_min(1e-300)
+    return bool(((e - e_flip).abs() <= 1e-10 * scale).all())
+
+
+def resolve_z2(model: NeuralSampler, symmetric: bool) -> NeuralSampler:
+    """The model to train: ``model`` itself, or its :class:`Z2Symmetric` mixture when its
+    ``z2_symmetric`` is true, or ``auto`` and the system is spin-flip ``symmetric``. The base's
+    config then records the outcome (true or false), which the checkpoint saves."""
+    if isinstance(model, Z2Symmetric):
+        return model
+    option = model.config.z2_symmetric
+    wrap = symmetric if option == "auto" else bool(option)
+    model.config = replace(model.config, z2_symmetric=wrap)
+    return Z2Symmetric(model) if wrap else model

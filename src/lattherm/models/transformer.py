@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lattherm.lattices import lattice_coordinates, shell_buckets, sites_within
-from lattherm.models.base import Autoregressive, SamplingState, log_softmax_canonical
+from lattherm.models.base import Autoregressive, SamplingState, check_z2_option, log_softmax_canonical
+from lattherm.models.physics import physics_logits
 
 SCORES = ("exact", "marginal")
 
@@ -66,6 +67,11 @@ class TransformerConfig:
     full_penalty: float = 1.0
     penalty_fraction: float = 0.25
     score: str = "exact"
+    # the exact local Boltzmann factor of each site given the placed ones, added to its logits
+    # (lattherm.models.physics), and spin-flip symmetrisation (true, false, "auto": where the
+    # system is spin-flip symmetric, resolved when training starts)
+    physics_logits: bool = False
+    z2_symmetric: bool | str = False
 
     def __post_init__(self) -> None:
         for name in ("n_species", "d_model", "n_head", "n_layer", "mlp_ratio", "d_cond"):
@@ -90,6 +96,9 @@ class TransformerConfig:
                 raise ValueError(f"rotary_period must list positive repeats, got {self.rotary_period}")
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        if self.physics_logits and self.n_species != 2:
+            raise ValueError(f"physics_logits needs 2 species, got n_species = {self.n_species}")
+        check_z2_option(self.z2_symmetric)
 
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -252,6 +261,8 @@ class AnyOrderTransformer(Autoregressive):
         if len(period) != len(repeats) or any(r % p for r, p in zip(repeats, period)):
             raise ValueError(f"the rotary encodings have periods {period} (the training cell): a supercell "
                              f"must repeat that cell along every axis, got repeats {repeats}")
+        if lattice is not old and getattr(self, "physics", None) is not None:
+            del self.physics  # the tables of the old cell: attach the new cell's Hamiltonian
         self.lattice, self.n_sites = lattice, lattice.n_sites
         u = lattice_coordinates(lattice)[:, : lattice.dimension]
         angles = 2 * np.pi * (u / np.asarray(period, dtype=float))[:, :, None] * np.arange(1, cfg.n_freq + 1)
@@ -324,13 +335,15 @@ class AnyOrderTransformer(Autoregressive):
                      order: Tensor | None = None) -> Tensor:
         """ln q(x_i = k | x_S) of every site, (B, N, K) float64, one pass; S = ``observed`` (B, N),
         placed in the order of ``order`` (raster if None). Observed rows are point masses."""
+        x = self.check_x(x)
         species, sites, cond = self._inputs(x, observed, cond)
         self.check_n_ones(n_ones)
         rank = torch.argsort(self._order(order, x.shape[0]), dim=1)
         N = self.n_sites
         h = self._features(self.conditional, species, sites, torch.where(observed, rank, N),  # queries see all of S
                            torch.where(observed, rank, N + 1), cond)
-        logq = log_softmax_canonical(self.head(h), (x * observed).sum(1, keepdim=True),
+        logits = self._with_physics(self.head(h), x, sites, torch.where(observed, 0, N + 1), torch.ones_like(sites), cond)
+        logq = log_softmax_canonical(logits, (x * observed).sum(1, keepdim=True),
                                      N - observed.sum(1, keepdim=True), n_ones)
         return torch.where(observed[..., None], torch.log(F.one_hot(x.long(), self.n_species).double()), logq)
 
@@ -356,7 +369,8 @@ class AnyOrderTransformer(Autoregressive):
                            torch.cat([sites, sites], 1), torch.cat([rank, rank], 1), rank, cond)
         x_in_order = x.gather(1, order.expand(B, -1))
         ones_before = (torch.cumsum(x_in_order, 1) - x_in_order).gather(1, rank.expand(B, -1))
-        return log_softmax_canonical(self.head(h[:, N:]), ones_before, N - rank, n_ones)
+        logits = self._with_physics(self.head(h[:, N:]), x, sites, rank, rank, cond)
+        return log_softmax_canonical(logits, ones_before, N - rank, n_ones)
 
     # -- sampling (the loop is lattherm.models.sampling.ancestral_sample) ------------------------
     def sampling_state(self, n: int, cond: Tensor | None, order: Tensor | None, use_cache: bool) -> SamplingState:
@@ -373,7 +387,8 @@ class AnyOrderTransformer(Autoregressive):
             h = self._features(self.conditional, torch.where(observed, x, self.n_species),
                                torch.arange(N, device=device)[None], torch.where(observed, rank, N),
                                torch.where(observed, rank, N + 1), cond)
-            return self.head(h[torch.arange(n, device=device), query[:, 0].expand(n)])
+            logits = self.head(h[torch.arange(n, device=device), query[:, 0].expand(n)])[:, None]
+            return self._with_physics(logits, x, query, rank, torch.full_like(query, t), cond)[:, 0]
         # two new tokens: the site placed at step t - 1 (stored in the cache) and the query
         placed = order[:, max(t - 1, 0) : t].expand(n, -1)
         species = torch.cat([x.gather(1, placed), torch.full((n, 1), self.n_species, device=device)], 1)
@@ -385,4 +400,11 @@ class AnyOrderTransformer(Autoregressive):
         else:  # keys on their sites, where each token finds its neighbours
             h = self._features(self.conditional, species, sites, ranks, torch.where(rank < t, rank, N + 1), cond,
                                state.cache, placed)
-        return self.head(h[:, -1])
+        return self._with_physics(self.head(h[:, -1:]), x, query, rank, torch.full_like(query, t), cond)[:, 0]
+
+    def _with_physics(self, logits: Tensor, x: Tensor, sites: Tensor, key_rank: Tensor, query_rank: Tensor,
+                      cond: Tensor | None) -> Tensor:
+        """``logits`` (B, T, K) of the sites ``sites`` plus the physics term of the sites whose
+        ``key_rank`` is below each query's ``query_rank`` (:mod:`lattherm.models.physics`)."""
+        phys = physics_logits(self, x, sites, key_rank, query_rank, cond)
+        return logits if phys is None else logits.to(torch.float64) + phys

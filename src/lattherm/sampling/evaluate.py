@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lattherm.models.physics import set_physics_beta
 from lattherm.models.symmetric import Z2Symmetric
 from lattherm.observables import heat_capacity, standard_observables
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights, neural_mcmc
@@ -95,15 +96,19 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     ``conditioning`` saved with its checkpoint; its cond comes from ``system`` and
     ``temperature`` (:func:`system_cond`), extrapolating silently outside the trained ranges.
     ``z2_symmetric`` samples from the spin-flip symmetrised model
-    (:class:`lattherm.models.symmetric.Z2Symmetric`).
+    (:class:`lattherm.models.symmetric.Z2Symmetric`); a model trained symmetrised already is one
+    (the ``z2_symmetric`` column says which was sampled). A ``physics_logits`` model must have
+    its Hamiltonian attached (training and loading a checkpoint do); its beta is set here.
     """
     if n_samples < 2:
         raise ValueError(f"n_samples must be >= 2, got {n_samples}")
-    if z2_symmetric:
+    if z2_symmetric and not isinstance(model, Z2Symmetric):
         model = Z2Symmetric(model)
+    z2_symmetric = isinstance(model, Z2Symmetric)  # trained symmetrised (z2_symmetric in its spec) or asked for
     device = next(model.parameters()).device
     hamiltonian = system.hamiltonian.to(device)
     beta = system.beta(temperature)
+    set_physics_beta(model, beta)  # physics_logits at this temperature (unless beta comes from cond)
     generator = torch.Generator(device=device).manual_seed(seed)
     log_w_parts = []
     for start in range(0, n_samples, batch_size):

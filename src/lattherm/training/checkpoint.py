@@ -21,6 +21,7 @@ import torch
 from lattherm.io import CheckpointError, load_checkpoint
 from lattherm.lattices import make_lattice
 from lattherm.models import NeuralSampler, build_model
+from lattherm.models.physics import attach_physics
 from lattherm.sampling.evaluate import Conditioning
 
 FORMAT = "lattherm-neural-1"
@@ -180,4 +181,13 @@ def load_trained_model(path, system, device: str | torch.device = "cpu", same_si
         raise CheckpointError(f"checkpoint {path} weights do not fit its model spec: {exc}") from exc
     if own_lattice.n_sites != system.lattice.n_sites or own_lattice.repeats != system.lattice.repeats:
         model = model.on_lattice(system.lattice)
-    return TrainedModel(model=model.to(device), checkpoint=state)
+    model = model.to(device)
+    # physics_logits: this cell's Hamiltonian (a dmu-conditioned model reads dmu from cond), at
+    # the training temperature unless beta comes from cond (evaluate sets its own)
+    conditioning = None if state.get("conditioning") is None else Conditioning.from_dict(state["conditioning"])
+    temperature = state["config"].get("temperature")
+    hamiltonian = system.hamiltonian
+    if "dmu" in conditioned and hasattr(hamiltonian, "base"):
+        hamiltonian = hamiltonian.base
+    attach_physics(model, hamiltonian, conditioning, None if temperature is None else system.beta(temperature))
+    return TrainedModel(model=model, checkpoint=state)

@@ -50,7 +50,9 @@ from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
 from lattherm.models import NeuralSampler, model_spec
+from lattherm.models.physics import attach_physics, set_physics_beta
 from lattherm.models.sampling import random_orders, uniform
+from lattherm.models.symmetric import Z2Symmetric, resolve_z2, spin_flip_symmetric
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights
 from lattherm.sampling.evaluate import COND_VARIABLES, Conditioning
 from lattherm.training.distributed import Ranks, shard_generator
@@ -214,14 +216,22 @@ def training_terms(model: NeuralSampler, x: Tensor, cond: Tensor | None = None, 
     ln q, no auxiliary loss. With one: ln q_train is the exact ln q along the sampling order or
     the one-pass marginal (``score``), and the penalty mean(step^2) + full_penalty * mean(full^2) / N
     is taken on the first ``penalty_fraction`` of the rows (samples are independent, so any rows do);
-    ``generator`` draws its orders and prefixes."""
-    if not model.has_marginal:
+    ``generator`` draws its orders and prefixes. A spin-flip symmetrised model (Z2Symmetric) takes
+    the penalty of its base network on the same rows, and its exact (or marginal) ln q_sym."""
+    base = model.base if isinstance(model, Z2Symmetric) else model
+    if not base.has_marginal:
         return TrainingTerms(model.log_prob(x, cond=cond, n_ones=n_ones), x.new_zeros((), dtype=torch.float32), math.nan)
-    config = model.config
+    config = base.config
     n_rows = max(1, round(config.penalty_fraction * x.shape[0]))
-    step, full, logp_full = consistency_residuals(model, x, cond, n_ones, generator=generator, n_rows=n_rows)
-    penalty = step.pow(2).mean() + config.full_penalty * full.pow(2).mean() / model.n_sites
-    log_prob = logp_full if config.score == "marginal" else model.log_prob(x, cond, n_ones)
+    step, full, logp_full = consistency_residuals(base, x, cond, n_ones, generator=generator, n_rows=n_rows)
+    penalty = step.pow(2).mean() + config.full_penalty * full.pow(2).mean() / base.n_sites
+    if config.score == "marginal" and base is not model:  # the mixture's marginal: both mirror images
+        mirror = base.log_marginal(1 - x, torch.ones_like(x, dtype=torch.bool), cond)
+        log_prob = torch.logaddexp(logp_full, mirror) - math.log(2.0)
+    elif config.score == "marginal":
+        log_prob = logp_full
+    else:
+        log_prob = model.log_prob(x, cond, n_ones)
     return TrainingTerms(log_prob, penalty.float(), step.detach().pow(2).mean().sqrt().item())
 
 
@@ -285,6 +295,10 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
         raise ValueError(f"the training settings condition on {variables}, which needs a model with "
                          f"n_cond = {len(variables)}; got n_cond = {n_cond}")
     n_sites = system.n_sites
+    # z2_symmetric: auto -> the spin-flip mixture where the training distribution is symmetric
+    symmetric = (config.dmu_range is None and config.concentration_range is None
+                 and spin_flip_symmetric(system.hamiltonian, system.n_ones))
+    model = resolve_z2(model, symmetric)
     counts = None if config.concentration_range is None else concentration_counts(config.concentration_range, n_sites)
     if model.n_sites != system.lattice.n_sites:
         raise ValueError(f"model has {model.n_sites} sites, system {system.name!r} has {system.lattice.n_sites}")
@@ -293,6 +307,9 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     hamiltonian = system.hamiltonian.to(device)
     # A drawn dmu replaces the system's: keep the Hamiltonian without its semi-grand term.
     base = hamiltonian.base if isinstance(hamiltonian, SemiGrand) else hamiltonian
+    # physics_logits: the tables of this cell's Hamiltonian (without the semi-grand term when dmu
+    # is drawn: the model then reads dmu from cond), beta from cond or set every step
+    attach_physics(model, hamiltonian if config.dmu_range is None else base, conditioning)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator(device=device)
     if config.temperature_range is not None:
@@ -350,6 +367,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
         for step in bar:
             beta = beta_lo + (beta_hi - beta_lo) * uniform()
             beta_t = beta * (1.0 - config.anneal ** (step + 1))
+            set_physics_beta(model, beta_t)  # physics_logits at this step's beta (unless beta comes from cond)
             drawn = {}
             if config.dmu_range is not None:
                 lo, hi = config.dmu_range
