@@ -5,7 +5,8 @@ Stages, each generic over the named systems (and alloys) of the config: (1) clus
 larger cells, (5) analysis and phase diagram, (6) figures.
 Run `snakemake --cores all` (default config.yaml), `--configfile config/tiny.yaml` for a smoke
 test, `--configfile config/paper.yaml --profile profiles/slurm` on a cluster;
-`snakemake --report report.html` collects the figures with their captions.
+`snakemake --report report.html` collects the figures with their captions, and the config,
+package versions and job runtimes of the run.
 """
 
 import sys
@@ -55,9 +56,11 @@ include: "workflow/rules/references.smk"
 include: "workflow/rules/neural.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         final_outputs(),
+        rules.report_provenance.output,
     default_target: True

@@ -32,6 +32,7 @@ from lattherm.lattices import size_tag
 from lattherm.models import build_model, model_spec
 from lattherm.training import TrainConfig, load_trained_model, resolve_device, system_description, train
 from lattherm.training.distributed import init_from_environment
+from lattherm.training.variational import training_conditioning
 from lattherm.transfer import transfer
 
 app = typer.Typer(no_args_is_help=True)
@@ -58,6 +59,9 @@ def train_command(
     config = TrainConfig.from_dict(load_yaml(training) or {})
     distributed = init_from_environment(resolve_device(config.device))
     torch.manual_seed(config.seed)
+    conditioning = training_conditioning(config, sys_obj)
+    # a conditioned run conditions the model on its ranges: the model block need not say so
+    spec.setdefault("n_cond", 0 if conditioning is None else len(conditioning.variables))
     net = build_model(spec, sys_obj.lattice)
     result = train(net, sys_obj, config, out_dir, progress_dir=progress_dir)
     if distributed:
