@@ -397,16 +397,16 @@ def test_an_interrupted_extension_resumes_from_its_progress(tmp_path, monkeypatc
 
     steps_seen = []
 
-    def terminate_in_step_7(log_w, beta, estimate=variational.free_energy_is):  # called once a step
+    def terminate_in_step_7(energy, log_q, beta, weights=variational.log_weights):  # once a step (one shard)
         steps_seen.append(None)
         if len(steps_seen) == 3:  # steps 5, 6, 7 of the resumed run
             os.kill(os.getpid(), signal.SIGTERM)
-        return estimate(log_w, beta)
+        return weights(energy, log_q, beta)
 
     def outer_handler(signum, frame):
         raise AssertionError("train() should have handled SIGTERM")
 
-    monkeypatch.setattr(variational, "free_energy_is", terminate_in_step_7)
+    monkeypatch.setattr(variational, "log_weights", terminate_in_step_7)
     previous = signal.signal(signal.SIGTERM, outer_handler)
     try:
         with pytest.raises(SystemExit) as exit_info:
