@@ -46,8 +46,9 @@ def check_workflow_config(config: dict) -> None:
         if system.alloy is not None:
             _check_alloy_of(f"systems.{name}", system.alloy, system.lattice, alloys)
     if "phase_diagram" in config:
-        diagram = PhaseDiagramConfig.from_dict(config["phase_diagram"])
-        _check_alloy_of("phase_diagram", diagram.alloy, diagram.lattice, alloys)
+        block = config["phase_diagram"]  # the schema has filled in its defaults
+        _check_alloy_of("phase_diagram", block["alloy"], block["lattice"], alloys)  # before the cell's own checks
+        diagram = PhaseDiagramConfig.from_dict(block)
         config["phase_diagram"] = vars(diagram)
     _check_neural(config, systems)
 
