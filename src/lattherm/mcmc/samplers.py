@@ -23,14 +23,16 @@ from torch import Tensor
 from tqdm import tqdm
 
 from lattherm.errors import LatthermError
+from lattherm.exact.overlap import overlap_values, susceptibility
 from lattherm.hamiltonians.base import Hamiltonian
 from lattherm.mcmc.analysis import jackknife, summarize
 from lattherm.mcmc.moves import MOVES, Move, colour_classes
-from lattherm.observables import Observable, heat_capacity, standard_observables
+from lattherm.observables import Observable, heat_capacity, overlap, standard_observables
+from lattherm.sampling.overlap import effective_pair_count, overlap_histogram
 
 # MOVES and colour_classes live in moves.py and stay importable from here
 __all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "initial_configurations", "parallel_tempering",
-           "run_chains", "scan", "scan_with_samples", "summarize_chains"]
+           "refine", "run_chains", "scan", "scan_with_samples", "summarize_chains"]
 
 
 # -- replica exchange ---------------------------------------------------------------------------
@@ -174,6 +176,18 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
     )
 
 
+def refine(move: Move, x: Tensor, beta: Tensor, n_sweeps: int, gen: torch.Generator) -> Tensor:
+    """``n_sweeps`` sweeps of ``move`` started from the configurations ``x`` (B, N), row r at
+    inverse temperature ``beta[r]``; returns the new configurations (``x`` is left as it was).
+    Every sweep leaves the Boltzmann distribution invariant, so exact samples stay exact and
+    others move towards it: the MC refinement of a neural sampler's output."""
+    x = x.clone()
+    with torch.no_grad():
+        for _ in range(n_sweeps):
+            move.sweep(x, beta, gen)
+    return x
+
+
 def parallel_tempering(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains: int, n_sweeps: int,
                        **kwargs) -> ChainResult:
     """Replica exchange over a sorted beta ladder (flip moves between exchanges by default);
@@ -288,3 +302,49 @@ def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     if system.n_ones is not None:
         table["n_ones"] = system.n_ones
     return table, samples
+
+
+# -- overlaps of replica pairs (spin glasses) ---------------------------------------------------
+def partner_overlap(x: Tensor) -> Tensor:
+    """The overlap of each row with its partner row (rows 2r and 2r+1 pair up): with an even
+    number of chains per temperature, two independent replicas at the same temperature."""
+    return overlap(x, x[torch.arange(x.shape[0], device=x.device) ^ 1])
+
+
+def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parallel tempering of a :class:`lattherm.systems.System` over its ``mcmc.temperatures``
+    (flip moves, exchanges between neighbours after every sweep), its chains paired into
+    independent replicas. Returns the P(q) table (long: temperature, beta, q, probability,
+    n_eff) and one summary row per temperature: chi_SG = N <q^2> with its blocking error, the
+    exchange acceptance to the next colder temperature, and the equilibration check (chi_SG of
+    the first and second half of the recorded sweeps, and their distance in sigmas)."""
+    from lattherm.lattices import size_tag
+
+    config = system.config
+    if config.mcmc is None or config.mcmc.chains % 2:
+        raise LatthermError(f"system {system.name!r}: replica overlaps pair up chains, so mcmc.chains must be even "
+                            f"(got {None if config.mcmc is None else config.mcmc.chains})")
+    temperatures = sorted(config.mcmc.temperatures, reverse=True)  # hot to cold: betas ascending
+    betas = [system.beta(t) for t in temperatures]
+    result = parallel_tempering(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps,
+                                move="flip", n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
+                                observables={"overlap": partner_overlap})
+    n = system.n_sites
+    labels = {"system": system.name, "method": "parallel_tempering", "size": size_tag(system.size)}
+    histograms, summary = [], []
+    for k, (temperature, beta) in enumerate(zip(temperatures, betas)):
+        q = result.series["overlap"][result.group == k][0::2]  # (pairs, records): one row per pair
+        n_eff = effective_pair_count(q)
+        distribution = overlap_histogram(q, n)
+        histograms.append(pd.DataFrame({**labels, "temperature": temperature, "beta": beta, "q": overlap_values(n),
+                                        "probability": distribution, "n_eff": n_eff}))
+        halves = [summarize(n * part**2, discard=0) for part in np.array_split(q, 2, axis=1)]
+        whole = summarize(n * q**2, discard=0)
+        distance = abs(halves[0].mean - halves[1].mean) / max(math.hypot(halves[0].error, halves[1].error), 1e-300)
+        summary.append({**labels, "temperature": temperature, "beta": beta, "n_pairs": q.shape[0],
+                        "n_records": q.shape[1], "n_eff": n_eff, "chi_sg": susceptibility(distribution, n),
+                        "chi_sg_err": whole.error, "chi_sg_first_half": halves[0].mean,
+                        "chi_sg_second_half": halves[1].mean, "halves_sigma": distance,
+                        "exchange_acceptance_colder": (float(result.exchange_acceptance[k])
+                                                       if k < len(betas) - 1 else math.nan)})
+    return pd.concat(histograms, ignore_index=True), pd.DataFrame(summary)
