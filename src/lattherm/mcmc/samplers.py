@@ -31,8 +31,9 @@ from lattherm.observables import Observable, heat_capacity, overlap, standard_ob
 from lattherm.sampling.overlap import effective_pair_count, overlap_histogram
 
 # MOVES and colour_classes live in moves.py and stay importable from here
-__all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "initial_configurations", "parallel_tempering",
-           "refine", "run_chains", "scan", "scan_with_samples", "summarize_chains"]
+__all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "initial_configurations", "overlap_tempering",
+           "parallel_tempering", "partner_overlap", "refine", "run_chains", "scan", "scan_with_samples",
+           "summarize_chains"]
 
 
 # -- replica exchange ---------------------------------------------------------------------------
