@@ -79,6 +79,13 @@ BAD_CONFIGS = {
     "J not a number": (_set("systems.ising.J", "one"), ["systems.ising.J", "'one'"]),
     "negative seed": (_set("seed", -1), ["seed", "-1"]),
     "negative coupling seed": (_set("systems.spin_glass.coupling_seed", -1), ["systems.spin_glass.coupling_seed", "-1"]),
+    "no disorder samples": (_set("systems.spin_glass.disorder_samples", 0), ["systems.spin_glass.disorder_samples", "0"]),
+    "disorder samples of a ferromagnet": (_set("systems.ising.disorder_samples", 3),
+                                          ["systems.ising.disorder_samples", "'ising'"]),
+    "disorder sample named like another system": (_edits(_set("systems.spin_glass.disorder_samples", 3),
+                                                         lambda c: c["systems"].update(spin_glass_seed2=c["systems"]["ising"])),
+                                                  ["systems.spin_glass.disorder_samples = 3", "spin_glass_seed1",
+                                                   "spin_glass_seed3", "systems.spin_glass_seed2 exists"]),
     "enumeration beyond its limit": (_set("exact.enumerate_max_sites", 30), ["exact.enumerate_max_sites", "30"]),
     # keys and names
     "unknown key": (_set("training.learning_rat", 0.1), ["training", "learning_rat"]),

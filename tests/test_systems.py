@@ -150,3 +150,16 @@ def test_cluster_expansion_system_matches_icet(cuau_ce_file, tmp_path):
     np.testing.assert_allclose(system.hamiltonian(x).numpy(), expected, rtol=1e-12, atol=1e-12)
     with pytest.raises(ConfigError, match=r"concentration 0.5 gives 0.5 species-1 sites of 1"):
         build_system(system.config, size=[1, 1, 1], ce_file=cuau_ce_file)
+
+
+def test_disorder_samples_are_systems_of_their_own():
+    block = {"model": "edwards_anderson", "lattice": "square", "coupling_seed": 4, "disorder_samples": 3,
+             "train_size": [4, 4], "temperatures": [1.0]}
+    members = SystemConfig.from_dict(block).disorder_members("glass")
+    assert list(members) == ["glass_seed4", "glass_seed5", "glass_seed6"]
+    assert [m.coupling_seed for m in members.values()] == [4, 5, 6]
+    assert all(m.disorder_samples == 1 and m.disorder_members("x") == {"x": m} for m in members.values())
+    couplings = [build_system(m).hamiltonian.couplings for m in members.values()]
+    assert not torch.equal(couplings[0], couplings[1])
+    single = SystemConfig.from_dict(dict(block, disorder_samples=1))
+    assert single.disorder_members("glass") == {"glass": single} and single.spin_glass

@@ -4,7 +4,7 @@ The Snakefile calls :func:`check_workflow_config`. The whole config is validated
 schema (types, ranges, unknown keys), each block by its typed class (:class:`SystemConfig`,
 :class:`AlloyConfig`, :class:`PhaseDiagramConfig`, which also fill in the defaults), and then the
 rules that join blocks: alloys that exist and fit the system's lattice, models that have a
-section, transformer cells within the dense-geometry limit. Each failure is one
+section, transformer cells within the dense-geometry limit, disorder samples whose names are free. Each failure is one
 :class:`ConfigError` naming the field (``systems.ising.mcmc.burn_in``) and its value.
 """
 
@@ -33,6 +33,7 @@ def check_workflow_config(config: dict) -> None:
     # The typed blocks first: a block's own keys (not the defaults) say which fields it set.
     alloys = {name: AlloyConfig.from_dict(block, f"alloys.{name}") for name, block in config.get("alloys", {}).items()}
     systems = {name: SystemConfig.from_dict(block, f"systems.{name}") for name, block in config["systems"].items()}
+    _check_disorder_names(systems)
     for name, system in systems.items():  # before validate, whose defaults cannot fill a null mcmc block
         if system.mcmc is None:
             raise ConfigError(f"systems.{name}.mcmc is missing: the workflow runs the MCMC reference of every system "
@@ -51,6 +52,16 @@ def check_workflow_config(config: dict) -> None:
         diagram = PhaseDiagramConfig.from_dict(block)
         config["phase_diagram"] = vars(diagram)
     _check_neural(config, systems)
+
+
+def _check_disorder_names(systems: dict[str, SystemConfig]) -> None:
+    """The disorder samples of a block are systems of their own (NAME_seedS): their names must be free."""
+    for name, system in systems.items():
+        members = list(system.disorder_members(name))
+        taken = [member for member in members if member != name and member in systems]
+        if taken:
+            raise ConfigError(f"systems.{name}.disorder_samples = {system.disorder_samples} names its samples "
+                              f"{members[0]} .. {members[-1]}, but systems.{taken[0]} exists already")
 
 
 def _check_alloy_of(where: str, alloy: str, lattice: str, alloys: dict[str, AlloyConfig]) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lattherm import K_B_EV
@@ -36,8 +36,8 @@ from lattherm.schema import ConfigError, field_name, from_block, schema_defaults
 RECORDED_SWEEPS = 128  # the fewest recorded sweeps per chain the MCMC error analysis accepts
 _MODEL_FIELDS = {  # fields that only some models read
     "ising": {"J", "h"},
-    "edwards_anderson": {"couplings", "coupling_seed"},
-    "sherrington_kirkpatrick": {"couplings", "coupling_seed"},
+    "edwards_anderson": {"couplings", "coupling_seed", "disorder_samples"},
+    "sherrington_kirkpatrick": {"couplings", "coupling_seed", "disorder_samples"},
     "cluster_expansion": {"alloy"},
 }
 _MODEL_LATTICES = {
@@ -47,6 +47,7 @@ _MODEL_LATTICES = {
     "cluster_expansion": ("fcc", "fcc_cubic", "bcc", "bcc_cubic"),
 }
 _SPIN_SPECIES = ["down", "up"]
+SPIN_GLASS_MODELS = ("edwards_anderson", "sherrington_kirkpatrick")
 
 
 @dataclass
@@ -80,6 +81,7 @@ class SystemConfig:
     h: float = 0.0
     couplings: str | None = None
     coupling_seed: int = 0
+    disorder_samples: int = 1
     alloy: str | None = None
     ensemble: str = "semi_grand"
     concentration: float | None = None
@@ -99,6 +101,20 @@ class SystemConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def spin_glass(self) -> bool:
+        """Quenched random couplings: the replica overlap P(q) is an observable."""
+        return self.model in SPIN_GLASS_MODELS
+
+    def disorder_members(self, name: str) -> dict[str, "SystemConfig"]:
+        """The systems one block stands for, by name: itself, or with ``disorder_samples`` = n > 1,
+        one system per coupling draw, ``{name}_seed{s}`` for s = coupling_seed .. coupling_seed + n - 1
+        (each with ``disorder_samples`` = 1)."""
+        if self.disorder_samples == 1:
+            return {name: self}
+        seeds = range(self.coupling_seed, self.coupling_seed + self.disorder_samples)
+        return {f"{name}_seed{seed}": replace(self, coupling_seed=seed, disorder_samples=1) for seed in seeds}
 
     @property
     def sizes(self) -> list[list[int]]:
