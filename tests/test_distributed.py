@@ -30,11 +30,11 @@ TRAINING = {"batch_size": 32, "shards": 2, "lr": 0.01, "anneal": 0.9, "checkpoin
             "device": "cpu"}
 
 
-def setup(tmp_path: Path, steps: int) -> list[str]:
+def setup(tmp_path: Path, steps: int, **training) -> list[str]:
     (tmp_path / "system.yaml").write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "train_size": [3, 3],
                                                           "h": 0.2}))
     (tmp_path / "model.yaml").write_text(yaml.safe_dump(MODEL))
-    (tmp_path / f"training{steps}.yaml").write_text(yaml.safe_dump({**TRAINING, "steps": steps}))
+    (tmp_path / f"training{steps}.yaml").write_text(yaml.safe_dump({**TRAINING, **training, "steps": steps}))
     return ["neural", "train", "--system", str(tmp_path / "system.yaml"), "--model", str(tmp_path / "model.yaml"),
             "--training", str(tmp_path / f"training{steps}.yaml")]
 
@@ -75,6 +75,19 @@ def test_two_processes_train_what_one_does_and_resume_exactly(tmp_path):
     log_split = pd.read_csv(tmp_path / "split" / "log.csv")
     cols = [c for c in log_two.columns if c != "wall_time"]
     pd.testing.assert_frame_equal(log_split[cols], log_two[cols], check_exact=True)
+
+
+def test_two_processes_refine_their_own_shards(tmp_path):
+    """MC refinement (refine_sweeps) draws from each shard's stream: two processes train what one does."""
+    args = setup(tmp_path, 4, refine_sweeps=2)
+    one = CliRunner().invoke(app, [*args, "--out-dir", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    torchrun(args, tmp_path / "two")
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+    log_one, log_two = pd.read_csv(tmp_path / "one" / "log.csv"), pd.read_csv(tmp_path / "two" / "log.csv")
+    pd.testing.assert_series_equal(log_two["loss"], log_one["loss"], rtol=1e-4, atol=1e-6)
 
 
 def test_shards_must_divide_the_batch():

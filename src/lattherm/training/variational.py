@@ -49,6 +49,8 @@ from tqdm import tqdm
 from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
+from lattherm.mcmc.moves import MOVES
+from lattherm.mcmc.samplers import refine
 from lattherm.models import NeuralSampler, model_spec
 from lattherm.models.physics import attach_physics, set_physics_beta
 from lattherm.models.sampling import random_orders, uniform
@@ -89,7 +91,14 @@ class TrainConfig:
     so that data-parallel processes (``torchrun``) can each draw their blocks. The results depend
     on ``shards``, not on how many processes share them: one process with ``shards: 2`` trains
     the same model as two, to float rounding of the gradient sum. With 1, the batch comes from the
-    run's one generator as before."""
+    run's one generator as before.
+
+    ``refine_sweeps`` > 0 adds MC refinement and self-distillation (the spin-glass transformer
+    paper): each step, that many sweeps of the system's MCMC move (its ``mcmc.move``, else flip or
+    swap by ensemble; :func:`lattherm.mcmc.samplers.refine`) take the model's samples towards the
+    Boltzmann distribution at the step's beta (and dmu, and composition), and the loss gains
+    ``refine_weight`` times the forward-KL term -mean ln q(x_refined). Its gradient vanishes at
+    q = p (refined samples of p are samples of p), so the optimum is that of the reverse KL."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -105,9 +114,12 @@ class TrainConfig:
     concentration_range: list[float] | None = None
     dtype: str = "float32"
     shards: int = 1
+    refine_sweeps: int = 0
+    refine_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name, minimum in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("seed", 0), ("shards", 1)):
+        for name, minimum in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("seed", 0), ("shards", 1),
+                              ("refine_sweeps", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise TrainingSettingsError(f"training {name} = {value!r} must be an integer >= {minimum}")
@@ -122,6 +134,8 @@ class TrainConfig:
             raise TrainingSettingsError(f"training lr = {self.lr!r} must be positive")
         if not 0 <= self.anneal < 1:
             raise TrainingSettingsError(f"training anneal = {self.anneal!r} must lie in [0, 1)")
+        if not (_finite(self.refine_weight) and self.refine_weight > 0):
+            raise TrainingSettingsError(f"training refine_weight = {self.refine_weight!r} must be a positive number")
         if self.clip is not None and not self.clip > 0:
             raise TrainingSettingsError(f"training clip = {self.clip!r} must be positive or null")
         if self.dtype not in DTYPES:
@@ -310,6 +324,16 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     # physics_logits: the tables of this cell's Hamiltonian (without the semi-grand term when dmu
     # is drawn: the model then reads dmu from cond), beta from cond or set every step
     attach_physics(model, hamiltonian if config.dmu_range is None else base, conditioning)
+    refine_move = None  # refine_sweeps: the system's MCMC move, checked against what it will sample
+    if config.refine_sweeps:
+        move_class = MOVES[system.config.move]
+        try:
+            move_class.check(hamiltonian if config.dmu_range is None else SemiGrand(base, config.dmu_range[1]),
+                             system.n_ones)
+        except ValueError as exc:
+            raise TrainingSettingsError(f"training refine_sweeps = {config.refine_sweeps}: the system's mcmc.move "
+                                        f"{system.config.move!r} cannot refine its samples: {exc}") from None
+        refine_move = move_class(hamiltonian)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator(device=device)
     if config.temperature_range is not None:
@@ -379,21 +403,34 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
             cond = None if conditioning is None else conditioning.features(
                 per_shard, beta_t, dmu=drawn.get("dmu"), n_ones=n_ones, n_sites=n_sites).to(device)
             energy_fn = hamiltonian if config.dmu_range is None else SemiGrand(base, drawn["dmu"])
+            move = refine_move
+            if move is not None and config.dmu_range is not None:  # a move on this step's energy
+                move = type(refine_move)(energy_fn)
+            if n_ones is not None and not 0 < n_ones < n_sites:  # one configuration: nothing to refine
+                move = None
             with autocast:
-                blocks = []  # this process's shards: (log_w, reward, training terms)
+                blocks = []  # this process's shards: (log_w, reward, training terms, forward KL)
                 for shard in my_shards:
                     rng = generator if config.shards == 1 else shard_generator(config.seed, step, shard, device)
                     x, log_q = model.sample(per_shard, cond=cond, n_ones=n_ones, generator=rng)
                     energy = energy_fn.energy(x)
                     terms = training_terms(model, x, cond=cond, n_ones=n_ones, generator=rng)
                     reward = beta_t * energy + terms.log_prob.detach().to(torch.float64)
-                    blocks.append((log_weights(energy, log_q, beta_t), reward, terms))
+                    forward_kl = 0.0
+                    if move is not None:  # the shard's own rows, from the shard's own stream
+                        with torch.autocast(device.type, enabled=False):  # float64 energy differences
+                            beta_rows = torch.full((per_shard,), beta_t, dtype=torch.float64, device=device)
+                            x_refined = refine(move, x, beta_rows, config.refine_sweeps, rng)
+                        forward_kl = -model.log_prob(x_refined, cond=cond, n_ones=n_ones).mean()
+                    blocks.append((log_weights(energy, log_q, beta_t), reward, terms, forward_kl))
                 # the whole batch's weights and rewards, in shard order, on every process
                 log_w = ranks.gather(torch.cat([b[0] for b in blocks]))
                 baseline = ranks.gather(torch.cat([b[1] for b in blocks])).mean()
-                # each shard's share of mean((R - mean R) ln q) + the mean of the shards' penalties
-                loss = sum(((reward - baseline).to(torch.float32) * terms.log_prob).mean() * (per_shard / config.batch_size)
-                           + terms.auxiliary_loss / config.shards for _, reward, terms in blocks)
+                # each shard's share of mean((R - mean R) ln q) + refine_weight * forward KL, and the
+                # mean of the shards' penalties
+                loss = sum((((reward - baseline).to(torch.float32) * terms.log_prob).mean()
+                            + config.refine_weight * forward_kl) * (per_shard / config.batch_size)
+                           + terms.auxiliary_loss / config.shards for _, reward, terms, forward_kl in blocks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             ranks.sum_gradients(model.parameters())
