@@ -22,6 +22,8 @@ MCMC = {"temperatures": [2.0], "chains": 2, "sweeps": 200, "burn_in": 50}
 SYSTEMS = {  # file name -> system block written as YAML
     "ok.yaml": ISING,
     "ok_mcmc.yaml": {**ISING, "mcmc": MCMC},
+    "ea_odd_chains.yaml": {**EA, "mcmc": {**MCMC, "chains": 3}},
+    "disorder_zero.yaml": {**EA, "disorder_samples": 0},
     "size_string.yaml": {**ISING, "train_size": "4x4"},
     "size_zero.yaml": {**ISING, "train_size": [0, 4]},
     "size_million.yaml": {**ISING, "train_size": [1000, 1000]},
@@ -194,6 +196,11 @@ CASES = [
     ("n-sites-million", reference("sk_million.yaml"), ["sk_million.yaml.train_size", "1000000", "8192"]),
     ("sk-dense-matrix-too-large", reference("sk_dense.yaml"), ["sk_dense.yaml.train_size", "10000", "8192"]),
     ("too-big-to-enumerate", reference("big_for_enumeration.yaml"), ["'big_for_enumeration'", "64 sites", "24"]),
+    ("disorder-samples-zero", reference("disorder_zero.yaml"), ["disorder_zero.yaml.disorder_samples", "0"]),
+    ("overlap-too-big-to-enumerate", ["exact", "overlap", "--system", "{in}/big_for_enumeration.yaml", "--out", "o.csv"],
+     ["'big_for_enumeration'", "64 sites", "at most 24"]),
+    ("tempering-odd-chains", ["mcmc", "tempering", "--system", "{in}/ea_odd_chains.yaml", "--out", "o.csv",
+                              "--out-summary", "s.csv"], ["'ea_odd_chains'", "mcmc.chains must be even", "got 3"]),
     ("no-kaufman-for-antiferromagnet", reference("antiferro_big.yaml"),
      ["'antiferro_big'", "64 sites", "ferromagnetic"]),
     # system files: the file itself

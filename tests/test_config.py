@@ -194,7 +194,8 @@ def test_checked_config_holds_every_block_with_its_defaults():
     """The rules read the checked config: every system, alloy and section complete."""
     config = copy.deepcopy(TINY)
     check_workflow_config(config)
-    assert list(config["systems"]) == ["ising", "ising_j2", "spin_glass", "cuau"]
+    assert list(config["systems"]) == ["ising", "ising_j2", "spin_glass", "sk", "cuau"]  # blocks, not their samples
+    assert config["systems"]["sk"]["disorder_samples"] == 2
     j2 = config["systems"]["ising_j2"]
     assert j2["transfer_sizes"] == [] and j2["neural_temperatures"] == [] and j2["h"] == 0.0
     assert j2["mcmc"] == {"temperatures": [40.0, 12.0, 6.4, 5.2, 4.538, 4.0], "move": "wolff", "chains": 16,

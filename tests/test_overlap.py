@@ -171,3 +171,42 @@ def test_trained_sampler_overlaps_match_exact():
     at = {beta: rows.probability.to_numpy() for beta, rows in exact.groupby("beta")}
     assert chi_square_test(distribution, n_eff, at[1.0]).p_value > 1e-3
     assert chi_square_test(distribution, n_eff, at[1.0 / 1.5]).p_value < 1e-6
+
+
+def test_overlap_commands_write_exact_tempering_and_sampler_tables(tmp_path):
+    """`exact overlap`, `mcmc tempering` and `neural overlap` on a 9-site glass: tables that say what
+    they are, and whose P(q) agree with the exact one."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from lattherm.cli import app
+
+    block = {"model": "edwards_anderson", "lattice": "square", "coupling_seed": 2, "train_size": [3, 3],
+             "temperatures": [1.0], "neural_temperatures": [1.0],
+             "mcmc": {"temperatures": [3.0, 1.0], "chains": 8, "sweeps": 400, "burn_in": 100}}
+    (tmp_path / "glass.json").write_text(json.dumps(block))
+    (tmp_path / "made.json").write_text(json.dumps({"kind": "made", "width": 2, "depth": 1}))
+    (tmp_path / "train.json").write_text(json.dumps({"steps": 5, "batch_size": 32, "temperature": 1.0}))
+    runner = CliRunner()
+    system = str(tmp_path / "glass.json")
+    for args in (["exact", "overlap", "--system", system, "--out", str(tmp_path / "exact.csv")],
+                 ["mcmc", "tempering", "--system", system, "--out", str(tmp_path / "pt.csv"),
+                  "--out-summary", str(tmp_path / "pt_summary.csv")],
+                 ["neural", "train", "--system", system, "--model", str(tmp_path / "made.json"),
+                  "--training", str(tmp_path / "train.json"), "--out-dir", str(tmp_path / "run")],
+                 ["neural", "overlap", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--system", system,
+                  "--samples", "2000", "--method", "made", "--out", str(tmp_path / "made.csv")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    exact, pt, made = (pd.read_csv(tmp_path / f"{name}.csv") for name in ("exact", "pt", "made"))
+    assert list(exact.columns[:4]) == ["system", "method", "size", "temperature"] and set(exact.method) == {"enumeration"}
+    assert sorted(set(exact.temperature)) == [1.0, 3.0] and len(exact) == 20
+    assert set(pt.method) == {"parallel_tempering"} and set(made.method) == {"made"} and set(made.temperature) == {1.0}
+    for name, table in (("parallel tempering", pt), ("made", made)):
+        got = table[table.temperature == 1.0]
+        want = exact[exact.temperature == 1.0].probability.to_numpy()
+        assert chi_square_test(got.probability.to_numpy(), got.n_eff.iloc[0], want).p_value > 1e-3, name
+    summary = pd.read_csv(tmp_path / "pt_summary.csv")
+    assert list(summary.temperature) == [3.0, 1.0] and 0 < summary.exchange_acceptance_colder.iloc[0] < 1

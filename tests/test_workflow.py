@@ -36,14 +36,18 @@ def _planned_jobs(out: str) -> list[tuple[str, list[str]]]:
 
 
 # The cells with an exact reference: Kaufman for every zero-field square ferromagnet at any
-# size, enumeration for the others up to exact.enumerate_max_sites = 16 sites (not cuau 2x2x8).
+# size, enumeration for the others up to exact.enumerate_max_sites (16 sites in tiny and paper, 20
+# in the default config: its SK glass of 20 spins), so not cuau 2x2x8.
 EXACT = {
-    "config.yaml": {"ising": ["4x4", "8x8"], "cuau": ["2x2x4"]},
-    "config/tiny.yaml": {"ising": ["4x4", "8x8"], "ising_j2": ["6x6"], "spin_glass": ["4x4"], "cuau": ["2x2x4"]},
+    "config.yaml": {"ising": ["4x4", "8x8"], "spin_glass_seed1": ["4x4"], "spin_glass_seed2": ["4x4"], "sk": ["20"],
+                    "cuau": ["2x2x4"]},
+    "config/tiny.yaml": {"ising": ["4x4", "8x8"], "ising_j2": ["6x6"], "spin_glass": ["4x4"], "sk_seed0": ["10"],
+                         "sk_seed1": ["10"], "cuau": ["2x2x4"]},
     "config/paper.yaml": {"ising": ["10x10", "20x20", "40x40"], "cuau": ["2x2x4"]},
 }
 ONE_JOB = ["phase_diagram_block", "phase_diagram", "figure_free_energy_error", "figure_thermodynamics",
            "figure_ess_vs_size", "figure_phase_diagram", "figure_snapshots", "all"]
+SPIN_GLASSES = ("edwards_anderson", "sherrington_kirkpatrick")
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
@@ -51,7 +55,11 @@ def test_dry_run(workdir, configfile):
     """Every system of the config gets its exact references (where they exist), an MCMC scan
     and its free energy at every cell size, its neural runs and transfers, and a comparison; every
     alloy its fit, the phase diagram its scans. Nothing is planned for a system, size, model or
-    temperature the config does not have."""
+    temperature the config does not have. A spin-glass block of several disorder samples is one
+    system per sample (NAME_seedS), each with its P(q) (exact where enumerated, parallel tempering,
+    neural), and one disorder average and figure per block."""
+    from lattherm.systems import SystemConfig
+
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", configfile)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
@@ -61,7 +69,10 @@ def test_dry_run(workdir, configfile):
         planned.setdefault(rule, []).append(outputs[0] if outputs else None)
     files = {path for _, outputs in jobs for path in outputs}
     config = yaml.safe_load((workdir / configfile).read_text())
-    systems, neural, models = config["systems"], config["neural"], config["models"]
+    neural, models = config["neural"], config["models"]
+    families = {name: SystemConfig.from_dict(block).disorder_members(name) for name, block in config["systems"].items()}
+    systems = {member: system.to_dict() for members in families.values() for member, system in members.items()}
+    glasses = [s for s in systems if systems[s]["model"] in SPIN_GLASSES]
 
     def sizes(name):
         return ["x".join(map(str, size)) for size in [systems[name]["train_size"], *systems[name].get("transfer_sizes", [])]]
@@ -82,6 +93,14 @@ def test_dry_run(workdir, configfile):
         "neural_transfer": {f"results/neural/{s}/{m}/{run}/transfer_{size}.csv" for s, run, m in trained
                             if m in transformers for size in sizes(s)[1:]},
         "compare_free_energies": {f"results/analysis/{s}/free_energy_comparison.csv" for s in systems},
+        "overlap_exact": {f"results/references/{s}/overlap_exact_{size}.csv" for s, cells in EXACT[configfile].items()
+                          if s in glasses for size in cells},
+        "overlap_tempering": {f"results/references/{s}/overlap_pt_{sizes(s)[0]}.csv" for s in glasses},
+        "neural_overlap": {f"results/neural/{s}/{m}/{run}/overlap.csv" for s, run, m in trained if s in glasses},
+        "disorder_average": {f"results/analysis/spin_glass/{name}/thermodynamics.csv" for name in families
+                             if config["systems"][name]["model"] in SPIN_GLASSES},
+        "figure_spin_glass": {f"results/figures/spin_glass_{name}.png" for name in families
+                              if config["systems"][name]["model"] in SPIN_GLASSES},
         "mchammer_canonical": {f"results/phase_diagram/canonical_x{x:g}.csv"
                                for x in config["phase_diagram"]["concentrations"]},
         "mchammer_semi_grand": {f"results/phase_diagram/semi_grand_dmu{d:g}.csv" for d in config["phase_diagram"]["dmus"]},
@@ -113,15 +132,16 @@ def test_every_shipped_config_runs_its_first_training_step(workdir, configfile):
     result = snakemake(workdir, "--cores", "2", "--until", "neural_train", "--configfile", "one_step.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     summaries = list((workdir / "results" / "neural").glob("*/*/*/summary.json"))
-    trained = [block.get("neural_temperatures", []) for block in config["systems"].values()]
-    runs = [(1 if config["neural"].get("conditioned") else len(t)) if t else 0 for t in trained]
+    trained = [(block.get("neural_temperatures", []), block.get("disorder_samples", 1))
+               for block in config["systems"].values()]
+    runs = [samples * (1 if config["neural"].get("conditioned") else len(t)) if t else 0 for t, samples in trained]
     assert len(summaries) == sum(runs) * len(config["neural"]["models"])
 
 
 @pytest.mark.slow
 def test_tiny_end_to_end_then_nothing_to_do_then_training_change_reruns_dependents(workdir):
-    """The tiny config's four systems (Ising J = 1 and J = 2, an Edwards-Anderson spin glass,
-    CuAu) run end to end; each system's MCMC free energies agree with its own exact reference
+    """The tiny config's five systems (Ising J = 1 and J = 2, an Edwards-Anderson spin glass, an
+    SK glass of two disorder samples, CuAu) run end to end; each system's MCMC free energies agree with its own exact reference
     within error bars (the J = 2 system with Kaufman at J = 2), and a training change reruns
     only training and what depends on it."""
     import numpy as np
@@ -131,11 +151,12 @@ def test_tiny_end_to_end_then_nothing_to_do_then_training_change_reruns_dependen
 
     run = snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml")
     assert run.returncode == 0, run.stdout + run.stderr
-    for name in ["free_energy_error", "thermodynamics", "ess_vs_size", "phase_diagram", "snapshots"]:
+    for name in ["free_energy_error", "thermodynamics", "ess_vs_size", "phase_diagram", "snapshots",
+                 "spin_glass_spin_glass", "spin_glass_sk"]:
         for ext in ("png", "pdf"):
             assert (workdir / "results" / "figures" / f"{name}.{ext}").stat().st_size > 0
     analysis = workdir / "results" / "analysis"
-    for system in ("ising", "ising_j2", "spin_glass", "cuau"):
+    for system in ("ising", "ising_j2", "spin_glass", "sk_seed0", "sk_seed1", "cuau"):
         table = pd.read_csv(analysis / system / "free_energy_comparison.csv")
         mcmc = table[(table.method == "mcmc") & table.reference_free_energy_per_site.notna()]
         assert len(mcmc) >= 2 and np.all(np.abs(mcmc.error_sigmas) < 4), (system, mcmc)

@@ -41,3 +41,22 @@ rule phase_diagram:
         "lattherm analysis phase-diagram {input.tables} {input.structures} --tolerance {params.tolerance}"
         " --out-boundaries {output.boundaries} --out-phases {output.phases}"
         " --out-transitions {output.transitions} --out-semi-grand {output.semi_grand} > {log} 2>&1"
+
+
+rule disorder_average:
+    input:
+        family_inputs,
+    output:
+        thermodynamics="results/analysis/spin_glass/{family}/thermodynamics.csv",
+        overlap="results/analysis/spin_glass/{family}/overlap.csv",
+    log:
+        "logs/analysis/disorder_average_{family}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm analysis disorder-average {input} --family {wildcards.family}"
+        " --out-thermodynamics {output.thermodynamics} --out-overlap {output.overlap} > {log} 2>&1"

@@ -13,7 +13,7 @@ rule config_block:
     output:
         "results/config/{section}/{name}.json",
     params:
-        block=lambda wildcards: config[wildcards.section][wildcards.name],
+        block=section_block,
     log:
         "logs/config/{section}_{name}.log",
     run:

@@ -11,17 +11,31 @@ from lattherm.io import write_json
 from lattherm.lattices import cell_sites, size_tag
 from lattherm.systems import SystemConfig
 
-SYSTEMS = {name: SystemConfig.from_dict(block, f"systems.{name}") for name, block in config["systems"].items()}
+SYSTEM_BLOCKS = {name: SystemConfig.from_dict(block, f"systems.{name}") for name, block in config["systems"].items()}
+# A block with disorder_samples > 1 stands for one system per coupling draw (NAME_seedS); every
+# rule runs on those, and the spin-glass families (every spin-glass block) average them.
+SYSTEMS = {member: system for name, block in SYSTEM_BLOCKS.items()
+           for member, system in block.disorder_members(name).items()}
+SPIN_GLASS_FAMILIES = {name: list(block.disorder_members(name)) for name, block in SYSTEM_BLOCKS.items()
+                       if block.spin_glass}
 
 
 wildcard_constraints:
     system="|".join(SYSTEMS),
+    family="|".join(SPIN_GLASS_FAMILIES) or "-",
     alloy="|".join(config["alloys"]) or "-",
     section="systems|alloys|models",
     size=r"\d+(x\d+)*",
     tag=r"all|T[0-9.e+-]+",
     x=r"[0-9.e-]+",
     dmu=r"-?[0-9.e-]+",
+
+
+def section_block(wildcards):
+    """The validated block of a config section's entry; a system's is that of one disorder sample."""
+    if wildcards.section == "systems":
+        return SYSTEMS[wildcards.name].to_dict()
+    return config[wildcards.section][wildcards.name]
 
 
 def sizes(system):
@@ -73,6 +87,32 @@ def neural_tables(system):
     return tables
 
 
+def enumerated_sizes(system):
+    """Sizes whose exact reference is enumeration (so the exact P(q) exists too)."""
+    limit = config["exact"]["enumerate_max_sites"]
+    return [tag for tag, size in zip(sizes(system), SYSTEMS[system].sizes)
+            if reference_method(SYSTEMS[system], size, limit) == "enumeration"]
+
+
+def family_inputs(wildcards):
+    """Every sample of a spin-glass family on its training cell: exact thermodynamics and P(q)
+    (where enumerated), MCMC free energies, parallel-tempering P(q), neural estimates and P(q)."""
+    tables = []
+    for system in SPIN_GLASS_FAMILIES[wildcards.family]:
+        size = sizes(system)[0]
+        references = f"results/references/{system}"
+        if size in exact_sizes(system):
+            tables.append(f"{references}/exact_{size}.csv")
+        if size in enumerated_sizes(system):
+            tables.append(f"{references}/overlap_exact_{size}.csv")
+        tables += [f"{references}/mcmc_{size}_free_energy.csv", f"{references}/overlap_pt_{size}.csv"]
+        for model in config["neural"]["models"] if runs(system) else []:
+            for tag in runs(system):
+                tables += [f"results/neural/{system}/{model}/{tag}/samples.csv",
+                           f"results/neural/{system}/{model}/{tag}/overlap.csv"]
+    return tables
+
+
 def comparison_inputs(wildcards):
     """Exact references, MCMC free energies at every size, and the neural estimates of a system."""
     system = wildcards.system
@@ -117,5 +157,6 @@ def final_outputs():
     figures = ["free_energy_error", "thermodynamics"]
     figures += ["ess_vs_size", "snapshots"] if any(runs(s) for s in SYSTEMS) else []
     figures += ["phase_diagram"] if "phase_diagram" in config else []
+    figures += [f"spin_glass_{family}" for family in SPIN_GLASS_FAMILIES]
     outputs = [f"results/ce/{alloy}/hull.png" for alloy in config["alloys"]]
     return outputs + [f"results/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]

@@ -99,3 +99,24 @@ rule figure_snapshots:
     shell:
         "lattherm analysis figure-snapshots {input.checkpoints} --systems results/config/systems --seed {params.seed}"
         " --out {output.png} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_spin_glass:
+    input:
+        thermodynamics="results/analysis/spin_glass/{family}/thermodynamics.csv",
+        overlap="results/analysis/spin_glass/{family}/overlap.csv",
+    output:
+        png=report("results/figures/spin_glass_{family}.png", caption="../report/spin_glass.rst",
+                   category="6. Spin glasses", subcategory="{family}"),
+        pdf="results/figures/spin_glass_{family}.pdf",
+    log:
+        "logs/figures/spin_glass_{family}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm analysis figure-spin-glass --thermodynamics {input.thermodynamics} --overlap {input.overlap}"
+        " --out {output.png} --out {output.pdf} > {log} 2>&1"

@@ -74,3 +74,24 @@ rule neural_transfer:
         "lattherm neural sample --checkpoint {input.checkpoint} --system {input.system} --size {wildcards.size}"
         " --finetune-steps {params.finetune_steps} --samples {params.samples} --method {wildcards.model}"
         " --out {output} > {log} 2>&1"
+
+
+rule neural_overlap:
+    input:
+        checkpoint="results/neural/{system}/{model}/{tag}/checkpoint.pt",
+        system="results/config/systems/{system}.json",
+    output:
+        "results/neural/{system}/{model}/{tag}/overlap.csv",
+    params:
+        samples=config["sampling"]["samples"],
+    log:
+        "logs/neural/overlap_{system}_{model}_{tag}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/neural.yaml"
+    shell:
+        "lattherm neural overlap --checkpoint {input.checkpoint} --system {input.system}"
+        " --samples {params.samples} --method {wildcards.model} --out {output} > {log} 2>&1"

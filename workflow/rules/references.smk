@@ -151,3 +151,49 @@ rule mchammer_semi_grand:
     shell:
         "lattherm mcmc mchammer --settings {input.settings} --dmu {wildcards.dmu} --seed {params.seed}"
         " --out {output} > {log} 2>&1"
+
+
+# Spin glasses: the replica-overlap distribution P(q), exact where enumerated, and from
+# parallel tempering (chains paired into replicas) with its exchange acceptance and
+# equilibration check.
+rule overlap_exact:
+    input:
+        system="results/config/systems/{system}.json",
+    output:
+        "results/references/{system}/overlap_exact_{size}.csv",
+    params:
+        enumerate_max_sites=config["exact"]["enumerate_max_sites"],
+    log:
+        "logs/references/overlap_exact_{system}_{size}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    cache: "omit-software"
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm exact overlap --system {input.system} --size {wildcards.size}"
+        " --enumerate-max-sites {params.enumerate_max_sites} --out {output} > {log} 2>&1"
+
+
+rule overlap_tempering:
+    input:
+        system="results/config/systems/{system}.json",
+    output:
+        table="results/references/{system}/overlap_pt_{size}.csv",
+        summary="results/references/{system}/overlap_pt_{size}_summary.csv",
+    params:
+        seed=config["seed"],
+    log:
+        "logs/references/overlap_pt_{system}_{size}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    cache: "omit-software"
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm mcmc tempering --system {input.system} --size {wildcards.size} --seed {params.seed}"
+        " --out {output.table} --out-summary {output.summary} > {log} 2>&1"

@@ -5,6 +5,9 @@
         canonical_x0.5.extxyz --out-boundaries b.csv --out-phases p.csv \\
         --out-transitions t.csv --out-semi-grand sg.csv
     lattherm analysis figure-free-energy-error comparison_*.csv --out fig.png --out fig.pdf
+    lattherm analysis disorder-average exact_4x4.csv mcmc_4x4_free_energy.csv overlap_*.csv ... --family glass \\
+        --out-thermodynamics thermo.csv --out-overlap overlap.csv
+    lattherm analysis figure-spin-glass --thermodynamics thermo.csv --overlap overlap.csv --out fig.png
 """
 
 from __future__ import annotations
@@ -89,6 +92,38 @@ def phase_diagram(
     for name, out in outs.items():
         write_table(out, result[name])
     typer.echo(f"wrote {', '.join(map(str, outs.values()))}")
+
+
+@app.command("disorder-average")
+def disorder_average(
+    tables: List[Path] = typer.Argument(..., help="Tables of a spin-glass family's samples on the training cell: "
+                                        "exact references, MCMC free energies, neural estimates, and P(q) tables "
+                                        "(exact, parallel tempering, neural)."),
+    family: str = typer.Option(..., help="The family's name (its system block)."),
+    out_thermodynamics: Path = typer.Option(..., help="F, E, C per site per sample and method, and their sample means."),
+    out_overlap: Path = typer.Option(..., help="P(q) and chi_SG per sample and method, and their sample means."),
+) -> None:
+    """Disorder averages of a spin-glass family, with sample-to-sample error bars."""
+    from lattherm.analysis.spin_glass import disorder_average as average
+
+    for out in (out_thermodynamics, out_overlap):
+        table_path(out)
+    thermo, overlaps = average([read_table(path) for path in tables], family, [str(path) for path in tables])
+    write_table(out_thermodynamics, thermo)
+    write_table(out_overlap, overlaps)
+    typer.echo(f"wrote {out_thermodynamics} and {out_overlap}")
+
+
+@app.command("figure-spin-glass")
+def figure_spin_glass(
+    thermodynamics: Path = typer.Option(..., help="`disorder-average --out-thermodynamics` table."),
+    overlap: Path = typer.Option(..., help="`disorder-average --out-overlap` table."),
+    out: List[Path] = typer.Option(..., help=OUT_HELP),
+) -> None:
+    """A spin-glass family: F, E, C per site against T and P(q), exact vs parallel tempering vs neural."""
+    from lattherm.analysis.spin_glass import spin_glass_figure
+
+    _save(spin_glass_figure(read_table(thermodynamics), read_table(overlap)), out)
 
 
 @app.command("figure-free-energy-error")

@@ -4,6 +4,7 @@
     lattherm mcmc mchammer --settings phase_diagram.yaml --concentration 0.5 --seed 0 --out table.csv
     lattherm mcmc integrate --table table.csv --samples samples.parquet --out free_energy.csv
     lattherm mcmc integrate --table table.csv --estimator spline --out free_energy.csv
+    lattherm mcmc tempering --system spin_glass.yaml --seed 0 --out overlap_pt.csv --out-summary pt.csv
 
 ``run`` and ``mchammer`` tables carry ``n_sites`` (and ``n_ones`` when canonical), which
 ``integrate`` reads; ``run`` also writes its recorded energies, from which ``integrate`` gets
@@ -22,7 +23,7 @@ from lattherm.errors import LatthermError
 from lattherm.io import load_yaml, read_table, table_path, write_table
 from lattherm.mcmc.integration import METHODS, integrate_scan
 from lattherm.mcmc.mbar import SAMPLE_COLUMNS, mbar_scan
-from lattherm.mcmc.samplers import reference_scan
+from lattherm.mcmc.samplers import overlap_tempering, reference_scan
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -46,6 +47,24 @@ def run(
     if out_samples is not None:
         write_table(out_samples, samples)
     typer.echo(f"wrote {len(table)} rows to {out}")
+
+
+@app.command()
+def tempering(
+    system: Path = SYSTEM,
+    size: Optional[str] = SIZE,
+    alloys: Path = ALLOYS,
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(..., help="Replica-overlap distribution P(q) per temperature (.csv or .parquet)."),
+    out_summary: Path = typer.Option(..., help="Per temperature: chi_SG, exchange acceptance, equilibration check."),
+) -> None:
+    """Parallel tempering over the system's mcmc.temperatures, chains paired into replicas: P(q)."""
+    for path in (out, out_summary):
+        table_path(path)
+    histograms, summary = overlap_tempering(system_from(system, size, alloys), seed)
+    write_table(out, histograms)
+    write_table(out_summary, summary)
+    typer.echo(f"wrote {len(histograms)} rows to {out}")
 
 
 @app.command()

@@ -4,6 +4,7 @@
     lattherm neural sample --checkpoint runs/a/checkpoint.pt --system ising.yaml --samples 10000 --out estimates.csv
     lattherm neural sample --checkpoint runs/a/checkpoint.pt --system ising.yaml --size 16x16 \\
         --finetune-steps 50 --out transfer.csv
+    lattherm neural overlap --checkpoint runs/a/checkpoint.pt --system spin_glass.yaml --samples 20000 --out overlap.csv
 
 A model is evaluated at its training temperature, or (temperature-conditioned) at the system's
 temperatures within its trained range. ``train`` saves its progress every ``checkpoint_every``
@@ -108,6 +109,38 @@ def sample(
                      progress=sys.stderr.isatty(), z2_symmetric=z2_symmetric)
             for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures)]
     write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))
+
+
+@app.command()
+def overlap(
+    checkpoint: Path = typer.Option(..., help="checkpoint.pt written by `lattherm neural train`."),
+    system: Path = SYSTEM,
+    alloys: Path = ALLOYS,
+    temperatures: Optional[str] = TEMPERATURES,
+    samples: int = typer.Option(10000, help="Samples per temperature, paired into samples / 2 replica pairs."),
+    method: Optional[str] = typer.Option(None, help="Label of the rows in the method column (default: the model kind)."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    out: Path = typer.Option(..., help="P(q) table (.csv or .parquet): temperature, q, probability, n_eff."),
+) -> None:
+    """Replica-overlap distribution P(q) of a trained model on its training cell: overlaps of
+    disjoint pairs of its samples, each pair importance-weighted to the Boltzmann distribution."""
+    from lattherm.exact.overlap import overlap_values, susceptibility
+    from lattherm.sampling.overlap import sampler_overlaps
+
+    table_path(out)
+    chosen = parse_temperatures(temperatures)
+    sys_obj = system_from(system, None, alloys)
+    loaded = load_trained_model(checkpoint, sys_obj, resolve_device(device))
+    tables = []
+    for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures):
+        distribution, n_eff = sampler_overlaps(loaded.model, sys_obj, t, samples, loaded.conditioning, seed)
+        tables.append(pd.DataFrame({"temperature": t, "beta": sys_obj.beta(t), "q": overlap_values(sys_obj.n_sites),
+                                    "probability": distribution, "n_eff": n_eff,
+                                    "chi_sg": susceptibility(distribution, sys_obj.n_sites)}))
+    rows = pd.concat(tables, ignore_index=True).to_dict("records")
+    write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))
+    typer.echo(f"wrote {len(rows)} rows to {out}")
 
 
 def _labelled(rows: list[dict], system, method: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lattherm.errors import LatthermError
-from lattherm.exact.enumeration import _as_betas, _moments, enumerate_energies
+from lattherm.exact.enumeration import MAX_SITES, _as_betas, _moments, enumerate_energies
 from lattherm.hamiltonians.base import Hamiltonian
 
 
@@ -70,3 +70,24 @@ def exact_overlap_table(hamiltonian: Hamiltonian, betas) -> pd.DataFrame:
         tables.append(pd.DataFrame({"beta": beta, "q": overlap_values(n), "probability": distribution,
                                     "chi_sg": susceptibility(distribution, n)}))
     return pd.concat(tables, ignore_index=True)
+
+
+def overlap_reference_table(system, enumerate_max_sites: int = MAX_SITES) -> pd.DataFrame:
+    """The exact P(q) of a :class:`lattherm.systems.System` at every temperature it is evaluated
+    or scanned at, with system, method, size and temperature columns first."""
+    from lattherm.exact import reference_temperatures
+    from lattherm.lattices import size_tag
+
+    limit = min(enumerate_max_sites, MAX_SITES)
+    if system.n_sites > limit:
+        raise LatthermError(f"system {system.name!r} on the {size_tag(system.size)} cell has {system.n_sites} sites; "
+                            f"the exact P(q) enumerates at most {limit}")
+    if system.n_ones is not None:
+        raise LatthermError(f"system {system.name!r} is canonical; the exact P(q) sums over all configurations")
+    temperatures = reference_temperatures(system.config)
+    table = exact_overlap_table(system.hamiltonian, [system.beta(t) for t in temperatures])
+    table.insert(0, "temperature", np.repeat(temperatures, system.n_sites + 1))
+    for i, (name, value) in enumerate({"system": system.name, "method": "enumeration",
+                                       "size": size_tag(system.size)}.items()):
+        table.insert(i, name, value)
+    return table

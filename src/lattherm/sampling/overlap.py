@@ -76,11 +76,14 @@ def effective_pair_count(q_series) -> float:
 
 
 @torch.no_grad()
-def sampler_overlaps(model, system, temperature: float, n_samples: int, seed: int = 0,
+def sampler_overlaps(model, system, temperature: float, n_samples: int, conditioning=None, seed: int = 0,
                      batch_size: int = 4096) -> tuple[np.ndarray, float]:
     """P(d) of a trained sampler of ``system`` at ``temperature`` from ``n_samples`` // 2 disjoint
     pairs of its samples, importance-weighted to the Boltzmann distribution, and the Kish count
-    of the pair weights (the draws the histogram is worth)."""
+    of the pair weights (the draws the histogram is worth). A conditional model needs the
+    ``conditioning`` saved with its checkpoint (:func:`lattherm.sampling.evaluate.system_cond`)."""
+    from lattherm.sampling.evaluate import system_cond
+
     if n_samples < 2:
         raise LatthermError(f"need at least two samples for one replica pair, got {n_samples}")
     device = next(model.parameters()).device
@@ -91,7 +94,9 @@ def sampler_overlaps(model, system, temperature: float, n_samples: int, seed: in
     q_parts, log_w_parts = [], []
     for start in range(0, n_samples - 1, batch_size):
         n = min(batch_size, n_samples - start) // 2 * 2
-        x, log_q = model.sample(n, n_ones=system.n_ones, generator=generator)
+        cond = system_cond(model, system, temperature, conditioning, n)
+        x, log_q = model.sample(n, cond=None if cond is None else cond.to(device), n_ones=system.n_ones,
+                                generator=generator)
         q_parts.append(overlap(x[0::2], x[1::2]).cpu().numpy())
         log_w_parts.append(pair_log_weights(log_weights(hamiltonian.energy(x), log_q, beta).cpu().numpy()))
     q, log_w = np.concatenate(q_parts), np.concatenate(log_w_parts)

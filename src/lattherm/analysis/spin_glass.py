@@ -1,0 +1,115 @@
+"""Disorder averages of a spin-glass family (one system block, several coupling draws) and its figure.
+
+A family's tables are those of its samples (systems ``NAME_seedS``) on the training cell: exact
+references and MCMC free energies, neural estimates (thermodynamics), and P(q) tables (exact,
+parallel tempering, neural; they have a ``q`` column). Each quantity is reported per sample and
+as the mean over samples (``sample`` = ``mean``) with the sample-to-sample standard error
+std / sqrt(n) (NaN for a single sample).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lattherm.analysis.figures import TableError, _label, _panels, require_columns
+
+QUANTITIES = ("free_energy_per_site", "energy_per_site", "heat_capacity_per_site")
+QUANTITY_LABELS = {"free_energy_per_site": "F / N", "energy_per_site": "E / N", "heat_capacity_per_site": "C / N"}
+MEAN = "mean"
+
+
+def _sample_mean(table: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
+    """Mean over ``sample`` of each value per ``keys``, with std / sqrt(n) in ``{value}_err``."""
+    grouped = table.groupby(keys, sort=True)[values]
+    mean, count = grouped.mean(), grouped.count()
+    error = grouped.std(ddof=1) / np.sqrt(count)
+    result = mean.join(error.add_suffix("_err")).reset_index()
+    result.insert(0, "sample", MEAN)
+    result["n_samples"] = count[values[0]].to_numpy()
+    return result
+
+
+def disorder_average(tables: list[pd.DataFrame], family: str,
+                     sources: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(thermodynamics, overlaps) of a family: per-sample rows, then the sample means.
+
+    Thermodynamics: family, sample, method, temperature, F / N, E / N, C / N (and the errors
+    each table has). Overlaps: family, sample, method, temperature, q, probability, chi_sg."""
+    sources = sources or [f"table {i}" for i in range(len(tables))]
+    thermo, overlaps = [], []
+    for table, source in zip(tables, sources):
+        require_columns(table, ["system", "method", "temperature"], source)
+        if "q" in table.columns:
+            require_columns(table, ["probability"], source)
+            part = table[["system", "method", "temperature", "q", "probability"]].copy()
+            n_sites = len(np.unique(table.q)) - 1  # q = 1 - 2 d / N, d = 0..N
+            part["chi_sg"] = n_sites * (part.q**2 * part.probability).groupby(
+                [part.method, part.temperature]).transform("sum")
+            overlaps.append(part)
+        else:
+            present = [c for c in QUANTITIES if c in table.columns]
+            if not present:
+                raise TableError(f"{source} has neither a q column (P(q)) nor any of {list(QUANTITIES)}")
+            columns = present + [f"{c}_err" for c in present if f"{c}_err" in table.columns]
+            thermo.append(table[["system", "method", "temperature", *columns]])
+    if not thermo:
+        raise TableError(f"family {family!r}: no thermodynamics tables among {sources}")
+
+    def finish(parts: list[pd.DataFrame], keys: list[str], values: list[str]) -> pd.DataFrame:
+        per_sample = pd.concat(parts, ignore_index=True).rename(columns={"system": "sample"})
+        result = pd.concat([per_sample, _sample_mean(per_sample, keys, values)], ignore_index=True)
+        result.insert(0, "family", family)
+        return result
+
+    thermo_table = finish(thermo, ["method", "temperature"], [c for c in QUANTITIES if any(c in t for t in thermo)])
+    overlap_table = (finish(overlaps, ["method", "temperature", "q"], ["probability", "chi_sg"]) if overlaps
+                     else pd.DataFrame(columns=["family", "sample", "method", "temperature", "q", "probability", "chi_sg"]))
+    return thermo_table, overlap_table
+
+
+def overlap_panel_temperatures(overlaps: pd.DataFrame, count: int = 3) -> list[float]:
+    """Up to ``count`` temperatures to show P(q) at: those with the most methods, lowest first."""
+    means = overlaps[overlaps["sample"] == MEAN]
+    methods = means.groupby("temperature").method.nunique()
+    ranked = sorted(methods.index, key=lambda t: (-methods[t], t))
+    return sorted(ranked[:count])
+
+
+def _style(method: str) -> dict:
+    """Exact values as a line, estimates as points with error bars."""
+    if method == "enumeration":
+        return {"linestyle": "-", "marker": "none", "zorder": 3}
+    return {"linestyle": "none", "marker": "o", "markersize": 3, "capsize": 2}
+
+
+def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame):
+    """Top row: F, E, C per site against T (sample means, sample-to-sample error bars); bottom
+    row: P(q) at up to three temperatures; one curve per method (exact, MCMC or parallel
+    tempering, neural samplers)."""
+    require_columns(thermo, ["family", "sample", "method", "temperature"], "thermodynamics table")
+    require_columns(overlaps, ["sample", "method", "temperature", "q", "probability"], "overlap table")
+    family = thermo.family.iloc[0]
+    n_samples = thermo[thermo["sample"] != MEAN]["sample"].nunique()
+    samples = f"{n_samples} disorder sample{'s' * (n_samples != 1)}"
+    temperatures = overlap_panel_temperatures(overlaps) if len(overlaps) else []
+    fig, axes = _panels(len(QUANTITIES), rows=2)
+    means = thermo[thermo["sample"] == MEAN]
+    for ax, quantity in zip(axes[0], QUANTITIES):
+        for method, rows in means.groupby("method"):
+            rows = rows.dropna(subset=[quantity]).sort_values("temperature")
+            if not rows.empty:
+                ax.errorbar(rows.temperature, rows[quantity], yerr=rows[f"{quantity}_err"].fillna(0), label=method,
+                            **_style(method))
+        ax.set_xscale("log")
+        _label(ax, "temperature", QUANTITY_LABELS[quantity], f"{family}: {QUANTITY_LABELS[quantity]} ({samples})")
+    overlap_means = overlaps[overlaps["sample"] == MEAN]
+    for ax, temperature in zip(axes[1], temperatures):
+        for method, rows in overlap_means[np.isclose(overlap_means.temperature, temperature)].groupby("method"):
+            rows = rows.sort_values("q")
+            ax.errorbar(rows.q, rows.probability, yerr=rows.probability_err.fillna(0), label=method, **_style(method))
+        _label(ax, "overlap q", "P(q)", f"{family}: P(q) at T = {temperature:g}")
+    for ax in axes[1][len(temperatures):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
