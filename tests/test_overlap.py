@@ -12,8 +12,8 @@ from lattherm.exact.overlap import (exact_overlap_table, overlap_distribution, o
 from lattherm.hamiltonians.ising import EdwardsAnderson, SherringtonKirkpatrick
 from lattherm.lattices import make_lattice
 from lattherm.mcmc.samplers import overlap_tempering
-from lattherm.sampling.overlap import (chi_square_test, kish_count, overlap_bins, overlap_histogram,
-                                       pair_log_weights)
+from lattherm.sampling.overlap import (chi_square_test, histogram_errors, kish_count, overlap_bins,
+                                       overlap_histogram, pair_log_weights)
 from lattherm.systems import build_system
 
 
@@ -75,6 +75,7 @@ def test_overlap_bins_and_histogram():
     np.testing.assert_allclose(hist, [0.5, 0.0, 0.5])
     np.testing.assert_allclose(pair_log_weights([1.0, 2.0, 3.0, 4.0, 5.0]), [3.0, 7.0])
     assert kish_count(np.zeros(10)) == pytest.approx(10.0)
+    np.testing.assert_allclose(histogram_errors([0.5, 0.0, 0.5], 100.0), [0.05, 0.0, 0.05])
 
 
 def test_chi_square_accepts_its_own_distribution_and_rejects_another():
@@ -187,8 +188,9 @@ def test_overlap_commands_write_exact_tempering_and_sampler_tables(tmp_path):
              "temperatures": [1.0], "neural_temperatures": [1.0],
              "mcmc": {"temperatures": [3.0, 1.0], "chains": 8, "sweeps": 400, "burn_in": 100}}
     (tmp_path / "glass.json").write_text(json.dumps(block))
-    (tmp_path / "made.json").write_text(json.dumps({"kind": "made", "width": 2, "depth": 1}))
-    (tmp_path / "train.json").write_text(json.dumps({"steps": 5, "batch_size": 32, "temperature": 1.0}))
+    (tmp_path / "made.json").write_text(json.dumps({"kind": "made", "width": 2, "depth": 1, "z2_symmetric": True}))
+    (tmp_path / "train.json").write_text(json.dumps({"steps": 100, "batch_size": 128, "lr": 0.01, "anneal": 0.9,
+                                                         "temperature": 1.0}))
     runner = CliRunner()
     system = str(tmp_path / "glass.json")
     for args in (["exact", "overlap", "--system", system, "--out", str(tmp_path / "exact.csv")],
@@ -206,6 +208,7 @@ def test_overlap_commands_write_exact_tempering_and_sampler_tables(tmp_path):
     assert set(pt.method) == {"parallel_tempering"} and set(made.method) == {"made"} and set(made.temperature) == {1.0}
     for name, table in (("parallel tempering", pt), ("made", made)):
         got = table[table.temperature == 1.0]
+        assert got.n_eff.iloc[0] > 100, name
         want = exact[exact.temperature == 1.0].probability.to_numpy()
         assert chi_square_test(got.probability.to_numpy(), got.n_eff.iloc[0], want).p_value > 1e-3, name
     summary = pd.read_csv(tmp_path / "pt_summary.csv")

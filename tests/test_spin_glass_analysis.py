@@ -26,9 +26,10 @@ def _overlap(system, method, probabilities, temperature=1.0):
 @pytest.fixture
 def tables():
     return [_thermo("g_seed1", "enumeration", [-1.0, -2.0]), _thermo("g_seed2", "enumeration", [-1.2, -2.4]),
-            _thermo("g_seed3", "enumeration", [-1.4, -2.6]), _thermo("g_seed1", "made", [-0.9], [1.0]),
+            _thermo("g_seed3", "enumeration", [-1.4, -2.6]),
+            _thermo("g_seed1", "made", [-0.9], [1.0]).assign(free_energy_per_site_err=0.01),
             _overlap("g_seed1", "enumeration", [0.25, 0.5, 0.25]), _overlap("g_seed2", "enumeration", [0.4, 0.2, 0.4]),
-            _overlap("g_seed1", "parallel_tempering", [0.3, 0.4, 0.3], temperature=2.0)]
+            _overlap("g_seed1", "parallel_tempering", [0.3, 0.4, 0.3], temperature=2.0).assign(probability_err=0.05)]
 
 
 def test_disorder_average_means_and_sample_to_sample_errors(tables):
@@ -40,10 +41,15 @@ def test_disorder_average_means_and_sample_to_sample_errors(tables):
     assert mean.free_energy_per_site_err[1.0] == pytest.approx(f.std(ddof=1) / np.sqrt(3), abs=1e-15)
     assert mean.n_samples[1.0] == 3
     made = thermo[(thermo["sample"] == MEAN) & (thermo.method == "made")]
-    assert made.free_energy_per_site.tolist() == [-0.9] and np.isnan(made.free_energy_per_site_err.iloc[0])
+    # a single sample keeps its own statistical error where it has one
+    assert made.free_energy_per_site.tolist() == [-0.9] and made.free_energy_per_site_err.tolist() == [0.01]
+    assert np.isnan(made.energy_per_site_err.iloc[0])
     assert len(thermo[thermo["sample"] != MEAN]) == 7  # every per-sample row is kept
     p = overlaps[(overlaps["sample"] == MEAN) & (overlaps.method == "enumeration")].sort_values("q")
     np.testing.assert_allclose(p.probability, [0.325, 0.35, 0.325])
+    np.testing.assert_allclose(p.probability_err, np.abs([0.25 - 0.4, 0.5 - 0.2, 0.25 - 0.4]) / np.sqrt(2) / np.sqrt(2))
+    pt = overlaps[(overlaps["sample"] == MEAN) & (overlaps.method == "parallel_tempering")]
+    np.testing.assert_allclose(pt.probability_err, 0.05)
     # chi_SG = N <q^2> = 2 (P(1) + P(-1)) per sample
     chi = overlaps[overlaps["sample"] != MEAN].groupby(["sample", "method"]).chi_sg.first()
     assert chi[("g_seed1", "enumeration")] == pytest.approx(1.0) and chi[("g_seed2", "enumeration")] == pytest.approx(1.6)

@@ -4,7 +4,7 @@ A family's tables are those of its samples (systems ``NAME_seedS``) on the train
 references and MCMC free energies, neural estimates (thermodynamics), and P(q) tables (exact,
 parallel tempering, neural; they have a ``q`` column). Each quantity is reported per sample and
 as the mean over samples (``sample`` = ``mean``) with the sample-to-sample standard error
-std / sqrt(n) (NaN for a single sample).
+std / sqrt(n) (for a single sample: its own statistical error, where its table has one).
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ MEAN = "mean"
 
 
 def _sample_mean(table: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
-    """Mean over ``sample`` of each value per ``keys``, with std / sqrt(n) in ``{value}_err``."""
-    grouped = table.groupby(keys, sort=True)[values]
-    mean, count = grouped.mean(), grouped.count()
-    error = grouped.std(ddof=1) / np.sqrt(count)
+    """Mean over ``sample`` of each value per ``keys``, with std / sqrt(n) in ``{value}_err``; of a
+    single sample, its own statistical error where its table has one."""
+    grouped = table.groupby(keys, sort=True)
+    mean, count = grouped[values].mean(), grouped[values].count()
+    error = grouped[values].std(ddof=1) / np.sqrt(count)
+    own = [v for v in values if f"{v}_err" in table.columns]
+    if own:
+        single = grouped[[f"{v}_err" for v in own]].first().set_axis(own, axis=1).reindex(columns=values)
+        error = error.where(count > 1, single)
     result = mean.join(error.add_suffix("_err")).reset_index()
     result.insert(0, "sample", MEAN)
     result["n_samples"] = count[values[0]].to_numpy()
@@ -42,7 +47,8 @@ def disorder_average(tables: list[pd.DataFrame], family: str,
         require_columns(table, ["system", "method", "temperature"], source)
         if "q" in table.columns:
             require_columns(table, ["probability"], source)
-            part = table[["system", "method", "temperature", "q", "probability"]].copy()
+            part = table[["system", "method", "temperature", "q", "probability"]
+                         + (["probability_err"] if "probability_err" in table.columns else [])].copy()
             n_sites = len(np.unique(table.q)) - 1  # q = 1 - 2 d / N, d = 0..N
             part["chi_sg"] = n_sites * (part.q**2 * part.probability).groupby(
                 [part.method, part.temperature]).transform("sum")

@@ -121,12 +121,13 @@ def overlap(
     method: Optional[str] = typer.Option(None, help="Label of the rows in the method column (default: the model kind)."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    out: Path = typer.Option(..., help="P(q) table (.csv or .parquet): temperature, q, probability, n_eff."),
+    out: Path = typer.Option(..., help="P(q) table (.csv or .parquet): temperature, q, probability (and its error), "
+                             "n_eff."),
 ) -> None:
     """Replica-overlap distribution P(q) of a trained model on its training cell: overlaps of
     disjoint pairs of its samples, each pair importance-weighted to the Boltzmann distribution."""
     from lattherm.exact.overlap import overlap_values, susceptibility
-    from lattherm.sampling.overlap import sampler_overlaps
+    from lattherm.sampling.overlap import histogram_errors, sampler_overlaps
 
     table_path(out)
     chosen = parse_temperatures(temperatures)
@@ -136,7 +137,8 @@ def overlap(
     for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures):
         distribution, n_eff = sampler_overlaps(loaded.model, sys_obj, t, samples, loaded.conditioning, seed)
         tables.append(pd.DataFrame({"temperature": t, "beta": sys_obj.beta(t), "q": overlap_values(sys_obj.n_sites),
-                                    "probability": distribution, "n_eff": n_eff,
+                                    "probability": distribution,
+                                    "probability_err": histogram_errors(distribution, n_eff), "n_eff": n_eff,
                                     "chi_sg": susceptibility(distribution, sys_obj.n_sites)}))
     rows = pd.concat(tables, ignore_index=True).to_dict("records")
     write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))

@@ -28,7 +28,7 @@ from lattherm.hamiltonians.base import Hamiltonian
 from lattherm.mcmc.analysis import jackknife, summarize
 from lattherm.mcmc.moves import MOVES, Move, colour_classes
 from lattherm.observables import Observable, heat_capacity, overlap, standard_observables
-from lattherm.sampling.overlap import effective_pair_count, overlap_histogram
+from lattherm.sampling.overlap import effective_pair_count, histogram_errors, overlap_histogram
 
 # MOVES and colour_classes live in moves.py and stay importable from here
 __all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "initial_configurations", "overlap_tempering",
@@ -315,8 +315,8 @@ def partner_overlap(x: Tensor) -> Tensor:
 def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parallel tempering of a :class:`lattherm.systems.System` over its ``mcmc.temperatures``
     (flip moves, exchanges between neighbours after every sweep), its chains paired into
-    independent replicas. Returns the P(q) table (long: temperature, beta, q, probability,
-    n_eff) and one summary row per temperature: chi_SG = N <q^2> with its blocking error, the
+    independent replicas. Returns the P(q) table (long: temperature, beta, q, probability with
+    its standard error, n_eff) and one summary row per temperature: chi_SG = N <q^2> with its blocking error, the
     exchange acceptance to the next colder temperature, and the equilibration check (chi_SG of
     the first and second half of the recorded sweeps, and their distance in sigmas)."""
     from lattherm.lattices import size_tag
@@ -338,7 +338,8 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
         n_eff = effective_pair_count(q)
         distribution = overlap_histogram(q, n)
         histograms.append(pd.DataFrame({**labels, "temperature": temperature, "beta": beta, "q": overlap_values(n),
-                                        "probability": distribution, "n_eff": n_eff}))
+                                        "probability": distribution,
+                                        "probability_err": histogram_errors(distribution, n_eff), "n_eff": n_eff}))
         halves = [summarize(n * part**2, discard=0) for part in np.array_split(q, 2, axis=1)]
         whole = summarize(n * q**2, discard=0)
         distance = abs(halves[0].mean - halves[1].mean) / max(math.hypot(halves[0].error, halves[1].error), 1e-300)

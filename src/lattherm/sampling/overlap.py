@@ -48,6 +48,12 @@ def overlap_histogram(q, n_sites: int, log_weights=None) -> np.ndarray:
     return counts / counts.sum()
 
 
+def histogram_errors(distribution: np.ndarray, n_eff: float) -> np.ndarray:
+    """Standard errors of a histogram of ``n_eff`` independent draws: sqrt(P (1 - P) / n_eff)."""
+    distribution = np.asarray(distribution, dtype=np.float64)
+    return np.sqrt(distribution * (1.0 - distribution) / n_eff)
+
+
 def pair_log_weights(log_w) -> np.ndarray:
     """ln(w_a w_b) of the disjoint pairs (2k, 2k+1) of samples with log-weights ``log_w``."""
     log_w = np.asarray(log_w, dtype=np.float64).ravel()
@@ -105,7 +111,8 @@ def sampler_overlaps(model, system, temperature: float, n_samples: int, conditio
 
 @dataclass
 class ChiSquare:
-    """Pearson's statistic over the pooled bins, its degrees of freedom and p-value."""
+    """Pearson's statistic over the pooled bins, its degrees of freedom and p-value (NaN when
+    the draws are too few for two bins: no test)."""
 
     statistic: float
     dof: int
@@ -137,7 +144,7 @@ def chi_square_test(observed: np.ndarray, n_eff: float, expected: np.ndarray,
     exp = np.array([expected[g].sum() for g in groups]) * n_eff
     statistic = float(np.sum((obs - exp) ** 2 / exp))
     dof = len(groups) - 1
-    return ChiSquare(statistic, dof, float(chi2.sf(statistic, dof)) if dof > 0 else 1.0)
+    return ChiSquare(statistic, dof, float(chi2.sf(statistic, dof)) if dof > 0 else float("nan"))
 
 
 def _normalised(log_weights) -> np.ndarray:
