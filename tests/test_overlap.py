@@ -213,3 +213,25 @@ def test_overlap_commands_write_exact_tempering_and_sampler_tables(tmp_path):
         assert chi_square_test(got.probability.to_numpy(), got.n_eff.iloc[0], want).p_value > 1e-3, name
     summary = pd.read_csv(tmp_path / "pt_summary.csv")
     assert list(summary.temperature) == [3.0, 1.0] and 0 < summary.exchange_acceptance_colder.iloc[0] < 1
+
+
+def test_canonical_glass_overlaps():
+    """Replicas at fixed magnetisation (half filling): the exact P(q) against all pairs of allowed
+    configurations, and swap-move parallel tempering against it."""
+    hamiltonian = EdwardsAnderson(make_lattice("square", (2, 4)), seed=3)
+    energies, n_ones = enumerate_energies(hamiltonian)
+    allowed = n_ones == 4
+    p = np.zeros(len(energies))
+    p[allowed] = _moments(energies[allowed], 1.0)[3]
+    x = configurations(8, 0, 256).numpy()
+    distance = (x[:, None, :] != x[None, :, :]).sum(axis=2)
+    expected = np.bincount(distance.ravel(), weights=np.outer(p, p).ravel(), minlength=9)
+    table = exact_overlap_table(hamiltonian, [1.0], canonical_n_ones=4)
+    np.testing.assert_allclose(table.probability, expected, atol=1e-15)
+    assert np.all(table.probability.to_numpy()[1::2] < 1e-15)  # swaps change the Hamming distance by 2
+    block = {"model": "edwards_anderson", "lattice": "square", "coupling_seed": 3, "train_size": [2, 4],
+             "ensemble": "canonical", "concentration": 0.5, "temperatures": [1.0],
+             "mcmc": {"temperatures": [3.0, 1.0], "chains": 8, "sweeps": 600, "burn_in": 100}}
+    histograms, _ = overlap_tempering(build_system(block, name="canonical_glass"), seed=1)
+    got = histograms[histograms.temperature == 1.0]
+    assert chi_square_test(got.probability.to_numpy(), got.n_eff.iloc[0], expected).p_value > 1e-3

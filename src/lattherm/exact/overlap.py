@@ -58,15 +58,22 @@ def susceptibility(distribution: np.ndarray, n_sites: int) -> float:
     return float(n_sites * np.sum(np.asarray(distribution) * overlap_values(n_sites) ** 2))
 
 
-def exact_overlap_table(hamiltonian: Hamiltonian, betas) -> pd.DataFrame:
+def exact_overlap_table(hamiltonian: Hamiltonian, betas, canonical_n_ones: int | None = None) -> pd.DataFrame:
     """Exact P(q) at each beta, long format: beta, q, probability (N + 1 rows per beta, q from
-    1 down to -1); ``chi_sg`` repeats the susceptibility on every row of its beta."""
+    1 down to -1); ``chi_sg`` repeats the susceptibility on every row of its beta. With
+    ``canonical_n_ones``, both replicas are drawn from the canonical ensemble of configurations
+    with that many ones (p = 0 elsewhere)."""
     betas = _as_betas(betas)
     energies, n_ones = enumerate_energies(hamiltonian)
     n = hamiltonian.n_sites
+    allowed = np.ones(len(energies), dtype=bool) if canonical_n_ones is None else n_ones == canonical_n_ones
+    if not allowed.any():
+        raise LatthermError(f"no configuration of {n} sites has {canonical_n_ones} ones")
     tables = []
     for beta in betas:
-        distribution = overlap_distribution(_moments(energies, beta)[3], n_ones, n)
+        probabilities = np.zeros(len(energies))
+        probabilities[allowed] = _moments(energies[allowed], beta)[3]
+        distribution = overlap_distribution(probabilities, n_ones, n)
         tables.append(pd.DataFrame({"beta": beta, "q": overlap_values(n), "probability": distribution,
                                     "chi_sg": susceptibility(distribution, n)}))
     return pd.concat(tables, ignore_index=True)
@@ -82,10 +89,8 @@ def overlap_reference_table(system, enumerate_max_sites: int = MAX_SITES) -> pd.
     if system.n_sites > limit:
         raise LatthermError(f"system {system.name!r} on the {size_tag(system.size)} cell has {system.n_sites} sites; "
                             f"the exact P(q) enumerates at most {limit}")
-    if system.n_ones is not None:
-        raise LatthermError(f"system {system.name!r} is canonical; the exact P(q) sums over all configurations")
     temperatures = reference_temperatures(system.config)
-    table = exact_overlap_table(system.hamiltonian, [system.beta(t) for t in temperatures])
+    table = exact_overlap_table(system.hamiltonian, [system.beta(t) for t in temperatures], system.n_ones)
     table.insert(0, "temperature", np.repeat(temperatures, system.n_sites + 1))
     for i, (name, value) in enumerate({"system": system.name, "method": "enumeration",
                                        "size": size_tag(system.size)}.items()):

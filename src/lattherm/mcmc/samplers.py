@@ -314,7 +314,7 @@ def partner_overlap(x: Tensor) -> Tensor:
 
 def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parallel tempering of a :class:`lattherm.systems.System` over its ``mcmc.temperatures``
-    (flip moves, exchanges between neighbours after every sweep), its chains paired into
+    (its mcmc move, exchanges between neighbours after every sweep), its chains paired into
     independent replicas. Returns the P(q) table (long: temperature, beta, q, probability with
     its standard error, n_eff) and one summary row per temperature: chi_SG = N <q^2> with its blocking error, the
     exchange acceptance to the next colder temperature, and the equilibration check (chi_SG of
@@ -328,7 +328,7 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
     temperatures = sorted(config.mcmc.temperatures, reverse=True)  # hot to cold: betas ascending
     betas = [system.beta(t) for t in temperatures]
     result = parallel_tempering(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps,
-                                move="flip", n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
+                                move=config.move, n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
                                 observables={"overlap": partner_overlap})
     n = system.n_sites
     labels = {"system": system.name, "method": "parallel_tempering", "size": size_tag(system.size)}
