@@ -43,7 +43,9 @@ EXACT = {
                     "cuau": ["2x2x4"]},
     "config/tiny.yaml": {"ising": ["4x4", "8x8"], "ising_j2": ["6x6"], "spin_glass": ["4x4"], "sk_seed0": ["10"],
                          "sk_seed1": ["10"], "cuau": ["2x2x4"]},
-    "config/paper.yaml": {"ising": ["10x10", "20x20", "40x40"], "cuau": ["2x2x4"]},
+    "config/paper.yaml": {"ising": ["10x10", "20x20", "40x40"], "cuau": ["2x2x4"],
+                          **{f"ea_4x4_seed{seed}": ["4x4"] for seed in range(1, 6)},
+                          **{f"sk_20_seed{seed}": ["20"] for seed in range(5)}},
 }
 ONE_JOB = ["phase_diagram_block", "phase_diagram", "figure_free_energy_error", "figure_thermodynamics",
            "figure_ess_vs_size", "figure_phase_diagram", "figure_snapshots", "all"]
