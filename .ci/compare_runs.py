@@ -17,6 +17,9 @@ Left out, and why:
   wall_time               (training logs, summary.json, checkpoint logs) seconds since a training
                           run started: a timing, different in any two runs
   trial_steps_per_second  (MCMC tables) throughput: a timing too
+  date_created            (ce/*.json, the metadata icet writes with a cluster expansion) the time
+                          of the fit. (Its hostname and username are compared: equal on a
+                          one-node cluster, they would differ between nodes.)
   report/runtimes.csv     every job's runtime (the report's provenance): timings
   *.png, *.pdf            figures, drawn from the tables compared here (a PDF also records its
                           creation date; .ci/slurm-local.sh runs figure_snapshots, which samples
@@ -37,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-TIMING = {"wall_time", "trial_steps_per_second"}
+TIMING = {"wall_time", "trial_steps_per_second", "date_created"}
 TIMING_FILES = {Path("report/runtimes.csv")}
 FIGURES = {".png", ".pdf"}
 
