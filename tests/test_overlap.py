@@ -113,6 +113,7 @@ def test_parallel_tempering_overlaps_match_exact(tempering_run):
         row = summary[summary.temperature == t].iloc[0]
         assert abs(row.chi_sg - susceptibility(want, 16)) < 4 * row.chi_sg_err
         assert row.halves_sigma < 4  # equilibrated: both halves of the run agree
+    assert summary.round_trips.iloc[0] > 10 and 0 < summary.round_trip_sweeps.iloc[0] < 1000
     acceptance = summary.exchange_acceptance_colder.to_numpy()
     assert np.all((acceptance[:-1] > 0.05) & (acceptance[:-1] < 1)) and np.isnan(acceptance[-1])
 
@@ -235,3 +236,19 @@ def test_canonical_glass_overlaps():
     histograms, _ = overlap_tempering(build_system(block, name="canonical_glass"), seed=1)
     got = histograms[histograms.temperature == 1.0]
     assert chi_square_test(got.probability.to_numpy(), got.n_eff.iloc[0], expected).p_value > 1e-3
+
+
+def test_round_trips_count_hot_cold_hot_journeys():
+    """Two temperatures whose exchanges are always accepted (beta 0 and 1e-12): the pair is tried
+    every other sweep, so each walker goes hot -> cold -> hot in exactly 4 sweeps; and one walker
+    moved by hand up a three-temperature ladder and back."""
+    from lattherm.mcmc.samplers import RoundTrips, parallel_tempering
+
+    hamiltonian = EdwardsAnderson(make_lattice("square", (2, 4)), seed=3)
+    free = parallel_tempering(hamiltonian, [0.0, 1e-12], 4, 400, observables={})
+    assert free.exchange_acceptance.tolist() == [1.0]
+    assert free.round_trips == pytest.approx(8 * 400 / 4, abs=8)  # 8 walkers, 100 trips each (ends not finished)
+    walkers = RoundTrips(3, 1, "cpu")  # one chain, three temperatures: walk walker 0 up and down by hand
+    for pair in ([True, False], [False, True], [False, True], [True, False]):
+        walkers.exchange(torch.tensor(pair)[:, None])
+    assert walkers.holder.tolist() == [0, 1, 2] and walkers.trips.tolist() == [1, 0, 0]

@@ -70,6 +70,8 @@ class ChainResult:
         acceptance: per chain, (B,), as the move defines it (``Move.acceptance``): accepted trials /
             trials (flip/swap); for Wolff the mean cluster size divided by N.
         exchange_acceptance: parallel tempering only, acceptance of each neighbouring pair (K-1,).
+        round_trips: parallel tempering only, round trips completed by all walkers together
+            (hottest -> coldest -> hottest, :class:`RoundTrips`).
         final: last configurations (B, N).
         trials: total trials over all chains, ``Move.trials_per_sweep`` per sweep (flip/swap: N
             single-site trials; wolff: one cluster flip).
@@ -84,6 +86,33 @@ class ChainResult:
     trials: int
     seconds: float
     exchange_acceptance: np.ndarray | None = field(default=None)
+    round_trips: int | None = field(default=None)
+
+
+class RoundTrips:
+    """The walkers of a tempering ladder (K temperatures, R chains each): which walker each row
+    holds, moved by every accepted exchange, and the round trips each completes from the hottest
+    temperature to the coldest and back, the figure of merit of a temperature set."""
+
+    def __init__(self, k_temps: int, n_chains: int, device) -> None:
+        self.k_temps, self.n_chains = k_temps, n_chains
+        self.holder = torch.arange(k_temps * n_chains, device=device)  # the walker in each row
+        self.reached_cold = torch.zeros(k_temps * n_chains, dtype=torch.bool, device=device)  # since its last hot visit
+        self.seen_hot = self.holder < n_chains  # the walkers that start at the hottest temperature
+        self.trips = torch.zeros(k_temps * n_chains, dtype=torch.int64, device=device)
+
+    def exchange(self, accepted: Tensor) -> None:
+        """Apply the (K-1, R) accepted exchanges of :func:`_exchange`, then count arrivals."""
+        held = self.holder.view(self.k_temps, self.n_chains)
+        lower, upper = held[:-1].clone(), held[1:].clone()
+        held[:-1] = torch.where(accepted, upper, lower)
+        held[1:] = torch.where(accepted, lower, held[1:])
+        temperature = torch.empty_like(self.holder)
+        temperature[self.holder] = torch.arange(len(self.holder), device=self.holder.device) // self.n_chains
+        hot, cold = temperature == 0, temperature == self.k_temps - 1
+        self.trips += hot & self.reached_cold
+        self.reached_cold = (self.reached_cold | (cold & self.seen_hot)) & ~hot
+        self.seen_hot |= hot
 
 
 def initial_configurations(n_sites: int, n_rows: int, n_ones: int | None, gen: torch.Generator,
@@ -151,6 +180,7 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
     accepted = torch.zeros(rows, dtype=torch.float64, device=device)
     ex_ok = torch.zeros(max(len(betas) - 1, 0), dtype=torch.float64, device=device)
     ex_tried = torch.zeros_like(ex_ok)
+    walkers = RoundTrips(len(betas), n_chains, device) if tempering else None
     start = time.perf_counter()
     desc = f"mcmc {type(move).__name__}"
     for sweep in tqdm(range(n_sweeps), desc=desc, disable=not (progress and sys.stderr.isatty())):
@@ -160,6 +190,7 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
                 ok, tried = _exchange(x, hamiltonian.energy(x), ladder, n_chains, sweep % 2, gen)
                 ex_ok += ok.double().sum(dim=1)
                 ex_tried += tried.double() * n_chains
+                walkers.exchange(ok)
             if sweep >= burn_in and (sweep - burn_in) % thin == 0:
                 records["energy"].append(hamiltonian.energy(x).cpu().numpy())
                 for name, fn in observables.items():
@@ -174,6 +205,7 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
         trials=rows * n_sweeps * move.trials_per_sweep,
         seconds=seconds,
         exchange_acceptance=(ex_ok / ex_tried.clamp_min(1)).cpu().numpy() if tempering else None,
+        round_trips=int(walkers.trips.sum()) if tempering else None,
     )
 
 
@@ -316,9 +348,11 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
     """Parallel tempering of a :class:`lattherm.systems.System` over its ``mcmc.temperatures``
     (its mcmc move, exchanges between neighbours after every sweep), its chains paired into
     independent replicas. Returns the P(q) table (long: temperature, beta, q, probability with
-    its standard error, n_eff) and one summary row per temperature: chi_SG = N <q^2> with its blocking error, the
-    exchange acceptance to the next colder temperature, and the equilibration check (chi_SG of
-    the first and second half of the recorded sweeps, and their distance in sigmas)."""
+    its standard error, n_eff) and one summary row per temperature: chi_SG = N <q^2> with its
+    blocking error, the exchange acceptance to the next colder temperature, the equilibration
+    check (chi_SG of the first and second half of the recorded sweeps, and their distance in
+    sigmas), and the ladder's round trips with the mean sweeps per round trip of one walker (NaN
+    without any)."""
     from lattherm.lattices import size_tag
 
     config = system.config
@@ -332,6 +366,8 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
                                 observables={"overlap": partner_overlap})
     n = system.n_sites
     labels = {"system": system.name, "method": "parallel_tempering", "size": size_tag(system.size)}
+    walkers = len(betas) * config.mcmc.chains
+    round_trip_sweeps = walkers * config.mcmc.sweeps / result.round_trips if result.round_trips else math.nan
     histograms, summary = [], []
     for k, (temperature, beta) in enumerate(zip(temperatures, betas)):
         q = result.series["overlap"][result.group == k][0::2]  # (pairs, records): one row per pair
@@ -348,5 +384,6 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
                         "chi_sg_err": whole.error, "chi_sg_first_half": halves[0].mean,
                         "chi_sg_second_half": halves[1].mean, "halves_sigma": distance,
                         "exchange_acceptance_colder": (float(result.exchange_acceptance[k])
-                                                       if k < len(betas) - 1 else math.nan)})
+                                                       if k < len(betas) - 1 else math.nan),
+                        "round_trips": result.round_trips, "round_trip_sweeps": round_trip_sweeps})
     return pd.concat(histograms, ignore_index=True), pd.DataFrame(summary)
