@@ -57,10 +57,15 @@ stop_pidfile() {  # stop one daemon by its pid file: TERM, then KILL after 15 s
 }
 
 cancel_our_jobs() {  # the SLURM jobs of this test's Snakemake runs, if any are left
-  local uuid
+  local uuid uuids
   [[ -n $work ]] || return 0
-  for uuid in $(sed -n 's/^SLURM run ID: //p' "$work"/*.log 2>/dev/null | sort -u); do
-    scancel --name "$uuid" 2>/dev/null || true
+  uuids=$(sed -n 's/^SLURM run ID: //p' "$work"/*.log 2>/dev/null | sort -u | paste -sd, -)
+  [[ -n $uuids ]] || return 0
+  for uuid in ${uuids//,/ }; do scancel --name "$uuid" 2>/dev/null || true; done
+  # before the daemons stop: the cancelled jobs' processes get KillWait (30 s) to end
+  for _ in $(seq 90); do
+    [[ -z $(squeue -h --name "$uuids" -t PENDING,RUNNING,COMPLETING -o %i 2>/dev/null) ]] && break
+    sleep 0.5
   done
 }
 
