@@ -21,6 +21,7 @@ from lattherm.exact.overlap import overlap_reference_table
 from lattherm.io import table_path, write_table
 
 app = typer.Typer(no_args_is_help=True)
+ENUMERATE_MAX_SITES = typer.Option(MAX_ENUMERATED_SITES, help="Enumerate cells of at most this many sites.")
 
 
 @app.command()
@@ -28,7 +29,7 @@ def reference(
     system: Path = SYSTEM,
     size: Optional[str] = SIZE,
     alloys: Path = ALLOYS,
-    enumerate_max_sites: int = typer.Option(MAX_ENUMERATED_SITES, help="Enumerate cells of at most this many sites."),
+    enumerate_max_sites: int = ENUMERATE_MAX_SITES,
     out: Path = TABLE_OUT,
 ) -> None:
     """Exact free energy, energy, heat capacity (and magnetisation) per temperature."""
@@ -43,7 +44,7 @@ def overlap(
     system: Path = SYSTEM,
     size: Optional[str] = SIZE,
     alloys: Path = ALLOYS,
-    enumerate_max_sites: int = typer.Option(MAX_ENUMERATED_SITES, help="Enumerate cells of at most this many sites."),
+    enumerate_max_sites: int = ENUMERATE_MAX_SITES,
     out: Path = TABLE_OUT,
 ) -> None:
     """Exact overlap distribution P(q) of two replicas, and chi_SG, per temperature (enumeration)."""
