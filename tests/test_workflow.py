@@ -106,6 +106,8 @@ def test_dry_run(workdir, configfile):
         "mchammer_canonical": {f"results/phase_diagram/canonical_x{x:g}.csv"
                                for x in config["phase_diagram"]["concentrations"]},
         "mchammer_semi_grand": {f"results/phase_diagram/semi_grand_dmu{d:g}.csv" for d in config["phase_diagram"]["dmus"]},
+        "transition": {f"results/phase_diagram/transition_x{x:g}.csv"
+                       for x in config["phase_diagram"]["heating_concentrations"]},
         "training_block": {f"results/config/training/{s}/{run}.json" for s in systems for run in runs(s)},
         "config_block": ({f"results/config/systems/{s}.json" for s in systems}
                          | {f"results/config/alloys/{a}.json" for a in config["alloys"]}

@@ -122,11 +122,12 @@ def comparison_inputs(wildcards):
 
 
 def phase_diagram_inputs(wildcards):
-    """Canonical cooling free energies per concentration, heating scans of the ordered
-    compositions, and semi-grand scans per dmu."""
+    """Canonical cooling free energies per concentration, the heating scans and free-energy
+    crossings (T_c) of the ordered compositions, and semi-grand scans per dmu."""
     c = config["phase_diagram"]
     canonical = [f"results/phase_diagram/canonical_x{x:g}_free_energy.csv" for x in c["concentrations"]]
-    heating = [f"results/phase_diagram/heating_x{x:g}.csv" for x in c["heating_concentrations"]]
+    heating = [f"results/phase_diagram/{kind}_x{x:g}.csv" for x in c["heating_concentrations"]
+               for kind in ("heating", "transition")]
     return canonical + heating + [f"results/phase_diagram/semi_grand_dmu{dmu:g}.csv" for dmu in c["dmus"]]
 
 

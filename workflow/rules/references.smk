@@ -1,7 +1,8 @@
 # Stage 2: references. Exact where the system allows (Kaufman, enumeration), our batched MCMC at
 # every cell size with MBAR free energies over all its samples, and mchammer scans of an alloy for
-# its phase diagram: canonical cooling scans (MBAR free energies), heating scans from the ordered
-# phases, semi-grand scans.
+# its phase diagram: canonical cooling scans (MBAR free energies) and semi-grand scans; at the
+# ordered compositions the ordered and disordered branches (batched MCMC) whose free energies
+# cross at T_c.
 
 
 rule exact_reference:
@@ -109,26 +110,28 @@ rule mchammer_canonical:
         " --out {output.table} --out-samples {output.samples} --out-structures {output.structures} > {log} 2>&1"
 
 
-rule mchammer_heating:
+rule transition:
     input:
         settings="results/config/phase_diagram.json",
         alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
     output:
-        "results/phase_diagram/heating_x{x}.csv",
+        crossing="results/phase_diagram/transition_x{x}.csv",
+        heating="results/phase_diagram/heating_x{x}.csv",
+        branches="results/phase_diagram/branches_x{x}.csv",
     params:
         seed=config["seed"],
     log:
-        "logs/phase_diagram/heating_x{x}.log",
+        "logs/phase_diagram/transition_x{x}.log",
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=120,
+        runtime=60,
     cache: "omit-software"
     conda:
         "../../envs/ce.yaml"
     shell:
-        "lattherm mcmc mchammer --settings {input.settings} --concentration {wildcards.x} --direction heating"
-        " --seed {params.seed} --out {output} > {log} 2>&1"
+        "lattherm mcmc transition --settings {input.settings} --concentration {wildcards.x} --seed {params.seed}"
+        " --out {output.crossing} --out-heating {output.heating} --out-branches {output.branches} > {log} 2>&1"
 
 
 rule mchammer_semi_grand:

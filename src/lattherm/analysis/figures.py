@@ -204,7 +204,8 @@ PHASE_COLOURS = {"A1": "0.6", "L1_2 A3B": "C0", "L1_0 AB": "C3", "L1_2 AB3": "C2
 def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transitions: pd.DataFrame,
                          semi_grand: pd.DataFrame, cell: str = ""):
     """Left: the T-x diagram: the phase of every scanned point (cooling), two-phase regions
-    shaded, T_c brackets (cooling / heating) of the ordered compositions. Middle: order
+    shaded, T_c brackets (cooling / heating) of the ordered compositions and, where the
+    transitions table has them, the free-energy crossings' T_c with error bars. Middle: order
     parameters and C_v against T at the ordered compositions, cooling and heating. Right: the
     semi-grand x(dmu) cross-check, MC against the prediction from F(x, T)."""
     require_columns(boundaries, ["temperature", "x_left", "x_right"], "phase boundaries")
@@ -241,6 +242,10 @@ def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transit
                                                                 [(high if np.isfinite(high) else mid) - mid]],
                              color="k", capsize=4, lw=1.5)
     diagram.errorbar([], [], yerr=[], color="k", capsize=4, label="T_c bracket (cooling / heating)")
+    if "t_c" in transitions.columns:
+        found = transitions[np.isfinite(transitions.t_c.astype(float))]
+        diagram.errorbar(found.concentration, found.t_c, yerr=np.hypot(found.t_c_err, found.t_c_extrapolation),
+                         fmt="D", ms=5, color="C1", capsize=3, label="T_c: F(ordered) = F(A1)")
     diagram.set_xlim(0, 1)
     diagram.set_xlabel("x (Au)")
     diagram.set_ylabel("T (K)")

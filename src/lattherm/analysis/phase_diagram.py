@@ -232,10 +232,13 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
                          ) -> dict[str, pd.DataFrame]:
     """The phase diagram's tables from scans that name their point: canonical cooling
     free-energy tables (a ``concentration`` column and free energies), canonical heating scans
-    (``direction`` heating) and semi-grand scans (a ``dmu`` column); ``names`` (the files) name
+    (``direction`` heating), semi-grand scans (a ``dmu`` column) and free-energy crossings (a
+    ``t_c`` column, :func:`lattherm.mcmc.coexistence.crossing`); ``names`` (the files) name
     them in errors. Returns boundaries (two-phase regions per T), phases (label per point),
-    transitions (T_c brackets and C_v peaks per ordered composition) and semi_grand (x(dmu),
-    MC against the prediction from F(x, T))."""
+    transitions (per ordered composition: T_c brackets, the crossing's T_c with its errors, C_v
+    peaks) and semi_grand (x(dmu), MC against the prediction from F(x, T))."""
+    crossings = [t for t in tables if "t_c" in t.columns]
+    tables = [t for t in tables if "t_c" not in t.columns]
     heating = [t for t in tables if "direction" in t.columns and (t.direction == "heating").all()]
     canonical = [t for t in tables if "concentration" in t.columns and not any(t is h for h in heating)]
     semi_grand = [t for t in tables if "dmu" in t.columns and "concentration" not in t.columns]
@@ -261,4 +264,10 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
     phases = phase_labels(pd.concat([free, *heating], ignore_index=True), boundaries)
     transitions = transition_brackets(phases).merge(
         order_disorder_temperatures(free).rename(columns={"temperature": "t_cv_peak"}), on="concentration", how="left")
+    crossing_columns = ["concentration", "t_c", "t_c_err", "t_c_extrapolation", "latent_heat_per_site"]
+    for t in crossings:
+        _require(t, crossing_columns, "crossing")
+    found = (pd.concat(crossings, ignore_index=True)[crossing_columns] if crossings
+             else pd.DataFrame(columns=crossing_columns, dtype=float))
+    transitions = transitions.merge(found, on="concentration", how="left")
     return {"boundaries": boundaries, "phases": phases, "transitions": transitions, "semi_grand": check}

@@ -108,6 +108,31 @@ def mchammer(
 
 
 @app.command()
+def transition(
+    settings: Path = typer.Option(..., help="Phase-diagram block (fields of PhaseDiagramConfig, YAML or JSON)."),
+    alloys: Path = ALLOYS,
+    concentration: float = typer.Option(..., help="An ordered composition (L1_2: 0.25, 0.75; L1_0: 0.5)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(..., help="One row: T_c by free-energy crossing, its errors, the hysteresis bracket."),
+    out_heating: Path = typer.Option(..., help="The ordered branch as a heating scan (one row per temperature)."),
+    out_branches: Path = typer.Option(..., help="Both branches: energies, ln Z and free energies with MBAR errors."),
+) -> None:
+    """T_c of an ordered phase where its free energy crosses the disordered phase's (torch MCMC)."""
+    from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+
+    for path in (out, out_heating, out_branches):
+        table_path(path)
+    config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+    heating, branches, crossing = config.transition(alloys / f"{config.alloy}.json", concentration, seed)
+    write_table(out_heating, heating)
+    write_table(out_branches, branches)
+    write_table(out, crossing)
+    row = crossing.iloc[0]
+    typer.echo(f"{row.phase} at x = {concentration}: T_c = {row.t_c:.1f} +- {row.t_c_err:.1f} K "
+               f"(extrapolation {row.t_c_extrapolation:.1f} K) {row.reason}")
+
+
+@app.command()
 def integrate(
     table: Path = typer.Option(..., help="Scan table from T = inf (beta = 0) with n_sites (and n_ones if canonical)."),
     samples: Optional[Path] = typer.Option(None, help="Recorded energies of the scan (`mcmc run --out-samples`)."),

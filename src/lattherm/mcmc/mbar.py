@@ -40,7 +40,8 @@ def thinned_chains(energies: np.ndarray) -> np.ndarray:
 
 
 def mbar_log_z(betas: np.ndarray, chains: list[np.ndarray], log_z0: float) -> tuple[np.ndarray, np.ndarray]:
-    """ln Z and its error at each beta (betas[0] must be 0) from each temperature's thinned
+    """ln Z and its error at each beta, state 0 the reference whose ln Z is ``log_z0`` (beta = 0 in
+    a scan from T = inf), from each temperature's thinned
     energy chains (B_k, T_k); the error is MBAR's asymptotic one, valid for the nearly
     independent samples that thinning leaves."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

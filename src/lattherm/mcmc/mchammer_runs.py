@@ -48,10 +48,12 @@ DIRECTIONS = ("cooling", "heating")
 
 @dataclass
 class PhaseDiagramConfig:
-    """mchammer scans of one alloy for its phase diagram (``$defs/phase_diagram``): canonical at
-    each concentration, cooling from T = inf (random start; MBAR gives F(x, T)), canonical
-    heating from the perfect ordered phase at each of ``heating_concentrations`` (with the
-    cooling scans, they bracket first-order transitions), and semi-grand at each dmu."""
+    """The scans of one alloy for its phase diagram (``$defs/phase_diagram``): mchammer canonical
+    at each concentration, cooling from T = inf (random start; MBAR gives F(x, T)), and
+    semi-grand at each dmu; at each of ``heating_concentrations`` the ordered and disordered
+    branches of :mod:`lattherm.mcmc.coexistence` (batched torch MCMC, ``branch_chains`` chains
+    per temperature), whose free energies cross at T_c, sought in ``transition_temperatures``
+    (the ordered branch is the heating scan: with the cooling scans it brackets the transition)."""
 
     alloy: str
     size: list[int]
@@ -62,6 +64,10 @@ class PhaseDiagramConfig:
     steps_per_site: int = 500
     hull_tolerance: float = 1.0e-4
     heating_concentrations: list[float] = field(default_factory=list)
+    transition_temperatures: list[float] = field(default_factory=list)
+    branch_chains: int = 32
+    branch_sweeps: int = 300
+    branch_burn_in: int = 50
 
     @classmethod
     def from_dict(cls, block: dict, where: str = "phase_diagram") -> "PhaseDiagramConfig":
@@ -80,6 +86,12 @@ class PhaseDiagramConfig:
                                   f"(prototypes: {', '.join(f'{k} at {v[0]}' for k, v in ORDERED.items())})")
             if not any(abs(x - c) < 1e-9 for c in config.concentrations):
                 raise ConfigError(f"{where}.heating_concentrations[{i}] = {x!r} is not one of the concentrations")
+        if config.heating_concentrations and not config.transition_temperatures:
+            raise ConfigError(f"{where}.transition_temperatures is empty: heating_concentrations "
+                              f"{config.heating_concentrations} need the window (K) where T_c is sought")
+        if config.branch_sweeps - config.branch_burn_in < 128:
+            raise ConfigError(f"{where}.branch_sweeps - branch_burn_in = {config.branch_sweeps - config.branch_burn_in}: "
+                              "a branch needs at least 128 recorded sweeps per chain for its error analysis")
         if config.heating_concentrations and config.lattice != "fcc_cubic":
             raise ConfigError(f"{where}.lattice = {config.lattice!r}: heating from an ordered FCC phase needs "
                               "lattice fcc_cubic, whose cells hold the four simple-cubic sublattices")
@@ -117,6 +129,32 @@ class PhaseDiagramConfig:
         if canonical:
             table["n_ones"] = int(round(point * lattice.n_sites))
         return result
+
+    def transition(self, ce_file, concentration: float, seed: int = 0, progress: bool = True):
+        """The ordered phase of ``concentration`` and the disordered phase on their branches, and
+        where their free energies cross (:func:`lattherm.mcmc.coexistence.transition`): returns
+        (heating table: the ordered branch as a scan, one row per temperature; both branches,
+        tidy; one crossing row with T_c and its errors)."""
+        from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
+        from lattherm.mcmc.coexistence import BranchSettings, transition
+
+        phase = ordered_phase_at(concentration)
+        if phase is None:
+            raise ScanSettingsError(f"no ordered prototype at concentration {concentration} "
+                                    f"(prototypes: {', '.join(f'{k} at {v[0]}' for k, v in ORDERED.items())})")
+        ce = read_cluster_expansion(ce_file)
+        lattice = self.lattice_of(ce_file)
+        check_lattice(ce, lattice, ce_file)
+        hamiltonian = ClusterExpansionHamiltonian(ce, lattice, species=tuple(ce_species(ce)))
+        settings = BranchSettings(self.branch_chains, self.branch_sweeps, self.branch_burn_in)
+        n = lattice.n_sites
+        ordered, disordered, found = transition(hamiltonian, lattice, round(concentration * n), phase,
+                                                self.temperatures, self.transition_temperatures, settings, seed,
+                                                progress)
+        heating = ordered.assign(concentration=concentration, direction="heating")
+        branches = pd.concat([ordered, disordered], ignore_index=True).assign(concentration=concentration)
+        crossing = pd.DataFrame([{"concentration": concentration, "phase": phase, "n_sites": n, **found}])
+        return heating, branches, crossing
 
     def lattice_of(self, ce_file) -> Lattice:
         """The scans' cell, with the CE's lattice constant."""

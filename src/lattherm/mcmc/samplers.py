@@ -133,6 +133,16 @@ def _check_run(betas: np.ndarray, n_chains: int, n_sweeps: int, burn_in: int, th
         raise ValueError(f"need 0 <= burn_in < n_sweeps and thin >= 1, got burn_in={burn_in}, thin={thin}")
 
 
+def _start_rows(start, rows: int, n_sites: int, n_ones: int | None, device) -> Tensor:
+    x = torch.as_tensor(start, device=device).long()
+    x = x.expand(rows, n_sites).clone() if x.dim() == 1 else x.clone()
+    if x.shape != (rows, n_sites) or not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError(f"start must be 0/1 of shape ({n_sites},) or ({rows}, {n_sites}), got {tuple(x.shape)}")
+    if n_ones is not None and not bool((x.sum(dim=1) == n_ones).all()):
+        raise ValueError(f"every start must hold n_ones = {n_ones} ones")
+    return x
+
+
 def _resolve_move(move: Move | str, hamiltonian: Hamiltonian, n_ones: int | None) -> Move:
     """The move to run, checked against the Hamiltonian and composition; a name is looked up in
     :data:`MOVES` once, here."""
@@ -150,7 +160,7 @@ def _resolve_move(move: Move | str, hamiltonian: Hamiltonian, n_ones: int | None
 def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains: int, n_sweeps: int,
                move: Move | str = "flip", n_ones: int | None = None, burn_in: int = 0, thin: int = 1,
                seed: int = 0, observables: Mapping[str, Observable] | None = None,
-               tempering: bool = False, progress: bool = True) -> ChainResult:
+               tempering: bool = False, progress: bool = True, start: Tensor | None = None) -> ChainResult:
     """Run ``n_chains`` independent chains, from random starts, at each inverse temperature in ``beta``.
 
     Args:
@@ -162,6 +172,9 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
         observables: name -> function (B, N) -> (B,); defaults to :func:`standard_observables`.
         tempering: exchange configurations between neighbouring betas after every sweep
             (parallel tempering; the ladder should be sorted).
+        start: the configurations to start from instead of random ones, (N,) for every chain or
+            (B, N) one per chain (e.g. a perfect ordered phase, to heat it); canonical chains must
+            hold ``n_ones`` ones.
     """
     betas = np.atleast_1d(np.asarray(beta, dtype=np.float64))
     _check_run(betas, n_chains, n_sweeps, burn_in, thin)
@@ -171,7 +184,8 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
     device = hamiltonian.device
     gen = torch.Generator(device=device).manual_seed(int(seed))
     rows = len(betas) * n_chains
-    x = initial_configurations(hamiltonian.n_sites, rows, n_ones, gen, device)
+    x = initial_configurations(hamiltonian.n_sites, rows, n_ones, gen, device) if start is None else \
+        _start_rows(start, rows, hamiltonian.n_sites, n_ones, device)
     ladder = torch.as_tensor(betas, device=device)
     beta_rows = torch.as_tensor(np.repeat(betas, n_chains), device=device)
     observables = dict(standard_observables() if observables is None else observables)
