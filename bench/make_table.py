@@ -18,8 +18,10 @@ def table() -> str:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for path in sorted((HERE / "results").glob("*.json")):
         data = json.loads(path.read_text())
+        results = data.get("results")
+        if not isinstance(results, dict):  # a record of another shape (e.g. slurm_local.json): no headline rows
+            continue
         machine = data["machine"].get("cuda") or f"CPU x{data['machine'].get('cpu_count', '?')}"
-        results = data["results"] if isinstance(data["results"], dict) else {}  # files without headline rows
         for row in results.get("headline", []):
             lines.append(
                 f"| {data['benchmark']} | {row['metric']} | {_fmt(row['value'])} | {_fmt(row['baseline'])} "

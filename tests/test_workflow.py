@@ -84,7 +84,7 @@ def test_dry_run(workdir, configfile):
         return ["all"] if temperatures and neural["conditioned"] else [f"T{t:g}" for t in temperatures]
 
     transformers = [m for m in neural["models"] if models[m]["kind"] == "transformer"]
-    trained = [(s, run, m) for s in systems for run in runs(s) for m in neural["models"]]
+    trained = [(s, run, m) for s in systems for run in runs(s) for m in systems[s].get("neural_models") or neural["models"]]
     expected = {
         "ce_fit": {f"results/ce/{alloy}.json" for alloy in config["alloys"]},
         "exact_reference": {f"results/references/{s}/exact_{size}.csv" for s, cells in EXACT[configfile].items()
@@ -136,10 +136,11 @@ def test_every_shipped_config_runs_its_first_training_step(workdir, configfile):
     result = snakemake(workdir, "--cores", "2", "--until", "neural_train", "--configfile", "one_step.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     summaries = list((workdir / "results" / "neural").glob("*/*/*/summary.json"))
-    trained = [(block.get("neural_temperatures", []), block.get("disorder_samples", 1))
-               for block in config["systems"].values()]
-    runs = [samples * (1 if config["neural"].get("conditioned") else len(t)) if t else 0 for t, samples in trained]
-    assert len(summaries) == sum(runs) * len(config["neural"]["models"])
+    trained = [(block.get("neural_temperatures", []), block.get("disorder_samples", 1),
+                len(block.get("neural_models") or config["neural"]["models"])) for block in config["systems"].values()]
+    runs = [samples * models * (1 if config["neural"].get("conditioned") else len(t)) if t else 0
+            for t, samples, models in trained]
+    assert len(summaries) == sum(runs)
 
 
 @pytest.mark.slow

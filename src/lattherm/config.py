@@ -87,11 +87,21 @@ def _check_neural(config: dict, systems: dict[str, SystemConfig]) -> None:
         foreign = sorted(set(section) & set().union(*MODEL_KEYS.values()) - MODEL_KEYS[section["kind"]])
         if foreign:
             raise ConfigError(f"models.{name}.{foreign[0]} does not apply to kind {section['kind']!r}")
-    transformers = [m for m in config["neural"]["models"] if models[m]["kind"] == "transformer"]
-    for name in trained if transformers else []:
+    for name in trained:
+        for i, model in enumerate(systems[name].neural_models or []):
+            if model not in config["neural"]["models"]:
+                raise ConfigError(f"systems.{name}.neural_models[{i}] = {model!r} is not one of neural.models "
+                                  f"{config['neural']['models']}")
+    for name in trained:
         system = systems[name]
+        trained_models = system.neural_models or config["neural"]["models"]
+        if system.lattice is None:  # MADE orders sites by the lattice too
+            raise ConfigError(f"systems.{name}: the {system.sizes[0]} cell has no lattice; the models {trained_models} "
+                              "need one (set neural_temperatures: [] for this system)")
+        transformers = [m for m in trained_models if models[m]["kind"] == "transformer"]
+        if not transformers:
+            continue
         for size in system.sizes:
-            if system.lattice is None or system.n_sites(size) > MAX_DENSE_SITES:
-                raise ConfigError(f"systems.{name}: the {size} cell has {system.n_sites(size)} sites"
-                                  + ("" if system.lattice else " and no lattice") + f"; the transformer models "
+            if system.n_sites(size) > MAX_DENSE_SITES:
+                raise ConfigError(f"systems.{name}: the {size} cell has {system.n_sites(size)} sites; the transformer models "
                                   f"{transformers} need a lattice of at most {MAX_DENSE_SITES} sites")

@@ -88,6 +88,7 @@ class SystemConfig:
     dmu: float | None = None
     temperatures: list[float] = field(default_factory=list)
     neural_temperatures: list[float] = field(default_factory=list)
+    neural_models: list[str] | None = None
     mcmc: McmcConfig | None = None
 
     @classmethod

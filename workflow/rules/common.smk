@@ -76,10 +76,15 @@ def transferable(model):
     return config["models"][model]["kind"] == "transformer"
 
 
+def models_of(system):
+    """The models trained on a system: its neural_models, or all of neural.models."""
+    return SYSTEMS[system].neural_models or config["neural"]["models"]
+
+
 def neural_tables(system):
     """Estimates of every model and run on the training cell and (transformers) the transfer cells."""
     tables = []
-    for model in config["neural"]["models"] if runs(system) else []:
+    for model in models_of(system) if runs(system) else []:
         for tag in runs(system):
             run = f"results/neural/{system}/{model}/{tag}"
             tables.append(f"{run}/samples.csv")
@@ -106,7 +111,7 @@ def family_inputs(wildcards):
         if size in enumerated_sizes(system):
             tables.append(f"{references}/overlap_exact_{size}.csv")
         tables += [f"{references}/mcmc_{size}_free_energy.csv", f"{references}/overlap_pt_{size}.csv"]
-        for model in config["neural"]["models"] if runs(system) else []:
+        for model in models_of(system) if runs(system) else []:
             for tag in runs(system):
                 tables += [f"results/neural/{system}/{model}/{tag}/samples.csv",
                            f"results/neural/{system}/{model}/{tag}/overlap.csv"]
@@ -145,9 +150,8 @@ def phase_diagram_cell(wildcards):
 def snapshot_inputs(wildcards):
     """The first training run of each system with neural runs, and the files to rebuild its system."""
     trained = [s for s in SYSTEMS if runs(s)]
-    model = config["neural"]["models"][0] if trained else None
     return {
-        "checkpoints": [f"results/neural/{s}/{model}/{next(iter(runs(s)))}/checkpoint.pt" for s in trained],
+        "checkpoints": [f"results/neural/{s}/{models_of(s)[0]}/{next(iter(runs(s)))}/checkpoint.pt" for s in trained],
         "systems": [f"results/config/systems/{s}.json" for s in trained],
         "alloys": sorted({path for s in trained for path in alloy_files(s)}),
     }
