@@ -110,7 +110,8 @@ def test_cli_mchammer_writes_a_tidy_table(tmp_path):
 
     # heating from the perfect L1_0 phase: up the temperatures, ordered at the start; recorded
     # energies for MBAR and the last configuration of each temperature as structures
-    settings.write_text(yaml.safe_dump({**block, "temperatures": [300.0, 2000.0], "heating_concentrations": [0.5]}))
+    settings.write_text(yaml.safe_dump({**block, "temperatures": [300.0, 2000.0], "heating_concentrations": [0.5],
+                                        "transition_temperatures": [700.0]}))
     heating = [*common, "--concentration", "0.5", "--direction", "heating", "--out", str(tmp_path / "heat.csv"),
                "--out-samples", str(tmp_path / "heat.parquet"), "--out-structures", str(tmp_path / "heat.extxyz")]
     result = CliRunner().invoke(app, heating)

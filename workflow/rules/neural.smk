@@ -16,6 +16,8 @@ rule neural_train:
         out_dir=subpath(output.checkpoint, parent=True),
     log:
         "logs/neural/train_{system}_{model}_{tag}.log",
+    # the longest chains of jobs (training, then transfer): start them first so no core idles at the end
+    priority: 10
     threads: 1
     resources:
         mem_mb=8000,
@@ -64,6 +66,7 @@ rule neural_transfer:
         "logs/neural/transfer_{system}_{model}_{tag}_{size}.log",
     benchmark:
         "benchmarks/neural/transfer_{system}_{model}_{tag}_{size}.tsv"
+    priority: 10
     threads: 1
     resources:
         mem_mb=8000,
