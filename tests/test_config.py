@@ -165,18 +165,16 @@ BAD_CONFIGS = {
     "model without a section": (_set("neural.models", ["mam", "rnn"]), ["neural.models[1]", "'rnn'"]),
     "key of another model kind": (_set("models.mam.hidden", 64), ["models.mam.hidden", "'transformer'"]),
     "unknown model kind": (_set("models.mam.kind", "rnn"), ["models.mam.kind", "'rnn'"]),
-    "system training a model neural.models lacks": (_set("systems.ising.neural_models", ["made", "rnn"]),
-                                                    ["systems.ising.neural_models[1]", "'rnn'", "['mam', 'made']"]),
-    "MADE only on a system without a lattice": (lambda c: c["systems"].update(sk={**SK, "neural_models": ["made"]}),
-                                                ["systems.sk", "no lattice", "['made']"]),
+    "system training a model without a section": (_set("systems.ising.neural_models", ["made", "rnn"]),
+                                                  ["systems.ising.neural_models[1]", "'rnn'", "['made', 'mam']"]),
     "phase diagram without a transition window": (_set("phase_diagram.transition_temperatures", []),
                                                   ["phase_diagram.transition_temperatures", "heating_concentrations"]),
     "branch too short for error analysis": (_set("phase_diagram.branch_sweeps", 150),
                                             ["phase_diagram.branch_sweeps - branch_burn_in = 100", "128"]),
     "trained temperature off the evaluation grid": (_set("systems.ising.neural_temperatures", [2.5]),
                                                     ["systems.ising.neural_temperatures[0]", "2.5"]),
-    "trained systems without a neural section": (_drop("neural"), ["neural", "missing", "['ising', 'spin_glass', 'cuau']"]),
-    "trained systems without a training section": (_drop("training"), ["training", "missing", "['ising', 'spin_glass', 'cuau']"]),
+    "trained systems without a neural section": (_drop("neural"), ["neural", "missing", "['ising', 'spin_glass', 'sk', 'cuau']"]),
+    "trained systems without a training section": (_drop("training"), ["training", "missing", "['ising', 'spin_glass', 'sk', 'cuau']"]),
 }
 
 

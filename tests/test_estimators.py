@@ -25,7 +25,7 @@ def system():
 def model(system):
     """A fixed, untrained model: random weights, so q differs clearly from p."""
     torch.manual_seed(0)
-    m = MADE(MADEConfig(hidden=16, depth=2), system.lattice)
+    m = MADE(MADEConfig(hidden=16, depth=2), system.n_sites)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in m.parameters():
@@ -113,7 +113,7 @@ def test_neural_mcmc_matches_exact_averages(model, system):
 
 def test_neural_mcmc_canonical(system):
     torch.manual_seed(0)
-    model = MADE(MADEConfig(hidden=8), system.lattice)  # untrained: uniform over the allowed x
+    model = MADE(MADEConfig(hidden=8), system.n_sites)  # untrained: uniform over the allowed x
     res = neural_mcmc(model, system.hamiltonian, 0.6, n_chains=64, n_steps=300, burn_in=50, n_ones=4,
                       generator=torch.Generator().manual_seed(6))
     exact = exact_thermo(system.hamiltonian, [0.6], n_ones=4)

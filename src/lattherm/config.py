@@ -89,18 +89,18 @@ def _check_neural(config: dict, systems: dict[str, SystemConfig]) -> None:
             raise ConfigError(f"models.{name}.{foreign[0]} does not apply to kind {section['kind']!r}")
     for name in trained:
         for i, model in enumerate(systems[name].neural_models or []):
-            if model not in config["neural"]["models"]:
-                raise ConfigError(f"systems.{name}.neural_models[{i}] = {model!r} is not one of neural.models "
-                                  f"{config['neural']['models']}")
+            if model not in models:
+                raise ConfigError(f"systems.{name}.neural_models[{i}] = {model!r} has no section under models "
+                                  f"(models has {sorted(models)})")
     for name in trained:
         system = systems[name]
         trained_models = system.neural_models or config["neural"]["models"]
-        if system.lattice is None:  # MADE orders sites by the lattice too
-            raise ConfigError(f"systems.{name}: the {system.sizes[0]} cell has no lattice; the models {trained_models} "
-                              "need one (set neural_temperatures: [] for this system)")
         transformers = [m for m in trained_models if models[m]["kind"] == "transformer"]
         if not transformers:
             continue
+        if system.lattice is None:  # the transformer's encodings are geometric; MADE needs only N
+            raise ConfigError(f"systems.{name}: the {system.sizes[0]} cell has no lattice; the transformer models "
+                              f"{transformers} need one (set neural_models to MADE models for this system)")
         for size in system.sizes:
             if system.n_sites(size) > MAX_DENSE_SITES:
                 raise ConfigError(f"systems.{name}: the {size} cell has {system.n_sites(size)} sites; the transformer models "

@@ -215,6 +215,11 @@ class System:
     def n_sites(self) -> int:
         return self.hamiltonian.n_sites
 
+    @property
+    def cell(self) -> Lattice | int:
+        """What a neural model is built on: the lattice, or the site count where there is none."""
+        return self.n_sites if self.lattice is None else self.lattice
+
     def beta(self, temperature: float) -> float:
         """Inverse temperature in inverse energy units of the Hamiltonian (``inf`` gives 0)."""
         temperature = float(temperature)

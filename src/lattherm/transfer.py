@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lattherm.sampling.evaluate import evaluate
-from lattherm.training.checkpoint import load_trained_model
+from lattherm.training.checkpoint import load_trained_model, system_description
 from lattherm.training.variational import TrainConfig, resolve_device, train
 
 
@@ -52,7 +52,7 @@ def transfer(
         raise ValueError(f"finetune_steps must be >= 0, got {finetune_steps}")
     dev = resolve_device(device)
     loaded = load_trained_model(checkpoint, system, dev, same_size=False)
-    if loaded.checkpoint["system"]["repeats"] == list(system.lattice.repeats):
+    if loaded.checkpoint["system"]["repeats"] == system_description(system)["repeats"]:
         loaded = load_trained_model(checkpoint, system, dev, same_size=True)
     model = loaded.model
     saved = TrainConfig.from_dict(loaded.checkpoint["config"])

@@ -27,7 +27,7 @@ def randomised(model: MADE, seed: int = 0) -> MADE:
 @pytest.mark.parametrize("size", [(2, 3), (3, 4)])
 def test_normalised_by_enumeration(size, residual):
     lat = make_lattice("square", size)
-    model = randomised(MADE(MADEConfig(hidden=24, depth=3, residual=residual), lat))
+    model = randomised(MADE(MADEConfig(hidden=24, depth=3, residual=residual), lat.n_sites))
     x = all_configs(lat.n_sites)
     total = torch.logsumexp(model.log_prob(x), dim=0)
     assert abs(total.item()) < 1e-10
@@ -35,7 +35,7 @@ def test_normalised_by_enumeration(size, residual):
 
 def test_normalised_with_canonical_constraint_and_cond():
     lat = make_lattice("square", (3, 3))
-    model = randomised(MADE(MADEConfig(hidden=16, depth=2, n_cond=2), lat), seed=1)
+    model = randomised(MADE(MADEConfig(hidden=16, depth=2, n_cond=2), lat.n_sites), seed=1)
     x = all_configs(9)
     for n_ones in (0, 4, 9):
         for c in ([0.3, -1.0], [1.2, 0.5]):
@@ -53,7 +53,7 @@ def test_normalised_with_canonical_constraint_and_cond():
 
 def test_conditionals_ignore_later_sites():
     lat = make_lattice("square", (3, 3))
-    model = randomised(MADE(MADEConfig(hidden=32, depth=3, residual=True), lat), seed=2)
+    model = randomised(MADE(MADEConfig(hidden=32, depth=3, residual=True), lat.n_sites), seed=2)
     x = torch.randint(0, 2, (1, 9)).float().requires_grad_(True)
     logits = model.logits(x)
     for i in range(9):
@@ -65,7 +65,7 @@ def test_conditionals_ignore_later_sites():
 
 def test_sample_log_q_matches_log_prob_and_frequencies():
     lat = make_lattice("square", (2, 2))
-    model = randomised(MADE(MADEConfig(hidden=8, depth=2), lat), seed=3)
+    model = randomised(MADE(MADEConfig(hidden=8, depth=2), lat.n_sites), seed=3)
     gen = torch.Generator().manual_seed(0)
     x, log_q = model.sample(20000, generator=gen)
     assert torch.allclose(log_q, model.log_prob(x), atol=1e-12)
@@ -78,7 +78,7 @@ def test_sample_log_q_matches_log_prob_and_frequencies():
 
 def test_canonical_samples_have_fixed_count():
     lat = make_lattice("square", (3, 3))
-    model = randomised(MADE(MADEConfig(hidden=8), lat), seed=4)
+    model = randomised(MADE(MADEConfig(hidden=8), lat.n_sites), seed=4)
     x, log_q = model.sample(500, n_ones=3, generator=torch.Generator().manual_seed(1))
     assert torch.all(x.sum(1) == 3)
     assert torch.allclose(log_q, model.log_prob(x, n_ones=3), atol=1e-12)
@@ -114,8 +114,8 @@ def test_width_counts_units_per_site_so_no_site_is_blind():
             reach = layer.mask @ reach
         return model.out.mask @ reach
 
-    model = MADE(MADEConfig(width=1, depth=2), lat)
+    model = MADE(MADEConfig(width=1, depth=2), lat.n_sites)
     assert model.layers[0].weight.shape == (16, 16) and model.layers[1].weight.shape == (16, 16)
     assert torch.equal(paths(model) > 0, torch.ones(16, 16).tril(-1).bool())
-    blind = paths(MADE(MADEConfig(hidden=4, depth=2), lat)) > 0
+    blind = paths(MADE(MADEConfig(hidden=4, depth=2), lat.n_sites)) > 0
     assert not blind[12, 4:12].any() and blind[12, :4].all()

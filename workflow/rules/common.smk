@@ -148,8 +148,9 @@ def phase_diagram_cell(wildcards):
 
 
 def snapshot_inputs(wildcards):
-    """The first training run of each system with neural runs, and the files to rebuild its system."""
-    trained = [s for s in SYSTEMS if runs(s)]
+    """The first training run of each system with neural runs and a lattice to draw, and the files
+    to rebuild its system."""
+    trained = [s for s in SYSTEMS if runs(s) and SYSTEMS[s].lattice is not None]
     return {
         "checkpoints": [f"results/neural/{s}/{models_of(s)[0]}/{next(iter(runs(s)))}/checkpoint.pt" for s in trained],
         "systems": [f"results/config/systems/{s}.json" for s in trained],
@@ -160,7 +161,8 @@ def snapshot_inputs(wildcards):
 def final_outputs():
     """Every alloy's fit, and the figures the config has data for."""
     figures = ["free_energy_error", "thermodynamics"]
-    figures += ["ess_vs_size", "snapshots"] if any(runs(s) for s in SYSTEMS) else []
+    figures += ["ess_vs_size"] if any(runs(s) for s in SYSTEMS) else []
+    figures += ["snapshots"] if snapshot_inputs(None)["checkpoints"] else []
     figures += ["phase_diagram"] if "phase_diagram" in config else []
     figures += [f"spin_glass_{family}" for family in SPIN_GLASS_FAMILIES]
     outputs = [f"results/ce/{alloy}/hull.png" for alloy in config["alloys"]]

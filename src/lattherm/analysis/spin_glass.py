@@ -82,11 +82,12 @@ def overlap_panel_temperatures(overlaps: pd.DataFrame, count: int = 3) -> list[f
     return sorted(ranked[:count])
 
 
-def _style(method: str) -> dict:
-    """Exact values as a line, estimates as points with error bars."""
+def _style(method: str, colours: dict[str, str]) -> dict:
+    """Exact values as a line, estimates as points with error bars; one colour per method in
+    every panel."""
     if method == "enumeration":
-        return {"linestyle": "-", "marker": "none", "zorder": 3}
-    return {"linestyle": "none", "marker": "o", "markersize": 3, "capsize": 2}
+        return {"color": colours[method], "linestyle": "-", "marker": "none", "zorder": 3}
+    return {"color": colours[method], "linestyle": "none", "marker": "o", "markersize": 3, "capsize": 2}
 
 
 def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame):
@@ -100,20 +101,22 @@ def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame):
     samples = f"{n_samples} disorder sample{'s' * (n_samples != 1)}"
     temperatures = overlap_panel_temperatures(overlaps) if len(overlaps) else []
     fig, axes = _panels(len(QUANTITIES), rows=2)
+    methods = sorted(set(thermo.method) | set(overlaps.method))
+    colours = {method: f"C{i % 10}" for i, method in enumerate(methods)}
     means = thermo[thermo["sample"] == MEAN]
     for ax, quantity in zip(axes[0], QUANTITIES):
         for method, rows in means.groupby("method"):
             rows = rows.dropna(subset=[quantity]).sort_values("temperature")
             if not rows.empty:
                 ax.errorbar(rows.temperature, rows[quantity], yerr=rows[f"{quantity}_err"].fillna(0), label=method,
-                            **_style(method))
+                            **_style(method, colours))
         ax.set_xscale("log")
         _label(ax, "temperature", QUANTITY_LABELS[quantity], f"{family}: {QUANTITY_LABELS[quantity]} ({samples})")
     overlap_means = overlaps[overlaps["sample"] == MEAN]
     for ax, temperature in zip(axes[1], temperatures):
         for method, rows in overlap_means[np.isclose(overlap_means.temperature, temperature)].groupby("method"):
             rows = rows.sort_values("q")
-            ax.errorbar(rows.q, rows.probability, yerr=rows.probability_err.fillna(0), label=method, **_style(method))
+            ax.errorbar(rows.q, rows.probability, yerr=rows.probability_err.fillna(0), label=method, **_style(method, colours))
         _label(ax, "overlap q", "P(q)", f"{family}: P(q) at T = {temperature:g}")
     for ax in axes[1][len(temperatures):]:
         ax.set_visible(False)

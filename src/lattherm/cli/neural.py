@@ -63,7 +63,7 @@ def train_command(
     conditioning = training_conditioning(config, sys_obj)
     # a conditioned run conditions the model on its ranges: the model block need not say so
     spec.setdefault("n_cond", 0 if conditioning is None else len(conditioning.variables))
-    net = build_model(spec, sys_obj.lattice)
+    net = build_model(spec, sys_obj.cell)
     result = train(net, sys_obj, config, out_dir, progress_dir=progress_dir)
     if distributed:
         torch.distributed.destroy_process_group()

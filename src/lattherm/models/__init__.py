@@ -12,8 +12,10 @@ from lattherm.models.made import MADE, MADEConfig
 MODEL_KINDS = ("made", "transformer")
 
 
-def build_model(spec: dict, lattice) -> NeuralSampler:
-    """Build a model from ``{"kind": "made" | "transformer", **hyperparameters}``.
+def build_model(spec: dict, cell) -> NeuralSampler:
+    """Build a model from ``{"kind": "made" | "transformer", **hyperparameters}`` on ``cell``:
+    a :class:`lattherm.lattices.Lattice`, or the site count (int) of a system without a lattice
+    (Sherrington-Kirkpatrick), which only MADE takes (the transformer's encodings are geometric).
 
     The transformer is imported lazily so that MADE-only use does not pay for it. With
     ``z2_symmetric: true`` the model is the spin-flip symmetrised one
@@ -25,11 +27,14 @@ def build_model(spec: dict, lattice) -> NeuralSampler:
     params = {k: v for k, v in spec.items() if k != "kind"}
     kind = spec["kind"]
     if kind == "made":
-        model = MADE(_make_config(MADEConfig, params, kind), lattice)
+        model = MADE(_make_config(MADEConfig, params, kind), cell if isinstance(cell, int) else cell.n_sites)
     elif kind == "transformer":
         from lattherm.models.transformer import AnyOrderTransformer, TransformerConfig
 
-        model = AnyOrderTransformer(_make_config(TransformerConfig, params, kind), lattice)
+        if isinstance(cell, int):
+            raise ValueError(f"the transformer needs a lattice (its encodings are geometric); this cell is "
+                             f"{cell} sites without one: use kind 'made'")
+        model = AnyOrderTransformer(_make_config(TransformerConfig, params, kind), cell)
     else:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
     if model.config.z2_symmetric is True:

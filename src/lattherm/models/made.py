@@ -1,6 +1,7 @@
 """MADE: the fixed-order autoregressive MLP baseline (Germain et al. 2015; VAN, Wu-Wang-Zhang 2019).
 
-q(x) = prod_i q(x_i | x_<i) in the lattice's raster site order. One masked MLP gives every
+q(x) = prod_i q(x_i | x_<i) in site-index order (a lattice's raster order). MADE needs only the
+site count, so it also serves systems without a lattice (Sherrington-Kirkpatrick). One masked MLP gives every
 conditional in one pass, so ``log_prob`` costs one pass and ``sample`` (the shared loop of
 :mod:`lattherm.models.sampling`) costs N passes.
 
@@ -77,13 +78,14 @@ class MaskedLinear(nn.Linear):
 
 
 class MADE(Autoregressive):
-    """Masked autoregressive MLP over the binary sites of one fixed supercell."""
+    """Masked autoregressive MLP over the ``n_sites`` binary sites of one fixed cell."""
 
-    def __init__(self, config: MADEConfig, lattice):
+    def __init__(self, config: MADEConfig, n_sites: int):
         super().__init__()
+        if int(n_sites) < 1:
+            raise ValueError(f"MADE needs at least one site, got n_sites = {n_sites}")
         self.config = config
-        self.lattice = lattice
-        self.n_sites = n = lattice.n_sites
+        self.n_sites = n = int(n_sites)
         h = config.hidden if config.hidden is not None else config.width * n
 
         in_degree = torch.arange(n)
@@ -111,11 +113,13 @@ class MADE(Autoregressive):
         return asdict(self.config)
 
     def on_lattice(self, lattice) -> "MADE":
-        """MADE is tied to one site count: the same model on an equal-size lattice, else an error."""
-        if lattice.n_sites != self.n_sites:
+        """MADE is tied to one site count: the same model on an equal-size cell (a lattice, or the
+        site count of a system without one), else an error."""
+        n_sites = lattice if isinstance(lattice, int) else lattice.n_sites
+        if n_sites != self.n_sites:
             raise ValueError(
                 f"MADE is size-specific: trained on {self.n_sites} sites, cannot run on "
-                f"{lattice.n_sites}; use the transformer model for transfer to larger supercells"
+                f"{n_sites}; use the transformer model for transfer to larger supercells"
             )
         return self
 

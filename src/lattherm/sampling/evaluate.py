@@ -125,7 +125,7 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     mc = neural_mcmc(model, hamiltonian, beta, n_chains=mcmc_chains, n_steps=mcmc_steps, burn_in=burn_in,
                      cond=cond1, n_ones=system.n_ones, observables=standard_observables(system.lattice),
                      generator=generator, batch_size=batch_size)
-    n_sites = system.lattice.n_sites
+    n_sites = system.n_sites
     energy, energy_err = mc.mean_and_error("energy")
     out = {
         "temperature": float(temperature), "beta": beta, "n_sites": n_sites, "n_samples": n_samples,

@@ -40,14 +40,16 @@ def hamiltonian_identity(system) -> dict:
 
 
 def system_description(system) -> dict:
-    """The identity of a system as far as a model cares: geometry, species, ensemble, Hamiltonian."""
+    """The identity of a system as far as a model cares: geometry, species, ensemble, Hamiltonian.
+    A system without a lattice (Sherrington-Kirkpatrick) has lattice kind and constant None and
+    its size as repeats."""
     lat = system.lattice
     return {
         "name": system.name,
-        "lattice_kind": lat.kind,
-        "repeats": list(lat.repeats),
-        "lattice_constant": float(lat.lattice_constant),
-        "n_sites": lat.n_sites,
+        "lattice_kind": None if lat is None else lat.kind,
+        "repeats": list(system.size) if lat is None else list(lat.repeats),
+        "lattice_constant": None if lat is None else float(lat.lattice_constant),
+        "n_sites": system.n_sites,
         "species": list(system.species),
         "ensemble": system.ensemble,
         "n_ones": system.n_ones,
@@ -172,15 +174,18 @@ def load_trained_model(path, system, device: str | torch.device = "cpu", same_si
     check_system(path, state["system"], system, same_size, same_composition="concentration" not in conditioned,
                  same_dmu="dmu" not in conditioned)
     saved = state["system"]
-    repeats = saved["repeats"][:2] if saved["lattice_kind"] == "square" else saved["repeats"]
-    own_lattice = make_lattice(saved["lattice_kind"], repeats, saved["lattice_constant"])
-    model = build_model(dict(state["model_spec"]), own_lattice)
+    if saved["lattice_kind"] is None:
+        own_cell = saved["n_sites"]
+    else:
+        repeats = saved["repeats"][:2] if saved["lattice_kind"] == "square" else saved["repeats"]
+        own_cell = make_lattice(saved["lattice_kind"], repeats, saved["lattice_constant"])
+    model = build_model(dict(state["model_spec"]), own_cell)
     try:
         model.load_state_dict(state["model_state"])
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} weights do not fit its model spec: {exc}") from exc
-    if own_lattice.n_sites != system.lattice.n_sites or own_lattice.repeats != system.lattice.repeats:
-        model = model.on_lattice(system.lattice)
+    if saved["repeats"] != system_description(system)["repeats"]:
+        model = model.on_lattice(system.cell)
     model = model.to(device)
     # physics_logits: this cell's Hamiltonian (a dmu-conditioned model reads dmu from cond), at
     # the training temperature unless beta comes from cond (evaluate sets its own)

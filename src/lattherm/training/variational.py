@@ -314,8 +314,8 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                  and spin_flip_symmetric(system.hamiltonian, system.n_ones))
     model = resolve_z2(model, symmetric)
     counts = None if config.concentration_range is None else concentration_counts(config.concentration_range, n_sites)
-    if model.n_sites != system.lattice.n_sites:
-        raise ValueError(f"model has {model.n_sites} sites, system {system.name!r} has {system.lattice.n_sites}")
+    if model.n_sites != system.n_sites:
+        raise ValueError(f"model has {model.n_sites} sites, system {system.name!r} has {system.n_sites}")
     device = resolve_device(config.device)
     model.to(device)
     hamiltonian = system.hamiltonian.to(device)
