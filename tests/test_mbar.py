@@ -95,6 +95,27 @@ def test_mcmc_reference_scan_free_energies_agree_with_kaufman():
     assert list(fe.temperature) == temperatures and "heat_capacity" in fe.columns
 
 
+@pytest.mark.parametrize("block", [
+    {"model": "edwards_anderson", "lattice": "square", "train_size": [4, 4], "coupling_seed": 2},
+    {"model": "sherrington_kirkpatrick", "train_size": [16], "coupling_seed": 1}], ids=["ea_4x4", "sk_16"])
+def test_spin_glass_reference_scan_is_tempered_and_exact(block):
+    """A spin glass's reference scan is parallel tempering over its ladder (given in any order,
+    run hot to cold from beta = 0): MBAR free energies within 3 sigma of enumeration down to
+    T = 0.5, in the glass phase."""
+    from lattherm.exact.enumeration import exact_thermo
+
+    temperatures = [0.5, 20.0, 1.0, 3.0, 2.0, 0.7, 1.5]
+    system = build_system({**block, "temperatures": [0.5],
+                           "mcmc": {"temperatures": temperatures, "chains": 16, "sweeps": 600, "burn_in": 100}})
+    table, samples = reference_scan(system, seed=4)
+    assert list(table.temperature)[1:] == sorted(temperatures, reverse=True)
+    fe = mbar_scan(table, samples, "scan")
+    exact = exact_thermo(system.hamiltonian, fe.beta.to_numpy()).free_energy.to_numpy() / system.n_sites
+    z = (fe.free_energy_per_site.to_numpy() - exact) / fe.free_energy_per_site_err.to_numpy()
+    assert np.all(np.abs(z) < 3), z
+    assert np.all(fe.free_energy_per_site_err < 5e-3)
+
+
 def test_integrate_command_mbar_and_quadrature(tmp_path):
     ham = Ising(make_lattice("square", 4))
     betas = [0.0, 0.2, 0.44]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from lattherm.ce.fit import AlloyConfig
 from lattherm.lattices import MAX_DENSE_SITES
 from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+from lattherm.models.transformer import TransformerConfig
 from lattherm.schema import SCHEMA_PATH, ConfigError, check_block
 from lattherm.systems import SystemConfig
 
@@ -98,9 +99,16 @@ def _check_neural(config: dict, systems: dict[str, SystemConfig]) -> None:
         transformers = [m for m in trained_models if models[m]["kind"] == "transformer"]
         if not transformers:
             continue
-        if system.lattice is None:  # the transformer's encodings are geometric; MADE needs only N
-            raise ConfigError(f"systems.{name}: the {system.sizes[0]} cell has no lattice; the transformer models "
-                              f"{transformers} need one (set neural_models to MADE models for this system)")
+        if system.lattice is None:  # no geometry to encode: the transformer embeds each site instead
+            for model in transformers:
+                section = models[model]
+                for field in ("n_freq", "n_bias_shells", "attention_shells"):
+                    value = section.get(field, TransformerConfig.__dataclass_fields__[field].default)
+                    if value not in (0, None):
+                        raise ConfigError(f"models.{model}.{field} = {value!r}: systems.{name} has no lattice, so its "
+                                          f"transformer has no geometry to encode (set n_freq: 0, n_bias_shells: 0, "
+                                          f"attention_shells: null)")
+            continue
         for size in system.sizes:
             if system.n_sites(size) > MAX_DENSE_SITES:
                 raise ConfigError(f"systems.{name}: the {size} cell has {system.n_sites(size)} sites; the transformer models "

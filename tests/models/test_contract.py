@@ -34,7 +34,12 @@ KINDS = {
     "transformer_local_physics_cond": {"kind": "transformer", "attention_shells": 1, "n_cond": 2,
                                        "physics_logits": True, **SMALL},
     "z2_transformer_physics": {"kind": "transformer", "z2": True, "physics_logits": True, **SMALL},
+    # built on the site count alone (a cell without a lattice, e.g. SK): one embedding per site
+    "transformer_sites": {"kind": "transformer", "cell": "sites", **SMALL, "n_freq": 0, "n_bias_shells": 0},
+    "transformer_sites_physics_cond": {"kind": "transformer", "cell": "sites", **SMALL, "n_freq": 0, "n_bias_shells": 0,
+                                       "n_cond": 2, "physics_logits": True},
 }
+SIZE_SPECIFIC = {name for name, spec in KINDS.items() if spec["kind"] == "made" or spec.get("cell") == "sites"}
 
 
 class RandomBonds(BondIsing):
@@ -61,8 +66,9 @@ def make(name: str, lattice, seed: int = 0):
     (both output layers start at zero by design, which would make every check trivial)."""
     spec = dict(KINDS[name])
     z2 = spec.pop("z2", False)
+    cell = lattice.n_sites if spec.pop("cell", "lattice") == "sites" else lattice
     torch.manual_seed(seed)
-    model = build_model(spec, lattice)
+    model = build_model(spec, cell)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -170,10 +176,11 @@ def test_sampled_log_q_is_log_prob(name, n_ones):
 @pytest.mark.parametrize("name", KINDS)
 def test_on_lattice(name):
     """A model moved to a larger supercell is still normalised and samples its own ln q there
-    (MADE is tied to its size: it refuses, and accepts an equal-size cell)."""
+    (MADE, and the transformer without geometry, are tied to their size: they refuse, and accept
+    an equal-size cell)."""
     small, large = make_lattice("square", (2, 2)), make_lattice("square", (2, 4))
     model = make(name, small)
-    if "d_model" not in model.hyperparameters():
+    if name in SIZE_SPECIFIC:
         with pytest.raises(ValueError, match="size-specific"):
             model.on_lattice(large)
         assert model.on_lattice(make_lattice("square", (2, 2))).n_sites == 4

@@ -326,7 +326,10 @@ def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The MCMC reference of a :class:`lattherm.systems.System` as its config's ``mcmc`` block
     asks: a scan from T = inf (beta = 0, where ln Z is known) down through ``mcmc.temperatures``,
     with the standard observables; one tidy row per temperature, and the recorded energies
-    (:func:`scan_with_samples`) from which :mod:`lattherm.mcmc.mbar` gets the free energies."""
+    (:func:`scan_with_samples`) from which :mod:`lattherm.mcmc.mbar` gets the free energies.
+    A spin glass's scan is parallel tempering over that ladder (hot to cold, from beta = 0):
+    single-spin chains of a glass stay in one valley below its freezing temperature, so the
+    free energies of independent chains would be those of a valley."""
     from lattherm.lattices import size_tag
 
     config = system.config
@@ -336,11 +339,14 @@ def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
         MOVES[config.move].check(system.hamiltonian, system.n_ones)
     except ValueError as exc:
         raise LatthermError(f"system {system.name!r}: mcmc.move {config.move!r} cannot sample it: {exc}") from None
-    temperatures = [math.inf, *config.mcmc.temperatures]
+    tempering = config.spin_glass
+    ladder = sorted(config.mcmc.temperatures, reverse=True) if tempering else config.mcmc.temperatures
+    temperatures = [math.inf, *ladder]
     betas = [0.0 if math.isinf(t) else system.beta(t) for t in temperatures]
     table, samples = scan_with_samples(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps,
                                        move=config.move, n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
-                                       observables=standard_observables(system.lattice), temperatures=temperatures)
+                                       observables=standard_observables(system.lattice), temperatures=temperatures,
+                                       tempering=tempering)
     columns = {"system": system.name, "method": "mcmc", "size": size_tag(system.size), "ensemble": system.ensemble,
                "move": config.move}
     for i, (name, value) in enumerate(columns.items()):

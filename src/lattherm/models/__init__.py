@@ -15,7 +15,8 @@ MODEL_KINDS = ("made", "transformer")
 def build_model(spec: dict, cell) -> NeuralSampler:
     """Build a model from ``{"kind": "made" | "transformer", **hyperparameters}`` on ``cell``:
     a :class:`lattherm.lattices.Lattice`, or the site count (int) of a system without a lattice
-    (Sherrington-Kirkpatrick), which only MADE takes (the transformer's encodings are geometric).
+    (Sherrington-Kirkpatrick), where the transformer has no geometric encodings (a learned
+    embedding per site instead; :class:`lattherm.models.transformer.AnyOrderTransformer`).
 
     The transformer is imported lazily so that MADE-only use does not pay for it. With
     ``z2_symmetric: true`` the model is the spin-flip symmetrised one
@@ -31,9 +32,6 @@ def build_model(spec: dict, cell) -> NeuralSampler:
     elif kind == "transformer":
         from lattherm.models.transformer import AnyOrderTransformer, TransformerConfig
 
-        if isinstance(cell, int):
-            raise ValueError(f"the transformer needs a lattice (its encodings are geometric); this cell is "
-                             f"{cell} sites without one: use kind 'made'")
         model = AnyOrderTransformer(_make_config(TransformerConfig, params, kind), cell)
     else:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")

@@ -26,6 +26,11 @@ only: translation equivariant, and the same angle per lattice step on every supe
 repeats the training cell, ``on_lattice``), a learned bias per neighbour shell of the infinite
 lattice, and optionally attention restricted to the first ``attention_shells`` shells, so the
 model sees the same neighbourhoods on every supercell (what transfers; bench/bench_accuracy.py).
+
+A cell without a lattice (Sherrington-Kirkpatrick: every pair interacts, no site is near or far)
+has no geometry to encode: the model is built on its site count, attends to every placed site,
+and tells the sites apart by a learned embedding per site (so it is tied to that cell, like MADE);
+its couplings reach the conditionals through ``physics_logits``.
 """
 
 from __future__ import annotations
@@ -185,11 +190,13 @@ def gather_slots(source: Tensor, slots: Tensor) -> Tensor:
 
 
 class Trunk(nn.Module):
-    """Token embedding, conditioning MLP and the blocks; returns the final token features."""
+    """Token embedding (plus a learned embedding per site on a cell of ``site_count`` sites
+    without geometry), conditioning MLP and the blocks; returns the final token features."""
 
-    def __init__(self, config: TransformerConfig):
+    def __init__(self, config: TransformerConfig, site_count: int | None = None):
         super().__init__()
         self.embed = nn.Embedding(config.n_species + 1, config.d_model)  # index K: the mask token
+        self.site_embed = nn.Embedding(site_count, config.d_model) if site_count else None
         if config.n_cond:
             self.cond_mlp = nn.Sequential(nn.Linear(config.n_cond, config.d_cond), nn.GELU())
             self.cond_in = nn.ModuleList([nn.Linear(config.d_cond, config.d_model) for _ in range(config.n_layer)])
@@ -199,6 +206,8 @@ class Trunk(nn.Module):
     def forward(self, species: Tensor, sites: Tensor, cond: Tensor | None, cos: Tensor, sin: Tensor,
                 pattern: Pattern, cache: KVCache) -> Tensor:
         h = self.embed(species)
+        if self.site_embed is not None:
+            h = h + self.site_embed(sites)
         c = self.cond_mlp(cond) if cond is not None else None
         cos, sin = cos[sites][:, None], sin[sites][:, None]
         for layer, block in enumerate(self.blocks):
@@ -214,18 +223,28 @@ class AnyOrderTransformer(Autoregressive):
 
     has_marginal = True
 
-    def __init__(self, config: TransformerConfig, lattice):
+    def __init__(self, config: TransformerConfig, cell):
+        """``cell``: a :class:`lattherm.lattices.Lattice`, or the site count (int) of a cell
+        without geometry, which needs ``n_freq: 0``, ``n_bias_shells: 0``, ``attention_shells: null``."""
         super().__init__()
-        if config.rotary_period is None:
-            config = replace(config, rotary_period=[int(r) for r in lattice.repeats[: lattice.dimension]])
+        self.site_count = cell if isinstance(cell, int) else None  # set: no geometry, one embedding per site
+        if self.site_count is not None:
+            geometric = {"n_freq": config.n_freq, "n_bias_shells": config.n_bias_shells,
+                         "attention_shells": config.attention_shells, "rotary_period": config.rotary_period}
+            used = {k: v for k, v in geometric.items() if v not in (0, None)}
+            if used:
+                raise ValueError(f"a cell of {cell} sites without a lattice has no geometry to encode: set "
+                                 f"n_freq: 0, n_bias_shells: 0, attention_shells: null (got {used})")
+        elif config.rotary_period is None:
+            config = replace(config, rotary_period=[int(r) for r in cell.repeats[: cell.dimension]])
         self.config = config
         self.n_species = config.n_species
-        self.conditional = Trunk(config)
+        self.conditional = Trunk(config, self.site_count)
         self.head = nn.Linear(config.d_model, config.n_species)
-        self.marginal = Trunk(config)
+        self.marginal = Trunk(config, self.site_count)
         self.marginal_head = nn.Linear(config.d_model, 1)
         self._init_weights()
-        self.on_lattice(lattice)
+        self.on_lattice(cell)
 
     def _init_weights(self) -> None:
         """All initialisation in one place (GPT-2 style normals). Both heads start at zero weight:
@@ -244,7 +263,10 @@ class AnyOrderTransformer(Autoregressive):
         return asdict(self.config)
 
     def on_lattice(self, lattice) -> "AnyOrderTransformer":
-        """The same weights on another supercell of the same lattice (rebuilds the geometry tables)."""
+        """The same weights on another supercell of the same lattice (rebuilds the geometry tables);
+        a model without geometry only on its own site count."""
+        if self.site_count is not None or isinstance(lattice, int):
+            return self._on_sites(lattice)
         old = getattr(self, "lattice", None)
         if old is not None and (lattice.kind != old.kind or lattice.n_basis != old.n_basis
                                 or not np.isclose(lattice.lattice_constant, old.lattice_constant)):
@@ -279,6 +301,20 @@ class AnyOrderTransformer(Autoregressive):
         for name, table in {"rot_cos": torch.cos(angles).float(), "rot_sin": torch.sin(angles).float(),
                             "key_sites": key_sites, "key_buckets": key_buckets}.items():
             table = torch.as_tensor(table).to(device) if table is not None else None
+            self.register_buffer(name, table, persistent=False)
+        return self
+
+    def _on_sites(self, cell) -> "AnyOrderTransformer":
+        n_sites = cell if isinstance(cell, int) else cell.n_sites
+        if self.site_count is None:
+            raise ValueError(f"this transformer encodes a lattice; a cell of {n_sites} sites without one cannot use it")
+        if n_sites != self.site_count:
+            raise ValueError(f"a transformer without geometry is size-specific (one embedding per site): trained on "
+                             f"{self.site_count} sites, cannot run on {n_sites}")
+        self.lattice, self.n_sites = None, n_sites
+        device = self.head.weight.device
+        for name, table in {"rot_cos": torch.ones(n_sites, 0, device=device), "rot_sin": torch.zeros(n_sites, 0, device=device),
+                            "key_sites": None, "key_buckets": None}.items():
             self.register_buffer(name, table, persistent=False)
         return self
 
