@@ -219,7 +219,7 @@ def test_overlap_commands_write_exact_tempering_and_sampler_tables(tmp_path):
 def test_sk_sampler_without_a_lattice(tmp_path):
     """SK has no lattice: MADE (with the local fields in its logits) is built on the site count,
     trained, checkpointed, reloaded and evaluated through the CLI; its importance-sampled F lies
-    within 4 sigma of enumeration and its P(q) passes against the exact one. The transformer,
+    within 4 sigma of enumeration and its P(q) passes against the exact one. A transformer
     whose encodings are geometric, is refused with one line."""
     import json
 
@@ -254,7 +254,7 @@ def test_sk_sampler_without_a_lattice(tmp_path):
     got = pd.read_csv(tmp_path / "overlap.csv")
     exact = exact_overlap_table(sk.hamiltonian, [2.0]).probability.to_numpy()
     assert chi_square_test(got.probability.to_numpy(), got.n_eff.iloc[0], exact).p_value > 1e-3
-    with pytest.raises(ValueError, match="transformer needs a lattice"):
+    with pytest.raises(ValueError, match="without a lattice has no geometry to encode: set n_freq: 0"):
         build_model({"kind": "transformer"}, sk.cell)
 
 

@@ -111,7 +111,7 @@ def test_dry_run(workdir, configfile):
         "training_block": {f"results/config/training/{s}/{run}.json" for s in systems for run in runs(s)},
         "config_block": ({f"results/config/systems/{s}.json" for s in systems}
                          | {f"results/config/alloys/{a}.json" for a in config["alloys"]}
-                         | {f"results/config/models/{m}.json" for m in neural["models"]}),
+                         | {f"results/config/models/{m}.json" for m in {*neural["models"], *(m for _, _, m in trained)}}),
     }
     assert expected["neural_train"] and expected["neural_transfer"] and len(expected["exact_reference"]) >= 3
     for rule, outputs in expected.items():
