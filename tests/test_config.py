@@ -152,6 +152,10 @@ BAD_CONFIGS = {
                                                                 ["systems.ising", "[128, 128]", "16384 sites", "['mam']"]),
     "geometric transformer on a system without a lattice": (_set("systems.sk", SK),
                                                             ["models.mam.n_freq", "systems.sk", "no lattice"]),
+    "tempering ladder smaller than its grid": (_set("systems.spin_glass.mcmc.rungs", 3),
+                                               ["systems.spin_glass.mcmc.rungs = 3", "cannot hold the", "mcmc.temperatures"]),
+    "tempering ladder on a model without tempering": (_set("systems.ising.mcmc.rungs", 8),
+                                                      ["systems.ising.mcmc.rungs = 8", "spin glasses only", "'ising'"]),
     "3D size for the square lattice": (_set("systems.ising.train_size", [4, 4, 4]), ["systems.ising.train_size", "[4, 4, 4]"]),
     "unknown lattice": (_set("systems.cuau.lattice", "hcp"), ["systems.cuau.lattice", "'hcp'"]),
     "lattice the model does not take": (_set("systems.spin_glass.lattice", "fcc"), ["systems.spin_glass.lattice", "'fcc'"]),
@@ -206,7 +210,7 @@ def test_checked_config_holds_every_block_with_its_defaults():
     j2 = config["systems"]["ising_j2"]
     assert j2["transfer_sizes"] == [] and j2["neural_temperatures"] == [] and j2["h"] == 0.0
     assert j2["mcmc"] == {"temperatures": [40.0, 12.0, 6.4, 5.2, 4.538, 4.0], "move": "wolff", "chains": 16,
-                          "sweeps": 200, "burn_in": 50}
+                          "sweeps": 200, "burn_in": 50, "rungs": None}
     assert config["systems"]["spin_glass"]["mcmc"]["move"] is None  # the ensemble's natural move, flip
     assert config["alloys"]["cuau"]["lattice"] == "fcc" and config["alloys"]["cuau"]["database"] is None
     assert config["phase_diagram"]["steps_per_site"] == 128 and config["phase_diagram"]["hull_tolerance"] == 1.0e-4

@@ -59,10 +59,14 @@ class McmcConfig:
     chains: int = 64
     sweeps: int = 2000
     burn_in: int = 200
+    rungs: int | None = None
 
     @classmethod
     def from_dict(cls, block: dict, where: str = "mcmc") -> "McmcConfig":
         config = from_block(cls, block, "mcmc", where)
+        if config.rungs is not None and config.rungs < len(config.temperatures):
+            raise ConfigError(f"{where}.rungs = {config.rungs} cannot hold the {len(config.temperatures)} "
+                              f"temperatures of {where}.temperatures")
         if config.sweeps - config.burn_in < RECORDED_SWEEPS:
             raise ConfigError(f"{where}.sweeps = {config.sweeps} with burn_in = {config.burn_in} records "
                               f"{max(config.sweeps - config.burn_in, 0)} sweeps per chain; at least {RECORDED_SWEEPS}")
@@ -181,6 +185,9 @@ class SystemConfig:
                               "(canonical needs swap; semi_grand flip or wolff)")
         if move == "wolff" and not (self.model == "ising" and self.h == 0 and self.J > 0 and not self.dmu):
             raise ConfigError(f"{where}.mcmc.move = 'wolff' needs a zero-field ferromagnetic ising model")
+        if self.mcmc is not None and self.mcmc.rungs is not None and not self.spin_glass:
+            raise ConfigError(f"{where}.mcmc.rungs = {self.mcmc.rungs} applies to spin glasses only (their references "
+                              f"are parallel tempering), not to model {self.model!r}")
         for i, t in enumerate(self.neural_temperatures):
             if not any(math.isclose(t, g, rel_tol=1e-9) for g in self.temperatures):
                 raise ConfigError(f"{where}.neural_temperatures[{i}] = {t!r} is not on the evaluation grid "

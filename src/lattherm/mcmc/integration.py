@@ -117,10 +117,14 @@ def scan_counts(data: pd.DataFrame, source: str) -> tuple[int, int | None]:
 def free_energy_table(data: pd.DataFrame, log_z: np.ndarray, log_z_err: np.ndarray, source: str,
                       estimator: str) -> pd.DataFrame:
     """ln Z (with errors) at every beta of a scan table sorted by beta from 0, as the free-energy
-    table of that scan: its own columns next to ln Z and F; ``estimator`` names the method."""
+    table of that scan: its own columns next to ln Z and F, at the rows ``on_grid`` where the
+    scan has that column; ``estimator`` names the method."""
     n_sites, n_ones = scan_counts(data, source)
-    result = _free_energies(data.beta.to_numpy(np.float64), log_z, log_z_err, n_sites)
-    return _with_scan_columns(result, data, n_ones, estimator)
+    result = _with_scan_columns(_free_energies(data.beta.to_numpy(np.float64), log_z, log_z_err, n_sites),
+                                data, n_ones, estimator)
+    if "on_grid" in result.columns:  # rungs a tempering ladder added: they served MBAR, results are on the grid
+        result = result[result.on_grid.astype(bool)].reset_index(drop=True)
+    return result
 
 
 def _with_scan_columns(result: pd.DataFrame, data: pd.DataFrame, n_ones: int | None, estimator: str) -> pd.DataFrame:

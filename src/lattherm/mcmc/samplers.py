@@ -329,7 +329,9 @@ def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     (:func:`scan_with_samples`) from which :mod:`lattherm.mcmc.mbar` gets the free energies.
     A spin glass's scan is parallel tempering over that ladder (hot to cold, from beta = 0):
     single-spin chains of a glass stay in one valley below its freezing temperature, so the
-    free energies of independent chains would be those of a valley."""
+    free energies of independent chains would be those of a valley. With ``mcmc.rungs`` its
+    ladder is tuned (:func:`tempering_ladder`): rows at every rung, ``on_grid`` marking the
+    configured temperatures (the free-energy table keeps those)."""
     from lattherm.lattices import size_tag
 
     config = system.config
@@ -340,13 +342,18 @@ def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     except ValueError as exc:
         raise LatthermError(f"system {system.name!r}: mcmc.move {config.move!r} cannot sample it: {exc}") from None
     tempering = config.spin_glass
-    ladder = sorted(config.mcmc.temperatures, reverse=True) if tempering else config.mcmc.temperatures
-    temperatures = [math.inf, *ladder]
-    betas = [0.0 if math.isinf(t) else system.beta(t) for t in temperatures]
+    if tempering:
+        betas = tempering_ladder(system, seed, from_infinity=True)
+        temperatures, grid = ladder_temperatures(system, betas)
+    else:
+        temperatures = [math.inf, *config.mcmc.temperatures]
+        betas = [0.0 if math.isinf(t) else system.beta(t) for t in temperatures]
     table, samples = scan_with_samples(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps,
                                        move=config.move, n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
                                        observables=standard_observables(system.lattice), temperatures=temperatures,
                                        tempering=tempering)
+    if tempering:
+        table["on_grid"] = grid
     columns = {"system": system.name, "method": "mcmc", "size": size_tag(system.size), "ensemble": system.ensemble,
                "move": config.move}
     for i, (name, value) in enumerate(columns.items()):
@@ -355,6 +362,32 @@ def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     if system.n_ones is not None:
         table["n_ones"] = system.n_ones
     return table, samples
+
+
+# -- parallel tempering of spin glasses --------------------------------------------------------
+def tempering_ladder(system, seed: int = 0, from_infinity: bool = False) -> np.ndarray:
+    """The increasing beta ladder of a spin glass's parallel tempering: its ``mcmc.temperatures``
+    (and beta = 0 first if ``from_infinity``), with ``mcmc.rungs`` set the
+    :func:`lattherm.mcmc.ladder.tuned_ladder` of that many temperatures around them (pilot runs
+    of the same chains, 2 rounds of sweeps / 8 each, at least 256)."""
+    from lattherm.mcmc.ladder import tuned_ladder
+
+    mcmc = system.config.mcmc
+    grid = np.sort([system.beta(t) for t in mcmc.temperatures] + ([0.0] if from_infinity else []))
+    if mcmc.rungs is None:
+        return grid
+    return tuned_ladder(system.hamiltonian, grid, mcmc.rungs + from_infinity, mcmc.chains,
+                        max(256, mcmc.sweeps // 8), seed=seed, move=system.config.move, n_ones=system.n_ones)
+
+
+def ladder_temperatures(system, betas) -> tuple[list[float], np.ndarray]:
+    """The temperature of each of ``betas`` (exactly as configured for those of the system's
+    ``mcmc.temperatures``, inf for beta = 0) and which are on that grid rather than rungs the
+    ladder tuning added."""
+    grid = {0.0: math.inf, **{system.beta(t): t for t in system.config.mcmc.temperatures}}
+    matches = [next((t for g, t in grid.items() if math.isclose(b, g, rel_tol=1e-12, abs_tol=0)), None) for b in betas]
+    temperatures = [system.temperature(b) if t is None else t for b, t in zip(betas, matches)]
+    return temperatures, np.array([t is not None for t in matches])
 
 
 # -- overlaps of replica pairs (spin glasses) ---------------------------------------------------
@@ -366,9 +399,11 @@ def partner_overlap(x: Tensor) -> Tensor:
 
 def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parallel tempering of a :class:`lattherm.systems.System` over its ``mcmc.temperatures``
-    (its mcmc move, exchanges between neighbours after every sweep), its chains paired into
-    independent replicas. Returns the P(q) table (long: temperature, beta, q, probability with
-    its standard error, n_eff) and one summary row per temperature: chi_SG = N <q^2> with its
+    (with ``mcmc.rungs`` the tuned ladder around them, :func:`tempering_ladder`; its mcmc move,
+    exchanges between neighbours after every sweep), its chains paired into independent
+    replicas. Returns the P(q) table at the configured temperatures (long: temperature, beta, q,
+    probability with its standard error, n_eff) and one summary row per rung (``on_grid``
+    marking the configured ones): chi_SG = N <q^2> with its
     blocking error, the exchange acceptance to the next colder temperature, the equilibration
     check (chi_SG of the first and second half of the recorded sweeps, and their distance in
     sigmas), and the ladder's round trips with the mean sweeps per round trip of one walker (NaN
@@ -379,8 +414,8 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
     if config.mcmc is None or config.mcmc.chains % 2:
         raise LatthermError(f"system {system.name!r}: replica overlaps pair up chains, so mcmc.chains must be even "
                             f"(got {None if config.mcmc is None else config.mcmc.chains})")
-    temperatures = sorted(config.mcmc.temperatures, reverse=True)  # hot to cold: betas ascending
-    betas = [system.beta(t) for t in temperatures]
+    betas = tempering_ladder(system, seed)
+    temperatures, grid = ladder_temperatures(system, betas)
     result = parallel_tempering(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps,
                                 move=config.move, n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
                                 observables={"overlap": partner_overlap})
@@ -393,13 +428,14 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
         q = result.series["overlap"][result.group == k][0::2]  # (pairs, records): one row per pair
         n_eff = effective_pair_count(q)
         distribution = overlap_histogram(q, n)
-        histograms.append(pd.DataFrame({**labels, "temperature": temperature, "beta": beta, "q": overlap_values(n),
-                                        "probability": distribution,
-                                        "probability_err": histogram_errors(distribution, n_eff), "n_eff": n_eff}))
+        if grid[k]:  # P(q) where results are wanted; the tuned rungs only help the walkers along
+            histograms.append(pd.DataFrame({**labels, "temperature": temperature, "beta": beta, "q": overlap_values(n),
+                                            "probability": distribution,
+                                            "probability_err": histogram_errors(distribution, n_eff), "n_eff": n_eff}))
         halves = [summarize(n * part**2, discard=0) for part in np.array_split(q, 2, axis=1)]
         whole = summarize(n * q**2, discard=0)
         distance = abs(halves[0].mean - halves[1].mean) / max(math.hypot(halves[0].error, halves[1].error), 1e-300)
-        summary.append({**labels, "temperature": temperature, "beta": beta, "n_pairs": q.shape[0],
+        summary.append({**labels, "temperature": temperature, "beta": beta, "on_grid": bool(grid[k]), "n_pairs": q.shape[0],
                         "n_records": q.shape[1], "n_eff": n_eff, "chi_sg": susceptibility(distribution, n),
                         "chi_sg_err": whole.error, "chi_sg_first_half": halves[0].mean,
                         "chi_sg_second_half": halves[1].mean, "halves_sigma": distance,
