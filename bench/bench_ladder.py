@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import benchlib
-from lattherm.mcmc.samplers import overlap_tempering
+from lattherm.mcmc.samplers import LADDER_PILOT_ROUNDS, ladder_pilot_sweeps, overlap_tempering
 from lattherm.systems import build_system
 
 SYSTEM = {"model": "edwards_anderson", "lattice": "square", "couplings": "pm_j", "train_size": [16, 16],
@@ -39,7 +39,7 @@ def run(rungs: int | None, chains: int, sweeps: int) -> dict:
     acceptance = summary.exchange_acceptance_colder.dropna().to_numpy()
     coldest = summary.iloc[-1]
     n_rungs = len(summary)
-    pilot = 0 if rungs is None else 2 * max(256, sweeps // 8)  # tempering_ladder's pilot rounds
+    pilot = 0 if rungs is None else LADDER_PILOT_ROUNDS * ladder_pilot_sweeps(sweeps)
     replica_sweeps = n_rungs * chains * (sweeps + pilot)
     return {"rungs": n_rungs, "sweeps": sweeps, "pilot_sweeps": pilot, "replica_sweeps": replica_sweeps,
             "seconds": seconds, "worst_acceptance": float(acceptance.min()), "best_acceptance": float(acceptance.max()),
@@ -59,8 +59,7 @@ def main() -> None:
     chains, sweeps = (4, 1200) if args.quick else (args.chains, args.sweeps)
     configured = run(None, chains, sweeps)
     # equal replica-sweeps: the tuned ladder has more rungs and pays its pilots
-    pilot = 2 * max(256, sweeps // 8)
-    tuned_sweeps = len(LADDER) * sweeps // RUNGS - pilot
+    tuned_sweeps = len(LADDER) * sweeps // RUNGS - LADDER_PILOT_ROUNDS * ladder_pilot_sweeps(sweeps)
     tuned = run(RUNGS, chains, tuned_sweeps)
     for name, r in (("configured", configured), ("tuned", tuned)):
         print(f"{name}: {r['rungs']} rungs x {r['sweeps']} sweeps, worst acceptance {r['worst_acceptance']:.3f}, "

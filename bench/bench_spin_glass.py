@@ -38,12 +38,14 @@ from lattherm.sampling.overlap import chi_square_test, sampler_overlaps
 from lattherm.systems import build_system
 from lattherm.training.variational import TrainConfig, train
 
-MODELS = {"made": {"kind": "made", "width": 4, "depth": 2, "z2_symmetric": True},
-          "made_physics": {"kind": "made", "width": 4, "depth": 2, "z2_symmetric": True, "physics_logits": True},
-          # one hidden layer more: the capacity VAN's 4x4 recipe lacks on the hardest sample (EA seed 3, beta = 2)
-          "made_physics_deep": {"kind": "made", "width": 4, "depth": 3, "z2_symmetric": True, "physics_logits": True},
-          # the same trained with MC refinement (4 sweeps, forward KL on the refined samples): the missed modes back
-          "made_physics_refined": {"kind": "made", "width": 4, "depth": 3, "z2_symmetric": True, "physics_logits": True},
+MADE = {"kind": "made", "width": 4, "depth": 2, "z2_symmetric": True}
+# one hidden layer more: the capacity VAN's 4x4 recipe lacks on the hardest sample (EA seed 3, beta = 2)
+MADE_DEEP = {**MADE, "depth": 3, "physics_logits": True}
+MODELS = {"made": MADE,
+          "made_physics": {**MADE, "physics_logits": True},
+          "made_physics_deep": MADE_DEEP,
+          # the same trained with MC refinement (REFINE_SWEEPS, forward KL on the refined samples): the missed modes back
+          "made_physics_refined": MADE_DEEP,
           # SK has no lattice: the any-order transformer without geometry (one embedding per site)
           "transformer_physics": {"kind": "transformer", "d_model": 32, "n_layer": 2, "n_head": 4, "n_freq": 0,
                                   "n_bias_shells": 0, "z2_symmetric": True, "physics_logits": True}}

@@ -365,11 +365,19 @@ def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 # -- parallel tempering of spin glasses --------------------------------------------------------
+LADDER_PILOT_ROUNDS = 2
+
+
+def ladder_pilot_sweeps(sweeps: int) -> int:
+    """Sweeps of each pilot round that tunes a ladder for a run of ``sweeps``."""
+    return max(256, sweeps // 8)
+
+
 def tempering_ladder(system, seed: int = 0, from_infinity: bool = False) -> np.ndarray:
     """The increasing beta ladder of a spin glass's parallel tempering: its ``mcmc.temperatures``
     (and beta = 0 first if ``from_infinity``), with ``mcmc.rungs`` set the
     :func:`lattherm.mcmc.ladder.tuned_ladder` of that many temperatures around them (pilot runs
-    of the same chains, 2 rounds of sweeps / 8 each, at least 256)."""
+    of the same chains: :data:`LADDER_PILOT_ROUNDS` rounds of :func:`ladder_pilot_sweeps`)."""
     from lattherm.mcmc.ladder import tuned_ladder
 
     mcmc = system.config.mcmc
@@ -377,7 +385,8 @@ def tempering_ladder(system, seed: int = 0, from_infinity: bool = False) -> np.n
     if mcmc.rungs is None:
         return grid
     return tuned_ladder(system.hamiltonian, grid, mcmc.rungs + from_infinity, mcmc.chains,
-                        max(256, mcmc.sweeps // 8), seed=seed, move=system.config.move, n_ones=system.n_ones)
+                        ladder_pilot_sweeps(mcmc.sweeps), rounds=LADDER_PILOT_ROUNDS, seed=seed,
+                        move=system.config.move, n_ones=system.n_ones)
 
 
 def ladder_temperatures(system, betas) -> tuple[list[float], np.ndarray]:
