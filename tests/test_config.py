@@ -178,6 +178,13 @@ BAD_CONFIGS = {
                                             ["phase_diagram.branch_sweeps - branch_burn_in = 100", "128"]),
     "trained temperature off the evaluation grid": (_set("systems.ising.neural_temperatures", [2.5]),
                                                     ["systems.ising.neural_temperatures[0]", "2.5"]),
+    "system training setting of an unknown name": (_set("systems.ising.training", {"refine_sweep": 4}),
+                                                    ["systems.ising.training", "refine_sweep"]),
+    "system training batch too small": (_set("systems.ising.training", {"batch_size": 1}),
+                                        ["systems.ising.training.batch_size", "1"]),
+    "system training without neural runs": (_set("systems.ising_j2.training", {"steps": 10}),
+                                            ["systems.ising_j2.training", "neural_temperatures"]),
+    "training shards of zero": (_set("training.shards", 0), ["training.shards", "0"]),
     "trained systems without a neural section": (_drop("neural"), ["neural", "missing", "['ising', 'spin_glass', 'sk', 'cuau']"]),
     "trained systems without a training section": (_drop("training"), ["training", "missing", "['ising', 'spin_glass', 'sk', 'cuau']"]),
 }
@@ -214,7 +221,8 @@ def test_checked_config_holds_every_block_with_its_defaults():
     assert config["systems"]["spin_glass"]["mcmc"]["move"] is None  # the ensemble's natural move, flip
     assert config["alloys"]["cuau"]["lattice"] == "fcc" and config["alloys"]["cuau"]["database"] is None
     assert config["phase_diagram"]["steps_per_site"] == 128 and config["phase_diagram"]["hull_tolerance"] == 1.0e-4
-    assert config["training"]["checkpoint_every"] == 100 and config["exact"] == {"enumerate_max_sites": 16}
+    assert config["training"]["checkpoint_every"] == 100 and config["training"]["shards"] == 1
+    assert config["systems"]["ising"]["training"] is None and config["exact"] == {"enumerate_max_sites": 16}
 
 
 def snakemake(workdir, config, *args):

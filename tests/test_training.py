@@ -31,7 +31,8 @@ def test_3x3_ising_at_beta_c_matches_enumeration():
     system = ising((3, 3))
     model = made(system)
     config = TrainConfig(steps=300, batch_size=256, lr=0.01, anneal=0.98, temperature=T_C)
-    log = train(model, system, config, progress=False).log
+    result = train(model, system, config, progress=False)
+    log, model = result.log, result.model  # the spin-flip mixture (z2_symmetric: auto on a symmetric system)
     exact = exact_thermo(system.hamiltonian, [BETA_C]).free_energy[0]
     # the variational free energy is an upper bound that training pushes down to F
     assert log.F_q.iloc[-1] > exact - 0.05
@@ -46,8 +47,8 @@ def test_3x3_ising_at_beta_c_matches_enumeration():
 def test_4x4_ising_at_beta_c_reaches_relative_error_1e4():
     system = ising((4, 4))
     model = made(system, hidden=64)
-    train(model, system, TrainConfig(steps=1000, batch_size=512, lr=0.005, anneal=0.98, temperature=T_C),
-          progress=False)
+    model = train(model, system, TrainConfig(steps=1000, batch_size=512, lr=0.005, anneal=0.98, temperature=T_C),
+                  progress=False).model
     exact = ising_thermo(4, 4, [BETA_C]).free_energy[0]
     est = evaluate(model, system, T_C, n_samples=50000, mcmc_steps=50)
     assert abs(est["free_energy"] - exact) / abs(exact) < 1e-4
@@ -57,8 +58,8 @@ def test_4x4_ising_at_beta_c_reaches_relative_error_1e4():
 def test_bfloat16_training():
     system = ising((2, 3))
     model = made(system)
-    train(model, system, TrainConfig(steps=150, batch_size=128, lr=0.01, anneal=0.9, temperature=2.5,
-                                     dtype="bfloat16"), progress=False)
+    model = train(model, system, TrainConfig(steps=150, batch_size=128, lr=0.01, anneal=0.9, temperature=2.5,
+                                             dtype="bfloat16"), progress=False).model
     exact = exact_thermo(system.hamiltonian, [0.4]).free_energy[0]
     est = evaluate(model, system, 2.5, n_samples=8000, mcmc_steps=20)
     assert est["ess"] > 0.8
@@ -81,8 +82,9 @@ def test_temperature_conditioned_model():
 def test_canonical_training():
     system = ising((2, 3), ensemble="canonical", concentration=0.5)
     model = made(system)
-    log = train(model, system, TrainConfig(steps=200, batch_size=128, lr=0.01, anneal=0.9, temperature=1.5),
-                progress=False).log
+    result = train(model, system, TrainConfig(steps=200, batch_size=128, lr=0.01, anneal=0.9, temperature=1.5),
+                   progress=False)
+    log, model = result.log, result.model
     exact = exact_thermo(system.hamiltonian, [1 / 1.5], n_ones=3)
     est = evaluate(model, system, 1.5, n_samples=8000, mcmc_steps=100)
     assert est["ess"] > 0.9

@@ -132,6 +132,9 @@ def test_every_shipped_config_runs_its_first_training_step(workdir, configfile):
     """Each config's own models, systems and conditioning, one optimiser step per training job."""
     config = yaml.safe_load((workdir / configfile).read_text())
     config["training"].update(steps=1, batch_size=8)
+    for block in config["systems"].values():  # a system's own training settings, refinement included, run too
+        if block.get("training"):
+            block["training"].update(steps=1, batch_size=8)
     (workdir / "one_step.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "2", "--until", "neural_train", "--configfile", "one_step.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -262,3 +265,23 @@ def _step(checkpoint: Path) -> int:
     import torch
 
     return int(torch.load(checkpoint, weights_only=True)["step"])
+
+
+def test_system_training_overrides_reach_its_runs_only(workdir):
+    """The default EA glass's own training settings (MC refinement) go into its runs' training
+    blocks over the top-level section; other systems' runs keep that section, and the glass's
+    system block leaves them out, so changing them reruns its training but not its references."""
+    import json
+
+    targets = ["results/config/training/spin_glass_seed1/T1.json", "results/config/training/ising/T2.json",
+               "results/config/systems/spin_glass_seed1.json"]
+    result = snakemake(workdir, "--cores", "1", *targets)
+    assert result.returncode == 0, result.stdout + result.stderr
+    glass, ising, system = (json.loads((workdir / target).read_text()) for target in targets)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    own = config["systems"]["spin_glass"]["training"]
+    assert own["refine_sweeps"] > 0
+    assert glass == {**config["training"], "checkpoint_every": 100, "device": "auto", "dtype": "float32", "shards": 1,
+                     "refine_weight": 1.0, **own, "seed": config["seed"], "temperature": 1.0}
+    assert ising["refine_sweeps"] == 0 and ising["steps"] == config["training"]["steps"] and ising["temperature"] == 2.0
+    assert "training" not in system and system["coupling_seed"] == 1

@@ -93,6 +93,7 @@ class SystemConfig:
     temperatures: list[float] = field(default_factory=list)
     neural_temperatures: list[float] = field(default_factory=list)
     neural_models: list[str] | None = None
+    training: dict | None = None
     mcmc: McmcConfig | None = None
 
     @classmethod
@@ -188,6 +189,9 @@ class SystemConfig:
         if self.mcmc is not None and self.mcmc.rungs is not None and not self.spin_glass:
             raise ConfigError(f"{where}.mcmc.rungs = {self.mcmc.rungs} applies to spin glasses only (their references "
                               f"are parallel tempering), not to model {self.model!r}")
+        if self.training is not None and not self.neural_temperatures:
+            raise ConfigError(f"{where}.training = {self.training} overrides the training of neural runs, but "
+                              f"{where}.neural_temperatures is empty")
         for i, t in enumerate(self.neural_temperatures):
             if not any(math.isclose(t, g, rel_tol=1e-9) for g in self.temperatures):
                 raise ConfigError(f"{where}.neural_temperatures[{i}] = {t!r} is not on the evaluation grid "

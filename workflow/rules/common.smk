@@ -34,7 +34,9 @@ wildcard_constraints:
 def section_block(wildcards):
     """The validated block of a config section's entry; a system's is that of one disorder sample."""
     if wildcards.section == "systems":
-        return SYSTEMS[wildcards.name].to_dict()
+        # a system's training overrides reach its runs through their training blocks, so that
+        # changing them reruns the training, not the system's references
+        return {key: value for key, value in SYSTEMS[wildcards.name].to_dict().items() if key != "training"}
     return config[wildcards.section][wildcards.name]
 
 
@@ -59,10 +61,12 @@ def alloy_files(system):
 
 
 def training_block(wildcards):
-    """The training section with the seed and this run's temperature (or range), as TrainConfig reads it."""
+    """The training section, overridden by the system's own training settings, with the seed and
+    this run's temperature (or range), as TrainConfig reads it."""
     temperatures = runs(wildcards.system)[wildcards.tag]
     key = "temperature_range" if wildcards.tag == "all" else "temperature"
-    return dict(config["training"], seed=config["seed"], **{key: temperatures if key == "temperature_range" else temperatures[0]})
+    return dict(config["training"], **(SYSTEMS[wildcards.system].training or {}), seed=config["seed"],
+                **{key: temperatures if key == "temperature_range" else temperatures[0]})
 
 
 def exact_sizes(system):

@@ -52,7 +52,7 @@ class MADEConfig:
     residual: bool = False
     n_cond: int = 0
     physics_logits: bool = False
-    z2_symmetric: bool | str = False
+    z2_symmetric: bool | str = "auto"
 
     def __post_init__(self) -> None:
         if int(self.width) < 1:

@@ -76,7 +76,7 @@ class TransformerConfig:
     # (lattherm.models.physics), and spin-flip symmetrisation (true, false, "auto": where the
     # system is spin-flip symmetric, resolved when training starts)
     physics_logits: bool = False
-    z2_symmetric: bool | str = False
+    z2_symmetric: bool | str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("n_species", "d_model", "n_head", "n_layer", "mlp_ratio", "d_cond"):
