@@ -1,0 +1,203 @@
+"""Time to a free energy: MCMC thermodynamic integration against a neural sampler, training charged.
+
+    python bench/bench_time_to_f.py [--quick] [--target 1e-4] [--cases ising8 ising16 cuau128]
+
+For each case the CPU seconds (``time.process_time`` of this process, one torch thread, so the
+figures do not depend on what else the shared machine runs) each method needs to reach a free
+energy with relative error bar ``--target``:
+
+- MCMC: a scan from T = inf (beta = 0, ln Z known) down to the target temperature, batched torch
+  chains at every temperature (Ising: checkerboard heat bath and Wolff clusters; CuAu: canonical
+  swaps of disjoint pairs in parallel), free energy by MBAR over all recorded energies (the workflow's estimator,
+  :func:`lattherm.mcmc.mbar.mbar_scan`). Budgets double the sweeps per chain.
+- neural: MADE with physics-informed logits (width 4 per site, depth 3, spin-flip symmetrised
+  where the system is symmetric; the spin-glass recipe), trained by reverse KL for a doubling
+  number of steps (each budget extends the previous run from its checkpoint, so the charged
+  time is cumulative), then importance-sampled F_IS with its error bar and ESS.
+
+At each budget: the estimate, its error bar, its error against the reference (Kaufman for Ising;
+for CuAu, where no exact answer exists, the largest MCMC budget) in units of both sides' error
+bars, and the time-to-F: the charged seconds plus, if the error bar is still above the target,
+the seconds of the samples it lacks (error bars fall as 1/sqrt(samples): MCMC runs that much
+longer; the neural sampler draws that many more samples at its measured rate). A neural
+estimate counts only where ESS >= 0.01 and it agrees with the reference within 2 sigma: at a
+smaller ESS the IS error bar is not trustworthy. Writes bench/results/time_to_f.json.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import benchlib
+from lattherm.ce.published import write_published_ce
+from lattherm.exact.kaufman import BETA_C, ising_thermo
+from lattherm.mcmc.mbar import mbar_scan
+from lattherm.mcmc.moves import MOVES, Swap
+from lattherm.mcmc.samplers import scan_with_samples
+from lattherm.models import build_model
+from lattherm.sampling.evaluate import evaluate
+from lattherm.systems import build_system
+from lattherm.training.variational import TrainConfig, train
+
+MADE_PHYSICS = {"kind": "made", "width": 4, "depth": 3, "z2_symmetric": "auto", "physics_logits": True}
+MIN_ESS = 0.01
+
+
+def cases(quick: bool, ce_file: Path) -> dict:
+    """Per case: system, temperature, MCMC temperature grid (from T = inf), moves, budgets."""
+    def ising(size):
+        return build_system({"model": "ising", "lattice": "square", "train_size": [size, size]})
+
+    def ising_grid(size):  # MBAR needs overlap: about 1.5 L betas from 0 to beta_c (sigma_E grows as L)
+        n = int(1.5 * size) + 4
+        return [1 / b for b in np.linspace(BETA_C / n, BETA_C, n)]
+
+    cuau = build_system({"model": "cluster_expansion", "alloy": "cuau", "lattice": "fcc", "train_size": [4, 4, 8],
+                         "ensemble": "canonical", "concentration": 0.5}, ce_file=ce_file)
+    cuau_grid = [20000.0, 8000.0, 4000.0, 2500.0, 1800.0, 1400.0, 1200.0, 1000.0, 900.0, 850.0, 800.0, 775.0, 750.0,
+                 725.0, 700.0]
+    sweeps = [256, 512] if quick else [256, 512, 1024, 2048, 4096]
+    return {
+        "ising8": {"system": ising(8), "temperature": 1 / BETA_C, "grid": ising_grid(8), "moves": ["flip", "wolff"],
+                   "sweeps": sweeps, "chains": 16, "steps": [100, 200] if quick else [100, 200, 400, 800, 1600],
+                   "batch_size": 256, "samples": 4096 if quick else 20000},
+        "ising16": {"system": ising(16), "temperature": 1 / BETA_C, "grid": ising_grid(16), "moves": ["flip", "wolff"],
+                    "sweeps": sweeps, "chains": 16, "steps": [25, 50] if quick else [50, 100, 200],
+                    "batch_size": 128, "samples": 1024 if quick else 4096},
+        "cuau128": {"system": cuau, "temperature": 700.0, "grid": cuau_grid, "moves": ["swap"], "sweeps": sweeps,
+                    "chains": 16, "steps": [50, 100] if quick else [100, 200, 400], "batch_size": 128,
+                    "samples": 2048 if quick else 8192},
+    }
+
+
+def reference_free_energy(name: str, case: dict) -> float | None:
+    """Kaufman's exact F where it exists (Ising); None for CuAu (its reference is MCMC's best)."""
+    if name.startswith("ising"):
+        size = case["system"].size[0]
+        return float(ising_thermo(size, size, [1 / case["temperature"]]).free_energy.iloc[0])
+    return None
+
+
+def mcmc_budgets(case: dict, move: str, seed: int) -> list[dict]:
+    system, rows = case["system"], []
+    temperatures = [math.inf, *case["grid"]]
+    betas = [0.0 if math.isinf(t) else system.beta(t) for t in temperatures]
+    # the fastest exact trial step: swaps of disjoint pairs in parallel (exact; tests/test_mcmc_samplers.py)
+    trial = Swap(system.hamiltonian, parallel=True) if move == "swap" else MOVES[move](system.hamiltonian)
+    for sweeps in case["sweeps"]:
+        t0 = time.process_time()
+        table, samples = scan_with_samples(system.hamiltonian, betas, case["chains"], sweeps, move=trial,
+                                           n_ones=system.n_ones, burn_in=sweeps // 4, seed=seed, observables={},
+                                           temperatures=temperatures, progress=False)
+        table["n_sites"] = system.n_sites
+        if system.n_ones is not None:
+            table["n_ones"] = system.n_ones
+        free = mbar_scan(table, samples, f"{move} scan")
+        seconds = time.process_time() - t0
+        row = free.loc[np.isclose(free.beta, system.beta(case["temperature"]), rtol=1e-9)].iloc[0]
+        rows.append({"method": f"MCMC {move} + MBAR", "sweeps": sweeps, "chains": case["chains"],
+                     "temperatures": len(temperatures), "cpu_seconds": seconds,
+                     "free_energy": float(row.free_energy), "free_energy_err": float(row.free_energy_err)})
+        print(f"  MCMC {move:5s} {sweeps:5d} sweeps: F {row.free_energy:.6f} +- {row.free_energy_err:.1e}, {seconds:.1f} s")
+    return rows
+
+
+def neural_budgets(case: dict, out_dir: Path) -> list[dict]:
+    system, temperature, rows, charged = case["system"], case["temperature"], [], 0.0
+    for steps in case["steps"]:
+        torch.manual_seed(0)
+        model = build_model(MADE_PHYSICS, system.lattice)  # resumed from the last budget's checkpoint
+        t0 = time.process_time()
+        result = train(model, system, TrainConfig(temperature=temperature, steps=steps, batch_size=case["batch_size"],
+                                                  lr=5e-3, anneal=0.98, seed=0, checkpoint_every=steps),
+                       out_dir=out_dir, progress=False)
+        charged += time.process_time() - t0
+        t0 = time.process_time()
+        ev = evaluate(result.model, system, temperature, n_samples=case["samples"], mcmc_chains=2, mcmc_steps=4,
+                      burn_in=0, seed=1)
+        sampling = time.process_time() - t0
+        charged += sampling
+        rows.append({"method": "neural MADE physics logits + IS", "steps": steps, "batch_size": case["batch_size"],
+                     "samples": case["samples"], "cpu_seconds": charged, "sampling_seconds": sampling,
+                     "free_energy": ev["free_energy"], "free_energy_err": ev["free_energy_err"], "ess": ev["ess"]})
+        print(f"  neural {steps:5d} steps: F {ev['free_energy']:.6f} +- {ev['free_energy_err']:.1e}, "
+              f"ESS {ev['ess']:.3f}, {charged:.1f} s charged")
+    return rows
+
+
+def time_to_f(row: dict, reference: float, reference_err: float, target: float) -> dict:
+    """The row's relative error and sigma distance from the reference, and the CPU seconds to a
+    relative error bar of ``target`` (extrapolated by 1/sqrt(samples) where the bar is larger);
+    None where the estimate is not trustworthy (off the reference by > 2 sigma, or ESS < MIN_ESS)."""
+    scale = abs(reference)
+    sigma = math.hypot(row["free_energy_err"], reference_err)
+    out = {"rel_error": (row["free_energy"] - reference) / scale, "rel_error_bar": row["free_energy_err"] / scale,
+           "sigmas": (row["free_energy"] - reference) / sigma if sigma > 0 else math.inf}
+    trusted = abs(out["sigmas"]) <= 2 and row.get("ess", 1.0) >= MIN_ESS
+    factor = max(1.0, (out["rel_error_bar"] / target) ** 2)  # samples needed / samples drawn
+    if not trusted:
+        out["seconds_to_target"] = None
+    elif "sampling_seconds" in row:  # neural: more samples of the trained model
+        out["seconds_to_target"] = row["cpu_seconds"] + row["sampling_seconds"] * (factor - 1)
+    else:  # MCMC: a longer scan
+        out["seconds_to_target"] = row["cpu_seconds"] * factor
+    out["extrapolated"] = factor > 1
+    return out
+
+
+def main() -> None:
+    p = benchlib.parser(__doc__.splitlines()[0])
+    p.add_argument("--target", type=float, default=1e-4, help="relative error bar of F to reach")
+    p.add_argument("--cases", nargs="+", default=["ising8", "ising16", "cuau128"])
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    results, headline = {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        all_cases = cases(args.quick, write_published_ce(Path(tmp) / "cuau.json"))
+        for name in args.cases:
+            case = all_cases[name]
+            print(f"{name}: {case['system'].n_sites} sites at T = {case['temperature']:.4f}")
+            rows = [row for i, move in enumerate(case["moves"]) for row in mcmc_budgets(case, move, seed=i)]
+            rows += neural_budgets(case, Path(tmp) / name)
+            reference, reference_err = reference_free_energy(name, case), 0.0
+            source = "Kaufman (exact)"
+            if reference is None:  # the most precise MCMC estimate
+                best = min((r for r in rows if r["method"].startswith("MCMC")), key=lambda r: r["free_energy_err"])
+                reference, reference_err = best["free_energy"], best["free_energy_err"]
+                source = f"{best['method']}, {best['sweeps']} sweeps"
+            for row in rows:
+                row.update(time_to_f(row, reference, reference_err if row["method"].startswith("neural") else 0.0,
+                                     args.target))
+            best = {}
+            for row in rows:
+                if row["seconds_to_target"] is not None:
+                    current = best.get(row["method"])
+                    if current is None or row["seconds_to_target"] < current["seconds_to_target"]:
+                        best[row["method"]] = row
+            results[name] = {"n_sites": case["system"].n_sites, "temperature": case["temperature"],
+                             "reference": reference, "reference_err": reference_err, "reference_source": source,
+                             "rows": rows, "best_seconds_to_target": {m: r["seconds_to_target"] for m, r in best.items()}}
+            mcmc = [r for m, r in best.items() if m.startswith("MCMC")]
+            neural = best.get("neural MADE physics logits + IS")
+            if mcmc:
+                fastest = min(mcmc, key=lambda r: r["seconds_to_target"])
+                value = neural["seconds_to_target"] if neural else math.nan
+                headline.append({"metric": f"CPU s to F at relative error {args.target:g}, {name}, neural (training charged) "
+                                           f"vs {fastest['method']} (ratio > 1: MCMC wins)",
+                                 "value": value, "baseline": fastest["seconds_to_target"],
+                                 "ratio": value / fastest["seconds_to_target"]})
+            for method, seconds in results[name]["best_seconds_to_target"].items():
+                print(f"  {method:34s} {seconds:10.1f} CPU s to a relative error bar of {args.target:g}")
+    benchlib.write_result("time_to_f", {"quick": args.quick, "target_relative_error": args.target, "torch_threads": 1,
+                                        "neural_model": MADE_PHYSICS, "min_ess": MIN_ESS, "clock": "process_time"},
+                          {**results, "headline": headline}, args.out)
+
+
+if __name__ == "__main__":
+    main()
