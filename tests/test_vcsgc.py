@@ -49,8 +49,10 @@ def chi_square_p_value(final, probabilities):
     big = expected >= 5
     obs = np.r_[observed[big], observed[~big].sum()]
     exp = np.r_[expected[big], expected[~big].sum()]
-    stat = np.sum((obs - exp) ** 2 / exp)
-    return chi2.sf(stat, df=len(obs) - 1)
+    assert observed[expected == 0].sum() == 0  # never a forbidden state
+    keep = exp > 0
+    stat = np.sum((obs[keep] - exp[keep]) ** 2 / exp[keep])
+    return chi2.sf(stat, df=keep.sum() - 1)
 
 
 def test_weight_change_is_that_of_mchammers_acceptance_rule():
@@ -77,7 +79,7 @@ def test_final_states_follow_the_exact_vcsgc_distribution(case, cell16):
     if case == "random_scan":  # SK: no colour classes, random sites, Metropolis
         ham, betas, phis, kappa = SherringtonKirkpatrick(6, seed=1), [1.2, 0.6], [-0.6, -1.5], 2.0
     elif case == "colour_classes":  # a pair model: checkerboard classes, decided site by site
-        ham, betas, phis, kappa = EdwardsAnderson(make_lattice("square", (2, 4)), seed=2), [0.7, 0.3], [-0.4, -1.2], 1.5
+        ham, betas, phis, kappa = EdwardsAnderson(make_lattice("square", (2, 4)), seed=2), [0.7, 0.3], [-0.4, -1.2], 4.0
     else:  # the CE, bit-sliced (on this self-interacting cell one site per class)
         ham = cell16[1]
         betas, phis, kappa = [1.0 / (K_B_EV * 1200.0), 1.0 / (K_B_EV * 700.0)], [-0.8, -0.5], 1.0
@@ -92,3 +94,159 @@ def test_final_states_follow_the_exact_vcsgc_distribution(case, cell16):
         # negative control: the same states against the distribution with the other sign of phi
         wrong = vcsgc_probabilities(energies, n_ones, ham.n_sites, beta, -phi, kappa)
         assert chi_square_p_value(final, wrong) < 1e-6
+
+
+class SimultaneousFlip(VarianceConstrainedFlip):
+    """The wrong shortcut: every site of a colour class decided at once against the composition
+    at the start of the class (independent in energy, but not in the kappa term)."""
+
+    def _decide(self, log_ratio, x_old, rule, gen):
+        gain = 1.0 - 2.0 * x_old
+        ok = rule(log_ratio + self.log_weight_change(self._ones, gain, self._phi_rows),
+                  torch.rand(log_ratio.shape, generator=gen, dtype=torch.float64))
+        self._ones += (gain * ok).sum(dim=0)
+        return ok
+
+
+def test_deciding_a_colour_class_at_once_is_not_exact():
+    # the negative control of the colour-class case above: the same chains, with the sites of a
+    # checkerboard class decided together, miss the exact distribution
+    ham, beta, phi, kappa = EdwardsAnderson(make_lattice("square", (2, 4)), seed=2), 0.7, -0.4, 4.0
+    result = run_chains(ham, beta, 4000, 40, move=SimultaneousFlip(ham, phi, kappa), burn_in=39, seed=5,
+                        observables={}, progress=False)
+    energies, n_ones = enumerate_energies(ham)
+    assert chi_square_p_value(result.final, vcsgc_probabilities(energies, n_ones, 8, beta, phi, kappa)) < 1e-6
+
+
+def exact_vcsgc_averages(cell16, beta, phi, kappa):
+    """Exact <c>, <E> and <order parameter> of the 16-site cell in the VCSGC ensemble."""
+    lattice, _, energies, n_ones = cell16
+    p = vcsgc_probabilities(energies, n_ones, 16, beta, phi, kappa)
+    eta = standard_observables(lattice)["order_parameter"](configurations(16, 0, 1 << 16)).double().numpy()
+    return {"composition": float(p @ n_ones) / 16, "energy": float(p @ energies), "order_parameter": float(p @ eta)}
+
+
+@pytest.mark.parametrize("temperature, kappa, phis", [(1500.0, 2.0, [-1.5, -1.0, -0.6]),
+                                                      (600.0, 10.0, [-1.5, -1.0, -0.5])])
+def test_cuau_16_site_vcsgc_scan_matches_enumeration(cell16, temperature, kappa, phis):
+    # at 1500 K a near-random alloy; at 600 K, with a stiffer constraint, the L1_2 / L1_0 orders of
+    # this cell (<c> ~ 0.26, 0.50, 0.71); the bit-sliced colour-class path with per-chain phi
+    lattice, ham, _, _ = cell16
+    beta = 1.0 / (K_B_EV * temperature)
+    obs = {k: standard_observables(lattice)[k] for k in ("composition", "order_parameter")}
+    table = vcsgc_free_energies(vcsgc_scan(ham, beta, phis, kappa, n_chains=192, n_sweeps=200, burn_in=40,
+                                           temperature=temperature, seed=1, observables=obs, progress=False), "scan")
+    assert sorted(table.phi) == sorted(phis) and (table.temperature == temperature).all()
+    worst, wrong = 0.0, 0.0
+    for row in table.itertuples():
+        exact = exact_vcsgc_averages(cell16, beta, row.phi, kappa)
+        exact["free_energy_derivative_per_site"] = vcsgc_free_energy_derivative(exact["composition"], row.phi,
+                                                                                kappa, beta)
+        for column, value in exact.items():
+            worst = max(worst, abs(getattr(row, column) - value) / getattr(row, f"{column}_err"))
+        # negative control: the exact <c> at half the kappa (or with the other sign of phi)
+        for other in (exact_vcsgc_averages(cell16, beta, row.phi, kappa / 2),
+                      exact_vcsgc_averages(cell16, beta, -2.0 - row.phi, kappa)):
+            wrong = max(wrong, abs(row.composition - other["composition"]) / row.composition_err)
+    print(f"\n{temperature} K: worst deviation {worst:.2f} sigma; negative controls up to {wrong:.0f} sigma")
+    assert worst < 4 and wrong > 10
+    assert np.all(table.composition_err > 0) and np.all(table.composition_err < 0.01)
+
+
+def exact_canonical_free_energies(cell16, beta):
+    """F_n = -ln Z_n / beta of the 16-site cell at each species-1 count n = 0 .. 16 (total, eV)."""
+    _, _, energies, n_ones = cell16
+    return np.array([-logsumexp(-beta * energies[n_ones == n]) / beta for n in range(17)])
+
+
+def test_vcsgc_derivative_and_integral_match_the_exact_canonical_free_energy(cell16):
+    # exact VCSGC averages (no sampling) against the exact canonical F(c) of the 16-site cell at
+    # 1500 K: the estimator -2 kappa k_B T (<c> + phi / 2) is the saddle point of the composition
+    # distribution, exact up to O(1/N) (test below); on 16 sites with kappa = 2 (<c> spread over
+    # ~1.4 sites) it is within 0.04 k_B T of the finite difference F_{n+1} - F_n, and F(c) by
+    # integration over the phi scan within 0.002 k_B T of F interpolated between the F_n
+    temperature, kappa = 1500.0, 2.0
+    beta = 1.0 / (K_B_EV * temperature)
+    kt = 1.0 / beta
+    free = exact_canonical_free_energies(cell16, beta)
+    phis = np.linspace(-1.6, -0.4, 13)
+    concentration = np.array([exact_vcsgc_averages(cell16, beta, phi, kappa)["composition"] for phi in phis])
+    table = vcsgc_free_energies(pd.DataFrame({"beta": beta, "phi": phis, "kappa": kappa, "composition": concentration,
+                                              "composition_err": 1e-4}), "exact")
+    c = table.composition.to_numpy()
+    assert np.all(np.diff(c) > 0)  # sorted by decreasing phi: <c> rises
+    # d(F/N)/dc = dF/dn: forward differences at n + 1/2, interpolated to N <c>
+    slope = np.interp(16 * c, np.arange(16) + 0.5, np.diff(free))
+    deviation = np.abs(table.free_energy_derivative_per_site - slope) / kt
+    change = (CubicSpline(np.arange(17), free)(16 * c) - CubicSpline(np.arange(17), free)(16 * c[0])) / 16
+    integral_deviation = np.abs(table.free_energy_change_per_site - change) / kt
+    print(f"\nworst |dF/dc - exact| {deviation.max():.3f} kT, |F(c) - exact| {integral_deviation.max():.4f} kT")
+    assert deviation.max() < 0.1 and integral_deviation.max() < 0.01
+    # negative control: the estimator without its factor 2 (or with +kappa) misses by far more
+    for wrong in (-kappa * kt * (c + table.phi / 2), 2 * kappa * kt * (c + table.phi / 2)):
+        assert np.abs(wrong - slope).max() / kt > 0.25
+
+
+def test_vcsgc_derivative_converges_as_one_over_n_for_an_ideal_solution():
+    # E = 0: Z_n = C(N, n) and d(F/N)/dc = k_B T ln(c / (1 - c)) in the limit; the estimator at the
+    # exact VCSGC <c> differs by a / N, the same a for every N (the skew of the composition peak)
+    kappa, beta, phis = 2.0, 1.0, np.linspace(-1.6, -0.4, 13)
+    worst = {}
+    for n_sites in (16, 256, 4096):
+        n = np.arange(n_sites + 1)
+        log_w = gammaln(n_sites + 1) - gammaln(n + 1) - gammaln(n_sites - n + 1)
+        deviations = []
+        for phi in phis:
+            lw = log_w - kappa * n_sites * (n / n_sites + phi / 2) ** 2
+            c = float(np.exp(lw - logsumexp(lw)) @ n) / n_sites
+            deviations.append(vcsgc_free_energy_derivative(c, phi, kappa, beta) - math.log(c / (1 - c)))
+        worst[n_sites] = np.abs(deviations).max()
+    print(f"\nN * worst deviation: {[round(n * d, 4) for n, d in worst.items()]}")
+    assert worst[4096] < 1e-4 and worst[16] > 1e-2
+    assert worst[16] * 16 == pytest.approx(worst[4096] * 4096, rel=0.05)
+
+
+def test_free_energy_integral_is_exact_for_a_quadratic_f_and_propagates_errors():
+    # f(c) = a c^2 + b c: the compositions where the VCSGC relation holds exactly at each phi;
+    # the trapezoid over a linear dF/dc is exact, and the error of each F(c) is that of a linear
+    # function of independent <c>s (checked against resampling)
+    a, b, kappa, beta = 0.3, -0.1, 20.0, 40.0
+    c = np.linspace(0.1, 0.9, 9)
+    phis = -2.0 * c - beta * (2 * a * c + b) / kappa
+    errors = np.full(9, 2e-4)
+    table = vcsgc_free_energies(pd.DataFrame({"beta": beta, "phi": phis, "kappa": kappa, "composition": c,
+                                              "composition_err": errors}), "quadratic")
+    exact = a * table.composition**2 + b * table.composition - (a * c[0] ** 2 + b * c[0])
+    assert np.allclose(table.free_energy_change_per_site, exact, atol=1e-12)
+    assert np.allclose(table.free_energy_derivative_per_site, 2 * a * table.composition + b, atol=1e-12)
+    rng = np.random.default_rng(0)
+    draws = np.array([vcsgc_free_energies(table[["beta", "phi", "kappa"]].assign(
+        composition=table.composition + rng.normal(0, errors), composition_err=errors), "draw")
+        .free_energy_change_per_site for _ in range(300)])
+    assert np.allclose(draws.std(axis=0)[1:], table.free_energy_change_per_site_err[1:], rtol=0.2)
+    assert table.free_energy_change_per_site_err.iloc[0] == 0
+    assert np.allclose(table.free_energy_derivative_per_site_err, 2 * kappa / beta * errors)
+
+
+def test_bad_scan_tables_and_arguments_raise(cell16):
+    ham = cell16[1]
+    good = pd.DataFrame({"beta": 10.0, "phi": [-1.0, -0.5], "kappa": 5.0, "composition": [0.5, 0.3],
+                         "composition_err": 1e-3})
+    with pytest.raises(LatthermError, match="kappa"):
+        vcsgc_free_energies(good.assign(kappa=[5.0, 6.0]), "t.csv")
+    with pytest.raises(LatthermError, match="phi"):
+        vcsgc_free_energies(good.assign(phi=-1.0), "t.csv")
+    with pytest.raises(LatthermError, match="composition_err"):
+        vcsgc_free_energies(good.drop(columns="composition_err"), "t.csv")
+    with pytest.raises(LatthermError, match="kappa"):
+        vcsgc_scan(ham, 10.0, [-1.0], 0.0, 2, 200)
+    with pytest.raises(LatthermError, match="phis"):
+        vcsgc_scan(ham, 10.0, [-1.0, -1.0], 1.0, 2, 200)
+    with pytest.raises(LatthermError, match="128"):
+        vcsgc_scan(ham, 10.0, [-1.0], 1.0, 2, 200, burn_in=100)
+    with pytest.raises(ValueError, match="phi"):
+        run_chains(ham, 10.0, 3, 2, move=VarianceConstrainedFlip(ham, [-1.0, -0.5], 1.0), progress=False)
+    with pytest.raises(ValueError, match="n_ones"):
+        run_chains(ham, 10.0, 3, 2, move=VarianceConstrainedFlip(ham, -1.0, 1.0), n_ones=8, progress=False)
+    with pytest.raises(ValueError, match="kappa"):
+        VarianceConstrainedFlip(ham, -1.0, -1.0)

@@ -339,6 +339,8 @@ def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kap
         raise LatthermError(f"kappa must be a finite positive number, got {kappa!r}")
     if not (math.isfinite(beta) and beta > 0):
         raise LatthermError(f"beta must be a finite positive number, got {beta!r}")
+    if n_sweeps - burn_in < 128:  # up to half is discarded as equilibration, and blocking needs 64 samples per chain
+        raise LatthermError(f"a VCSGC scan needs at least 128 recorded sweeps per chain, got {n_sweeps - burn_in}")
     observables = dict(standard_observables() if observables is None else observables)
     observables.setdefault("composition", standard_observables()["composition"])
     phi_rows = torch.as_tensor(np.repeat(phis, n_chains), device=hamiltonian.device)
