@@ -250,3 +250,82 @@ def test_bad_scan_tables_and_arguments_raise(cell16):
         run_chains(ham, 10.0, 3, 2, move=VarianceConstrainedFlip(ham, -1.0, 1.0), n_ones=8, progress=False)
     with pytest.raises(ValueError, match="kappa"):
         VarianceConstrainedFlip(ham, -1.0, -1.0)
+
+
+def test_torch_vcsgc_agrees_with_mchammer():
+    # mchammer's VCSGCEnsemble (phis={"Au": phi}) and the torch move on the 32-site conventional
+    # cell (mchammer's increments are exact on it: tests/test_mchammer.py) at one (T, phi, kappa)
+    from lattherm.mcmc.mchammer_runs import run_scan
+
+    ce = published_cluster_expansion()
+    lattice = make_lattice("fcc_cubic", (2, 2, 2), a=3.8)
+    temperature, phi, kappa = 1200.0, -0.6, 10.0
+    beta = 1.0 / (K_B_EV * temperature)
+    mch = run_scan(ce, lattice, [temperature], "vcsgc", phi=phi, kappa=kappa, steps_per_site=2000, seed=2).iloc[0]
+    ours = vcsgc_free_energies(vcsgc_scan(ClusterExpansionHamiltonian(ce, lattice), beta, [phi], kappa, n_chains=64,
+                                          n_sweeps=160, burn_in=20, temperature=temperature, seed=3,
+                                          observables=standard_observables(lattice), progress=False), "torch").iloc[0]
+    # mchammer's own dF/dc series is the same estimator of its <c>: the conventions agree exactly
+    assert mch.free_energy_derivative_per_site == pytest.approx(
+        vcsgc_free_energy_derivative(mch.composition, phi, kappa, beta), rel=1e-9, abs=1e-12)
+    deviations = {col: abs(mch[col] - ours[col]) / math.hypot(mch[f"{col}_err"], ours[f"{col}_err"])
+                  for col in ("composition", "energy", "order_parameter", "sro_1", "free_energy_derivative_per_site")}
+    print("\n" + ", ".join(f"{k}: {v:.2f} sigma" for k, v in deviations.items()))
+    assert all(v < 3.5 for v in deviations.values())
+    assert 0.25 < ours.composition < 0.4  # <c> ~ -phi / 2, pulled towards the L1_2-rich side
+
+
+def _settings(tmp_path):
+    from lattherm.ce.published import write_published_ce
+
+    alloys = tmp_path / "ce"
+    alloys.mkdir()
+    write_published_ce(alloys / "cuau.json")
+    settings = tmp_path / "pd.yaml"
+    settings.write_text(yaml.safe_dump({"alloy": "cuau", "lattice": "fcc", "size": [2, 2, 4],
+                                        "temperatures": [1500.0], "concentrations": [0.25, 0.5], "dmus": [0.0]}))
+    return alloys, settings
+
+
+def test_cli_vcsgc_writes_a_tidy_phi_scan(tmp_path, cell16):
+    from lattherm.cli import app
+
+    alloys, settings = _settings(tmp_path)
+    out = tmp_path / "vcsgc.csv"
+    args = ["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--temperature", "1500",
+            "--kappa", "2", "--phi-min", "-1.5", "--phi-max", "-0.5", "--phi-count", "3", "--chains", "64",
+            "--sweeps", "160", "--burn-in", "20", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert len(table) == 3 and (table.ensemble == "vcsgc").all() and (table.n_sites == 16).all()
+    for column in ("temperature", "phi", "kappa", "composition", "composition_err", "energy_per_site",
+                   "order_parameter", "order_l12", "order_l10", "free_energy_derivative_per_site",
+                   "free_energy_derivative_per_site_err", "free_energy_change_per_site",
+                   "free_energy_change_per_site_err"):
+        assert column in table.columns, column
+    assert table.phi.tolist() == [-0.5, -1.0, -1.5]  # decreasing phi, rising <c>
+    # the CE file's cell is the enumerated one: <c> within 4 sigma of exact
+    _, _, energies, n_ones = cell16
+    beta = 1.0 / (K_B_EV * 1500.0)
+    for row in table.itertuples():
+        exact = vcsgc_probabilities(energies, n_ones, 16, beta, row.phi, 2.0) @ n_ones / 16
+        assert abs(row.composition - exact) < 4 * row.composition_err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--kappa", "0", "--kappa = 0.0"), ("--phi-count", "1", "--phi-count = 1"),
+    ("--phi-min", "0.5", "--phi-min = 0.5"), ("--sweeps", "100", "--sweeps = 100"),
+    ("--temperature", "-3", "--temperature = -3.0")])
+def test_cli_vcsgc_refuses_bad_options_in_one_line(tmp_path, capsys, option, value, message):
+    from lattherm.cli import main
+
+    alloys, settings = _settings(tmp_path)
+    args = {"--temperature": "1500", "--kappa": "2", "--phi-min": "-1.5", "--phi-max": "-0.5", "--phi-count": "3",
+            "--sweeps": "400", option: value}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--out", str(tmp_path / "t.csv"),
+              *[item for pair in args.items() for item in pair]])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.startswith("error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.csv").exists()
