@@ -23,7 +23,8 @@ from lattherm.hamiltonians.ising import EdwardsAnderson, SherringtonKirkpatrick
 from lattherm.lattices import make_lattice
 from lattherm.mcmc.integration import vcsgc_free_energies, vcsgc_free_energy_derivative
 from lattherm.mcmc.moves import VarianceConstrainedFlip
-from lattherm.mcmc.samplers import run_chains, summarize_chains, vcsgc_scan
+from lattherm.mcmc.samplers import run_chains
+from lattherm.mcmc.vcsgc import vcsgc_scan
 from lattherm.observables import standard_observables
 
 
@@ -250,6 +251,20 @@ def test_bad_scan_tables_and_arguments_raise(cell16):
         run_chains(ham, 10.0, 3, 2, move=VarianceConstrainedFlip(ham, -1.0, 1.0), n_ones=8, progress=False)
     with pytest.raises(ValueError, match="kappa"):
         VarianceConstrainedFlip(ham, -1.0, -1.0)
+
+
+def test_mchammer_vcsgc_settings_are_checked_before_running():
+    from lattherm.mcmc.mchammer_runs import run_scan
+
+    ce, lattice = published_cluster_expansion(), make_lattice("fcc_cubic", (2, 2, 2), a=3.8)
+    for kwargs, message in (({"phi": -1.0}, "kappa"), ({"phi": -1.0, "kappa": -2.0}, "kappa > 0"),
+                            ({"phi": -1.0, "kappa": 2.0, "dmu": 0.1}, "no concentration or dmu")):
+        with pytest.raises(LatthermError, match=message):
+            run_scan(ce, lattice, [1000.0], "vcsgc", **kwargs)
+    with pytest.raises(LatthermError, match="phi and kappa go with the vcsgc ensemble"):
+        run_scan(ce, lattice, [1000.0], "semi_grand", dmu=0.0, phi=-1.0, kappa=2.0)
+    with pytest.raises(LatthermError, match="T = inf"):
+        run_scan(ce, lattice, [math.inf], "vcsgc", phi=-1.0, kappa=2.0)
 
 
 def test_torch_vcsgc_agrees_with_mchammer():

@@ -155,6 +155,7 @@ def vcsgc(
     import numpy as np
 
     from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+    from lattherm.mcmc.vcsgc import alloy_vcsgc_scan
 
     table_path(out)
     for option, ok, value, rule in (
@@ -170,8 +171,8 @@ def vcsgc(
         if not ok:
             raise LatthermError(f"{option} = {value}: it must be {rule}")
     config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
-    phis = np.linspace(phi_min, phi_max, phi_count)
-    result = config.vcsgc(alloys / f"{config.alloy}.json", temperature, phis, kappa, chains, sweeps, burn_in, seed)
+    result = alloy_vcsgc_scan(config.alloy, alloys / f"{config.alloy}.json", config.lattice, config.size, temperature,
+                              np.linspace(phi_min, phi_max, phi_count), kappa, chains, sweeps, burn_in, seed)
     write_table(out, result)
     typer.echo(f"wrote {len(result)} rows to {out}")
 

@@ -158,32 +158,6 @@ class PhaseDiagramConfig:
         crossing = pd.DataFrame([{"concentration": concentration, "phase": phase, "n_sites": n, **found}])
         return heating, branches, crossing
 
-    def vcsgc(self, ce_file, temperature: float, phis: Sequence[float], kappa: float, chains: int, sweeps: int,
-              burn_in: int, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-        """A variance-constrained semi-grand phi scan of the CE in ``ce_file`` on the scans' cell
-        at one ``temperature`` (K): batched torch MCMC (:func:`lattherm.mcmc.samplers.vcsgc_scan`,
-        ``chains`` chains per phi from random starts), one tidy row per phi with <c>, <E>, the
-        order parameters, d(F/N)/dc and F(<c>)/N integrated over the scan
-        (:func:`lattherm.mcmc.integration.vcsgc_free_energies`), all with errors."""
-        from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
-        from lattherm.mcmc.integration import vcsgc_free_energies
-        from lattherm.mcmc.samplers import vcsgc_scan
-
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ScanSettingsError(f"the VCSGC temperature must be a finite positive number of kelvin, got {temperature}")
-        ce = read_cluster_expansion(ce_file)
-        lattice = self.lattice_of(ce_file)
-        check_lattice(ce, lattice, ce_file)
-        hamiltonian = ClusterExpansionHamiltonian(ce, lattice, species=tuple(ce_species(ce)))
-        table = vcsgc_scan(hamiltonian, 1.0 / (K_B_EV * temperature), phis, kappa, chains, sweeps, burn_in=burn_in,
-                           temperature=temperature, seed=seed, observables=standard_observables(lattice),
-                           progress=progress)
-        table = vcsgc_free_energies(table, f"the VCSGC scan at {temperature} K")
-        for i, (name, value) in enumerate({"alloy": self.alloy, "ensemble": "vcsgc", "lattice": self.lattice,
-                                           "size": "x".join(map(str, self.size))}.items()):
-            table.insert(i, name, value)
-        return table
-
     def lattice_of(self, ce_file) -> Lattice:
         """The scans' cell, with the CE's lattice constant."""
         return make_lattice(self.lattice, self.size, a=parent_lattice(read_cluster_expansion(ce_file))[1])

@@ -26,14 +26,14 @@ from lattherm.errors import LatthermError
 from lattherm.exact.overlap import overlap_values, susceptibility
 from lattherm.hamiltonians.base import Hamiltonian
 from lattherm.mcmc.analysis import jackknife, summarize
-from lattherm.mcmc.moves import MOVES, Move, VarianceConstrainedFlip, colour_classes
+from lattherm.mcmc.moves import MOVES, Move, colour_classes
 from lattherm.observables import Observable, heat_capacity, overlap, standard_observables
 from lattherm.sampling.overlap import effective_pair_count, histogram_errors, overlap_histogram
 
 # MOVES and colour_classes live in moves.py and stay importable from here
 __all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "initial_configurations", "overlap_tempering",
            "parallel_tempering", "partner_overlap", "refine", "run_chains", "scan", "scan_with_samples",
-           "summarize_chains", "vcsgc_scan"]
+           "summarize_chains"]
 
 
 # -- replica exchange ---------------------------------------------------------------------------
@@ -320,40 +320,6 @@ def scan_with_samples(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains
         samples.append(pd.DataFrame({"beta": beta, "chain": chain.ravel(), "record": record.ravel() + t0,
                                      "energy": energies.ravel()}))
     return table, pd.concat(samples, ignore_index=True)
-
-
-def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kappa: float, n_chains: int,
-               n_sweeps: int, burn_in: int = 0, temperature: float | None = None, seed: int = 0,
-               observables: Mapping[str, Observable] | None = None, progress: bool = True) -> pd.DataFrame:
-    """A variance-constrained semi-grand (VCSGC) scan at one inverse temperature: ``n_chains``
-    chains at each of ``phis`` (with one ``kappa``), all in one batch of
-    :class:`~lattherm.mcmc.moves.VarianceConstrainedFlip` sweeps from random starts. One tidy row
-    per phi as :func:`summarize_chains` (energy is the Hamiltonian's, ``composition`` <c> with its
-    error, the observables), without its heat capacity (beta^2 var(E) is not the canonical one
-    here); ``temperature`` labels the rows. :func:`lattherm.mcmc.integration.vcsgc_free_energies`
-    turns the table into dF/dc and F(c)."""
-    phis = np.atleast_1d(np.asarray(phis, dtype=np.float64))
-    if phis.ndim != 1 or len(phis) == 0 or not np.all(np.isfinite(phis)) or len(np.unique(phis)) != len(phis):
-        raise LatthermError(f"phis must be distinct finite numbers, got {phis.tolist()}")
-    if not (math.isfinite(kappa) and kappa > 0):
-        raise LatthermError(f"kappa must be a finite positive number, got {kappa!r}")
-    if not (math.isfinite(beta) and beta > 0):
-        raise LatthermError(f"beta must be a finite positive number, got {beta!r}")
-    if n_sweeps - burn_in < 128:  # up to half is discarded as equilibration, and blocking needs 64 samples per chain
-        raise LatthermError(f"a VCSGC scan needs at least 128 recorded sweeps per chain, got {n_sweeps - burn_in}")
-    observables = dict(standard_observables() if observables is None else observables)
-    observables.setdefault("composition", standard_observables()["composition"])
-    phi_rows = torch.as_tensor(np.repeat(phis, n_chains), device=hamiltonian.device)
-    move = VarianceConstrainedFlip(hamiltonian, phi_rows, kappa)
-    result = run_chains(hamiltonian, np.full(len(phis), beta), n_chains, n_sweeps, move=move, burn_in=burn_in,
-                        seed=seed, observables=observables, progress=progress)
-    labels = None if temperature is None else [temperature] * len(phis)
-    table = summarize_chains(result, hamiltonian.n_sites, labels)
-    table = table.drop(columns=[c for c in table.columns if c.startswith("heat_capacity")])
-    table.insert(2, "phi", phis)
-    table.insert(3, "kappa", float(kappa))
-    table["n_sites"] = hamiltonian.n_sites
-    return table
 
 
 def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
