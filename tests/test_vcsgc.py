@@ -120,11 +120,14 @@ def test_deciding_a_colour_class_at_once_is_not_exact():
 
 
 def exact_vcsgc_averages(cell16, beta, phi, kappa):
-    """Exact <c>, <E> and <order parameter> of the 16-site cell in the VCSGC ensemble."""
+    """Exact <c>, <E> and <order parameter> of the 16-site cell in the VCSGC ensemble, and the
+    spread of c."""
     lattice, _, energies, n_ones = cell16
     p = vcsgc_probabilities(energies, n_ones, 16, beta, phi, kappa)
     eta = standard_observables(lattice)["order_parameter"](configurations(16, 0, 1 << 16)).double().numpy()
-    return {"composition": float(p @ n_ones) / 16, "energy": float(p @ energies), "order_parameter": float(p @ eta)}
+    c = float(p @ n_ones) / 16
+    return {"composition": c, "energy": float(p @ energies), "order_parameter": float(p @ eta),
+            "composition_std": float(np.sqrt(p @ (n_ones / 16 - c) ** 2))}
 
 
 @pytest.mark.parametrize("temperature, kappa, phis", [(1500.0, 2.0, [-1.5, -1.0, -0.6]),
@@ -143,6 +146,7 @@ def test_cuau_16_site_vcsgc_scan_matches_enumeration(cell16, temperature, kappa,
         exact = exact_vcsgc_averages(cell16, beta, row.phi, kappa)
         exact["free_energy_derivative_per_site"] = vcsgc_free_energy_derivative(exact["composition"], row.phi,
                                                                                 kappa, beta)
+        assert row.interior and row.composition_std == pytest.approx(exact.pop("composition_std"), rel=0.05)
         for column, value in exact.items():
             worst = max(worst, abs(getattr(row, column) - value) / getattr(row, f"{column}_err"))
         # negative control: the exact <c> at half the kappa (or with the other sign of phi)
@@ -171,9 +175,9 @@ def test_vcsgc_derivative_and_integral_match_the_exact_canonical_free_energy(cel
     kt = 1.0 / beta
     free = exact_canonical_free_energies(cell16, beta)
     phis = np.linspace(-1.6, -0.4, 13)
-    concentration = np.array([exact_vcsgc_averages(cell16, beta, phi, kappa)["composition"] for phi in phis])
-    table = vcsgc_free_energies(pd.DataFrame({"beta": beta, "phi": phis, "kappa": kappa, "composition": concentration,
-                                              "composition_err": 1e-4}), "exact")
+    exact = pd.DataFrame([exact_vcsgc_averages(cell16, beta, phi, kappa) for phi in phis])
+    table = vcsgc_free_energies(exact.assign(beta=beta, phi=phis, kappa=kappa, composition_err=1e-4), "exact")
+    assert table.interior.all()
     c = table.composition.to_numpy()
     assert np.all(np.diff(c) > 0)  # sorted by decreasing phi: <c> rises
     # d(F/N)/dc = dF/dn: forward differences at n + 1/2, interpolated to N <c>
@@ -207,6 +211,24 @@ def test_vcsgc_derivative_converges_as_one_over_n_for_an_ideal_solution():
     assert worst[16] * 16 == pytest.approx(worst[4096] * 4096, rel=0.05)
 
 
+def test_rows_pinned_at_a_pure_element_are_flagged_not_estimated(cell16):
+    # phi = +2 pins the 16-site cell near pure Cu (exactly: <c> = 0.013, spread 0.028 at 1500 K,
+    # kappa = 2), where the composition distribution is cut off at c = 0 and the saddle-point
+    # estimator fails (-0.52 eV against the exact F_1 - F_0 = -0.33 eV): NaN, and the integral
+    # starts at the first interior row
+    temperature, kappa = 1500.0, 2.0
+    beta = 1.0 / (K_B_EV * temperature)
+    phis = [2.0, -0.4, -1.0]
+    exact = pd.DataFrame([exact_vcsgc_averages(cell16, beta, phi, kappa) for phi in phis])
+    table = vcsgc_free_energies(exact.assign(beta=beta, phi=phis, kappa=kappa, composition_err=1e-4), "exact")
+    assert table.phi.tolist() == phis and table.interior.tolist() == [False, True, True]
+    assert table.iloc[0][["free_energy_derivative_per_site", "free_energy_change_per_site"]].isna().all()
+    assert table.free_energy_change_per_site.iloc[1] == 0.0 and table.free_energy_change_per_site.iloc[2] != 0.0
+    free = exact_canonical_free_energies(cell16, beta)
+    estimate = vcsgc_free_energy_derivative(exact.composition[0], phis[0], kappa, beta)
+    assert abs(estimate - (free[1] - free[0])) > 1.0 / beta  # what the flag keeps out of the table
+
+
 def test_free_energy_integral_is_exact_for_a_quadratic_f_and_propagates_errors():
     # f(c) = a c^2 + b c: the compositions where the VCSGC relation holds exactly at each phi;
     # the trapezoid over a linear dF/dc is exact, and the error of each F(c) is that of a linear
@@ -216,12 +238,12 @@ def test_free_energy_integral_is_exact_for_a_quadratic_f_and_propagates_errors()
     phis = -2.0 * c - beta * (2 * a * c + b) / kappa
     errors = np.full(9, 2e-4)
     table = vcsgc_free_energies(pd.DataFrame({"beta": beta, "phi": phis, "kappa": kappa, "composition": c,
-                                              "composition_err": errors}), "quadratic")
+                                              "composition_err": errors, "composition_std": 0.02}), "quadratic")
     exact = a * table.composition**2 + b * table.composition - (a * c[0] ** 2 + b * c[0])
     assert np.allclose(table.free_energy_change_per_site, exact, atol=1e-12)
     assert np.allclose(table.free_energy_derivative_per_site, 2 * a * table.composition + b, atol=1e-12)
     rng = np.random.default_rng(0)
-    draws = np.array([vcsgc_free_energies(table[["beta", "phi", "kappa"]].assign(
+    draws = np.array([vcsgc_free_energies(table[["beta", "phi", "kappa", "composition_std"]].assign(
         composition=table.composition + rng.normal(0, errors), composition_err=errors), "draw")
         .free_energy_change_per_site for _ in range(300)])
     assert np.allclose(draws.std(axis=0)[1:], table.free_energy_change_per_site_err[1:], rtol=0.2)
@@ -232,7 +254,7 @@ def test_free_energy_integral_is_exact_for_a_quadratic_f_and_propagates_errors()
 def test_bad_scan_tables_and_arguments_raise(cell16):
     ham = cell16[1]
     good = pd.DataFrame({"beta": 10.0, "phi": [-1.0, -0.5], "kappa": 5.0, "composition": [0.5, 0.3],
-                         "composition_err": 1e-3})
+                         "composition_err": 1e-3, "composition_std": 0.02})
     with pytest.raises(LatthermError, match="kappa"):
         vcsgc_free_energies(good.assign(kappa=[5.0, 6.0]), "t.csv")
     with pytest.raises(LatthermError, match="phi"):
@@ -314,7 +336,8 @@ def test_cli_vcsgc_writes_a_tidy_phi_scan(tmp_path, cell16):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert len(table) == 3 and (table.ensemble == "vcsgc").all() and (table.n_sites == 16).all()
-    for column in ("temperature", "phi", "kappa", "composition", "composition_err", "energy_per_site",
+    for column in ("temperature", "phi", "kappa", "composition", "composition_err", "composition_std", "interior",
+                   "energy_per_site",
                    "order_parameter", "order_l12", "order_l10", "free_energy_derivative_per_site",
                    "free_energy_derivative_per_site_err", "free_energy_change_per_site",
                    "free_energy_change_per_site_err"):

@@ -27,7 +27,7 @@ from lattherm.lattices import make_lattice, size_tag
 from lattherm.mcmc.integration import vcsgc_free_energies
 from lattherm.mcmc.moves import VarianceConstrainedFlip
 from lattherm.mcmc.samplers import run_chains, summarize_chains
-from lattherm.observables import Observable, standard_observables
+from lattherm.observables import Observable, composition, standard_observables
 
 
 def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kappa: float, n_chains: int,
@@ -36,9 +36,10 @@ def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kap
     """A variance-constrained semi-grand (VCSGC) scan at one inverse temperature: ``n_chains``
     chains at each of ``phis`` (with one ``kappa``), all in one batch of
     :class:`~lattherm.mcmc.moves.VarianceConstrainedFlip` sweeps from random starts. One tidy row
-    per phi as :func:`~lattherm.mcmc.samplers.summarize_chains` (energy is the Hamiltonian's, ``composition`` <c> with its
-    error, the observables), without its heat capacity (beta^2 var(E) is not the canonical one
-    here); ``temperature`` labels the rows. :func:`lattherm.mcmc.integration.vcsgc_free_energies`
+    per phi as :func:`~lattherm.mcmc.samplers.summarize_chains` (energy is the Hamiltonian's,
+    ``composition`` <c> with its error and ``composition_std`` the spread of c, the observables),
+    without its heat capacity (beta^2 var(E) is not the canonical one here); ``temperature``
+    labels the rows. :func:`lattherm.mcmc.integration.vcsgc_free_energies`
     turns the table into dF/dc and F(c)."""
     phis = np.atleast_1d(np.asarray(phis, dtype=np.float64))
     if phis.ndim != 1 or len(phis) == 0 or not np.all(np.isfinite(phis)) or len(np.unique(phis)) != len(phis):
@@ -50,7 +51,7 @@ def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kap
     if n_sweeps - burn_in < 128:  # up to half is discarded as equilibration, and blocking needs 64 samples per chain
         raise LatthermError(f"a VCSGC scan needs at least 128 recorded sweeps per chain, got {n_sweeps - burn_in}")
     observables = dict(standard_observables() if observables is None else observables)
-    observables.setdefault("composition", standard_observables()["composition"])
+    observables.setdefault("composition", composition)  # the estimator's <c>
     phi_rows = torch.as_tensor(np.repeat(phis, n_chains), device=hamiltonian.device)
     move = VarianceConstrainedFlip(hamiltonian, phi_rows, kappa)
     result = run_chains(hamiltonian, np.full(len(phis), beta), n_chains, n_sweeps, move=move, burn_in=burn_in,
@@ -58,6 +59,9 @@ def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kap
     labels = None if temperature is None else [temperature] * len(phis)
     table = summarize_chains(result, hamiltonian.n_sites, labels)
     table = table.drop(columns=[c for c in table.columns if c.startswith("heat_capacity")])
+    # the spread of c itself (not of its mean): whether the composition distribution reaches c = 0 or 1
+    table["composition_std"] = [float(result.series["composition"][result.group == k][:, t0:].std())
+                                for k, t0 in enumerate(table.n_discarded)]
     table.insert(2, "phi", phis)
     table.insert(3, "kappa", float(kappa))
     table["n_sites"] = hamiltonian.n_sites
