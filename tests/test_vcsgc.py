@@ -337,8 +337,7 @@ def test_cli_vcsgc_writes_a_tidy_phi_scan(tmp_path, cell16):
     table = pd.read_csv(out)
     assert len(table) == 3 and (table.ensemble == "vcsgc").all() and (table.n_sites == 16).all()
     for column in ("temperature", "phi", "kappa", "composition", "composition_err", "composition_std", "interior",
-                   "energy_per_site",
-                   "order_parameter", "order_l12", "order_l10", "free_energy_derivative_per_site",
+                   "energy_per_site", "order_parameter", "order_l12", "order_l10", "free_energy_derivative_per_site",
                    "free_energy_derivative_per_site_err", "free_energy_change_per_site",
                    "free_energy_change_per_site_err"):
         assert column in table.columns, column
