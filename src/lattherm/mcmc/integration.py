@@ -160,7 +160,7 @@ def vcsgc_free_energy_derivative(composition, phi, kappa: float, beta: float):
     ``free_energy_derivative``): -2 kappa k_B T (<c> + phi / 2), in the energy unit of 1 / beta.
 
     The weight exp(-beta F(c) - kappa N (c + phi / 2)^2) of a composition peaks where
-    beta dF/dc = -2 kappa (c + phi / 2); <c> sits there up to O(1 / N) (the skew of the peak:
+    beta d(F/N)/dc = -2 kappa (c + phi / 2); <c> sits there up to O(1 / N) (the skew of the peak:
     a few percent of k_B T on 16 sites, tests/test_vcsgc.py), provided the peak lies clear of
     c = 0 and 1."""
     return -2.0 * kappa / beta * (np.asarray(composition, dtype=np.float64) + 0.5 * np.asarray(phi, dtype=np.float64))
