@@ -162,3 +162,17 @@ def semi_grand_scan(base_energies: np.ndarray, n_ones: np.ndarray, n_sites: int,
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
 
+
+
+def vcsgc_probabilities(base_energies: np.ndarray, n_ones: np.ndarray, n_sites: int, beta: float, phi: float,
+                        kappa: float) -> np.ndarray:
+    """Exact probabilities of all configurations in the variance-constrained semi-grand ensemble,
+    proportional to exp(-beta E - kappa N (c + phi / 2)^2) with c = n_ones / N (the weight of
+    :class:`lattherm.mcmc.moves.VarianceConstrainedFlip` and mchammer's ``VCSGCEnsemble``): the
+    enumeration reweighted by composition."""
+    if not (np.isfinite(beta) and beta >= 0 and np.isfinite(phi) and np.isfinite(kappa) and kappa > 0):
+        raise LatthermError(f"need finite beta >= 0, phi and kappa > 0, got beta={beta}, phi={phi}, kappa={kappa}")
+    c = np.asarray(n_ones, dtype=np.float64) / n_sites
+    log_w = -beta * np.asarray(base_energies, dtype=np.float64) - kappa * n_sites * (c + 0.5 * phi) ** 2
+    p = np.exp(log_w - logsumexp(log_w))
+    return p / p.sum()

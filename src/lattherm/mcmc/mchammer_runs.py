@@ -8,7 +8,9 @@ changes against full recomputation (``ce.predict``) and every scan calls it firs
 
 Conventions: x = 1 is ``species[1]`` (Au for CuAu). Semi-grand runs take ``dmu`` as in
 :class:`lattherm.hamiltonians.SemiGrand` (E - dmu sum s), i.e. mchammer chemical potentials
-{species[1]: 2 dmu, species[0]: 0} (the difference is all that matters).
+{species[1]: 2 dmu, species[0]: 0} (the difference is all that matters). Variance-constrained
+semi-grand (VCSGC) runs take ``phi`` and ``kappa`` as :class:`lattherm.mcmc.moves.VarianceConstrainedFlip`,
+i.e. mchammer's ``phis={species[1]: phi}`` and ``kappa``.
 
 Observables (composition, FCC sublattice order, Warren-Cowley short-range order, ...) are not
 mchammer observers: mchammer records the configuration once per sweep, and the series come
@@ -29,7 +31,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 from icet import ClusterExpansion
 from mchammer.calculators import ClusterExpansionCalculator
-from mchammer.ensembles import CanonicalEnsemble, SemiGrandCanonicalEnsemble
+from mchammer.ensembles import CanonicalEnsemble, SemiGrandCanonicalEnsemble, VCSGCEnsemble
 
 from lattherm import K_B_EV
 from lattherm.errors import LatthermError
@@ -40,7 +42,7 @@ from lattherm.schema import ConfigError, from_block
 from lattherm.observables import evaluate_observables, heat_capacity, standard_observables
 from lattherm.phases import ORDERED, ordered_configuration, ordered_phase_at
 
-ENSEMBLES = ("canonical", "semi_grand")
+ENSEMBLES = ("canonical", "semi_grand", "vcsgc")
 
 
 DIRECTIONS = ("cooling", "heating")
@@ -232,16 +234,18 @@ class RecordedScan:
 
 def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[float], ensemble: str = "canonical",
              concentration: float | None = None, dmu: float | None = None, steps_per_site: int = 200,
-             species: Sequence[str] = ("Cu", "Au"), sro_shells: int | None = None, seed: int = 0) -> pd.DataFrame:
+             species: Sequence[str] = ("Cu", "Au"), sro_shells: int | None = None, seed: int = 0,
+             phi: float | None = None, kappa: float | None = None) -> pd.DataFrame:
     """The table of :func:`run_scan_recorded` (random start)."""
     return run_scan_recorded(ce, lattice, temperatures, ensemble, concentration, dmu, steps_per_site, species,
-                             sro_shells, seed).table
+                             sro_shells, seed, phi=phi, kappa=kappa).table
 
 
 def run_scan_recorded(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[float],
                       ensemble: str = "canonical", concentration: float | None = None, dmu: float | None = None,
                       steps_per_site: int = 200, species: Sequence[str] = ("Cu", "Au"),
-                      sro_shells: int | None = None, seed: int = 0, start: np.ndarray | None = None) -> RecordedScan:
+                      sro_shells: int | None = None, seed: int = 0, start: np.ndarray | None = None,
+                      phi: float | None = None, kappa: float | None = None) -> RecordedScan:
     """One mchammer run per temperature (K), each continuing from the last configuration, the
     first from ``start`` (0/1 occupations; default random): a scan in decreasing temperature
     from a random start cools, one in increasing temperature from an ordered start heats.
@@ -255,6 +259,8 @@ def run_scan_recorded(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequ
     order_parameter, order_l12, order_l10; Warren-Cowley ``sro_1`` .. ``sro_{sro_shells}``
     (default: the first shell on FCC and BCC). They are computed after each run from the
     configurations mchammer records once per sweep, with the torch samplers' functions.
+    VCSGC rows (``phi`` and ``kappa``, no concentration or dmu; the energy is the CE's) also hold
+    mchammer's own d(F/N)/dc series averaged, ``free_energy_derivative_per_site`` with its error.
     """
     if ensemble not in ENSEMBLES:
         raise ScanSettingsError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
@@ -264,6 +270,13 @@ def run_scan_recorded(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequ
     if ensemble == "semi_grand" and (dmu is None or concentration is not None):
         raise ScanSettingsError(f"the semi-grand ensemble needs dmu and no concentration, "
                                 f"got dmu = {dmu}, concentration = {concentration}")
+    if (ensemble == "vcsgc") != (phi is not None) or (ensemble == "vcsgc") != (kappa is not None):
+        raise ScanSettingsError(f"phi and kappa go with the vcsgc ensemble, and only with it; got ensemble "
+                                f"{ensemble!r}, phi = {phi}, kappa = {kappa}")
+    if ensemble == "vcsgc" and (concentration is not None or dmu is not None or not math.isfinite(phi)
+                                or not (math.isfinite(kappa) and kappa > 0)):
+        raise ScanSettingsError(f"the vcsgc ensemble needs a finite phi, kappa > 0 and no concentration or dmu, "
+                                f"got phi = {phi}, kappa = {kappa}, concentration = {concentration}, dmu = {dmu}")
     temperatures = np.asarray(temperatures, dtype=np.float64)
     if temperatures.ndim != 1 or len(temperatures) == 0 or not np.all(temperatures > 0):
         raise ScanSettingsError(f"temperatures must be positive kelvin (inf allowed), got {temperatures}")
@@ -296,6 +309,8 @@ def run_scan_recorded(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequ
     rows, samples, final = [], [], []
     for temperature in temperatures:
         if np.isinf(temperature):
+            if ensemble == "vcsgc":
+                raise ScanSettingsError("the vcsgc ensemble has no T = inf row (its weight keeps the kappa term)")
             n_fixed = n_ones if ensemble == "canonical" else None
             row, energy = _infinite_temperature_row(ce, lattice, species, n_fixed, rng, sro_shells=sro_shells)
             rows.append({"ensemble": ensemble, **row})
@@ -307,6 +322,8 @@ def run_scan_recorded(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequ
                       trajectory_write_interval=n)
         if ensemble == "canonical":
             mc = CanonicalEnsemble(**kwargs)
+        elif ensemble == "vcsgc":
+            mc = VCSGCEnsemble(phis={species[1]: float(phi)}, kappa=float(kappa), **kwargs)
         else:
             mc = SemiGrandCanonicalEnsemble(chemical_potentials={species[0]: 0.0, species[1]: 2.0 * dmu}, **kwargs)
         start = time.perf_counter()
@@ -323,6 +340,11 @@ def run_scan_recorded(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequ
                 raise RuntimeError("mchammer's recorded configurations do not match its species counts")
             energy = energy - dmu * (2.0 * n_ones_series - n)
         row = _summarize(data, energy, series, float(temperature), n, seconds, steps_per_site * n)
+        if ensemble == "vcsgc":
+            slope = summarize(data[f"free_energy_derivative_{species[1]}"].to_numpy(np.float64)[row["n_discarded"]:],
+                              discard=0)
+            row.update(phi=float(phi), kappa=float(kappa), free_energy_derivative_per_site=slope.mean,
+                       free_energy_derivative_per_site_err=slope.error)
         rows.append({"ensemble": ensemble, **row})
         t0 = row["n_discarded"]
         samples.append(pd.DataFrame({"beta": row["beta"], "chain": 0, "record": np.arange(t0, len(energy)),

@@ -4,7 +4,8 @@ As in icet's mchammer, where each ensemble owns its trial step, a move owns ever
 depends on it: the sweep, what one sweep counts as, the ensemble it samples and which
 Hamiltonians and compositions it can sample. The driver (:mod:`lattherm.mcmc.samplers`) only
 calls these methods; :data:`MOVES` is the one place a name ("flip", "swap", "wolff") maps to a
-class.
+class. :class:`VarianceConstrainedFlip` (the VCSGC ensemble) takes its parameters (phi, kappa)
+and is built as an object, not by name.
 
 Every chain has its own inverse temperature: ``beta`` is a (B,) tensor. Sweeps update ``x`` in
 place and return per-chain counts (B,).
@@ -12,6 +13,7 @@ place and return per-chain counts (B,).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -24,16 +26,23 @@ from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian,
 from lattherm.hamiltonians.ising import BondIsing, Ising
 
 
+def _metropolis(log_ratio: Tensor, u: Tensor) -> Tensor:
+    """Metropolis rule min(1, exp(log_ratio)) with uniform draws ``u``, as a boolean per trial."""
+    return torch.log(u) < log_ratio
+
+
+def _heat_bath(log_ratio: Tensor, u: Tensor) -> Tensor:
+    """Heat-bath (Glauber) rule 1 / (1 + exp(-log_ratio)) with uniform draws ``u``."""
+    return u < torch.sigmoid(log_ratio)
+
+
+def _uniform(like: Tensor, gen: torch.Generator) -> Tensor:
+    return torch.rand(like.shape, generator=gen, device=like.device, dtype=torch.float64)
+
+
 def _accept(delta: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
     """Metropolis rule min(1, exp(-beta delta)), as a boolean per trial."""
-    u = torch.rand(delta.shape, generator=gen, device=delta.device, dtype=torch.float64)
-    return torch.log(u) < -beta * delta
-
-
-def _accept_heat_bath(delta: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
-    """Heat-bath (Glauber) rule 1 / (1 + exp(beta delta)), as a boolean per trial."""
-    u = torch.rand(delta.shape, generator=gen, device=delta.device, dtype=torch.float64)
-    return u < torch.sigmoid(-beta * delta)
+    return _metropolis(-beta * delta, _uniform(delta, gen))
 
 
 def packed_cluster_expansion(hamiltonian: Hamiltonian) -> tuple[ClusterExpansionHamiltonian, float] | None:
@@ -137,7 +146,8 @@ class Move(ABC):
     """One kind of trial step for the chains of one Hamiltonian.
 
     Subclasses declare the ``ensemble`` they sample (the names of :data:`lattherm.systems.ENSEMBLES`;
-    "semi_grand" is the fixed-field ensemble of a spin model) and implement :meth:`sweep`.
+    "semi_grand" is the fixed-field ensemble of a spin model; "vcsgc" the variance-constrained
+    semi-grand one) and implement :meth:`sweep`.
     """
 
     ensemble: ClassVar[str]
@@ -178,9 +188,13 @@ class Flip(Move):
     ``SemiGrand`` of one) runs bit-sliced, 64 chains per int64 word
     (``ClusterExpansionHamiltonian.packed_flip_delta``). Otherwise (``parallel=False``, or e.g.
     SK) sites are drawn uniformly at random, one per chain per trial, with the Metropolis rule.
+
+    The ensemble enters through :meth:`_decide`, which turns the energy changes into accepted
+    flips; :class:`VarianceConstrainedFlip` overrides it.
     """
 
     ensemble = "semi_grand"
+    tracks_composition: ClassVar[bool] = False  # whether _decide needs the species each trial changes
 
     def __init__(self, hamiltonian: Hamiltonian, parallel: bool = True):
         super().__init__(hamiltonian)
@@ -194,6 +208,14 @@ class Flip(Move):
             return self._packed_by_colour_class(x, beta, gen)
         return self._by_colour_class(x, beta, gen)
 
+    def _decide(self, log_ratio: Tensor, x_old: Tensor | None, rule, gen: torch.Generator) -> Tensor:
+        """Accepted trials (K, S) bool: flips of K mutually non-interacting sites on each of S
+        chains (the packed path pads S to whole words), ``log_ratio`` the change of the log
+        Boltzmann weight of each flip on its own, ``x_old`` the species each flip removes (given
+        when :attr:`tracks_composition`), ``rule`` Metropolis or heat bath. Here the K flips of a
+        chain are independent, so all are decided at once."""
+        return rule(log_ratio, _uniform(log_ratio, gen))
+
     def _packed_by_colour_class(self, x: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
         ce, dmu = self.packed
         bits = ce.parity_bits(x)  # (N + 1, W): 64 chains per word
@@ -203,11 +225,13 @@ class Flip(Move):
         x_is_minus = bool(ce.point_function[1] < 0)  # species 1 <-> bit 1
         for sites in self.classes:
             delta = ce.packed_flip_delta(bits, sites)  # (K, 64 W)
-            if dmu:
+            x_old = None
+            if dmu or self.tracks_composition:
                 minus = unpack_bits(bits[sites]).to(torch.float64)
                 x_old = minus if x_is_minus else 1.0 - minus
+            if dmu:
                 delta = delta + 2.0 * dmu * (2.0 * x_old - 1.0)
-            ok = _accept_heat_bath(delta, beta, gen)
+            ok = self._decide(-beta * delta, x_old, _heat_bath, gen)
             bits[sites] ^= pack_bits(ok)
             accepted += ok.sum(dim=0)
         x.copy_(ce.bits_to_species(bits, x.shape[0]))
@@ -219,7 +243,8 @@ class Flip(Move):
         accepted = torch.zeros(b, dtype=torch.int64, device=x.device)
         for _ in range(n):
             sites = torch.randint(n, (b,), generator=gen, device=x.device)
-            ok = _accept(self.hamiltonian.flip_delta(x, sites), beta, gen)
+            log_ratio = -beta * self.hamiltonian.flip_delta(x, sites)
+            ok = self._decide(log_ratio[None], x[rows, sites].to(torch.float64)[None], _metropolis, gen)[0]
             x[rows[ok], sites[ok]] = 1 - x[rows[ok], sites[ok]]
             accepted += ok
         return accepted
@@ -233,10 +258,71 @@ class Flip(Move):
             deltas = self.hamiltonian.flip_delta(x.repeat_interleave(k, dim=0), sites.repeat(b)).view(b, k)
             # heat bath, not Metropolis: a fixed sweep order with Metropolis flips every spin at
             # beta = 0 (all trials accepted), a deterministic, non-ergodic chain
-            ok = _accept_heat_bath(deltas, beta[:, None], gen)
+            ok = self._decide((-beta[:, None] * deltas).T, x[:, sites].T.to(torch.float64), _heat_bath, gen).T
             x[:, sites] = torch.where(ok, 1 - x[:, sites], x[:, sites])
             accepted += ok.sum(dim=1)
         return accepted
+
+
+class VarianceConstrainedFlip(Flip):
+    """Flips in the variance-constrained semi-grand canonical ensemble (VCSGC; Sadigh & Erhart,
+    PRB 86, 134204 (2012); mchammer's ``VCSGCEnsemble``), of weight
+
+        exp(-beta E - kappa N (c + phi / 2)^2),    c = n / N,
+
+    n the number of species-1 sites (x = 1: Au in CuAu), exactly mchammer's weight with
+    ``phis={species[1]: phi}`` and ``kappa`` (its docstring's "+ kappa N (...)^2" is a sign
+    typo; its acceptance rule, ``do_vcsgc_flip``, has this weight). A large kappa pins c near
+    -phi / 2 also inside a miscibility gap, and d(F/N)/dc = -2 kappa k_B T (<c> + phi / 2)
+    (:func:`lattherm.mcmc.integration.vcsgc_free_energy_derivative`).
+
+    ``phi`` is one number or one per chain (the rows of :func:`lattherm.mcmc.samplers.run_chains`),
+    like beta; ``kappa`` one positive number. The kappa term couples all sites through c, so the
+    flips of one colour class, independent in energy, are not independent in weight: their
+    energy changes still come from one (bit-sliced) call, since no flip of the class changes
+    another's, and then the sites are decided one after another, each against the composition
+    the previous ones left: every decision is an exact single-site heat-bath update. Without
+    colour classes, random sites with the Metropolis rule, as mchammer.
+    """
+
+    ensemble = "vcsgc"
+    tracks_composition = True
+
+    def __init__(self, hamiltonian: Hamiltonian, phi: float | Tensor, kappa: float, parallel: bool = True):
+        super().__init__(hamiltonian, parallel)
+        phi = torch.as_tensor(phi, dtype=torch.float64, device=hamiltonian.device).reshape(-1)
+        if len(phi) == 0 or not bool(torch.isfinite(phi).all()):
+            raise ValueError(f"phi must be one or more finite numbers, got {phi.tolist()}")
+        if not (math.isfinite(kappa) and kappa > 0):
+            raise ValueError(f"kappa must be a finite positive number, got {kappa!r}")
+        self.phi, self.kappa = phi, float(kappa)
+        self._ones: Tensor | None = None  # species-1 count of each chain during a sweep
+        self._phi_rows: Tensor | None = None
+
+    def log_weight_change(self, ones: Tensor, gain: Tensor, phi: Tensor) -> Tensor:
+        """Change of -kappa N (c + phi / 2)^2 when a chain's ``ones`` species-1 sites become
+        ``ones + gain`` (gain +-1): -kappa gain ((2 ones + gain) / N + phi)."""
+        return -self.kappa * gain * ((2.0 * ones + gain) / self.hamiltonian.n_sites + phi)
+
+    def sweep(self, x: Tensor, beta: Tensor, gen: torch.Generator) -> Tensor:
+        if len(self.phi) not in (1, x.shape[0]):
+            raise ValueError(f"got {len(self.phi)} values of phi for {x.shape[0]} chains; give one, or one per chain")
+        self._ones = x.sum(dim=1).to(torch.float64)
+        self._phi_rows = self.phi.expand(x.shape[0])
+        return super().sweep(x, beta, gen)
+
+    def _decide(self, log_ratio: Tensor, x_old: Tensor | None, rule, gen: torch.Generator) -> Tensor:
+        width = log_ratio.shape[-1]
+        if len(self._ones) < width:  # the packed path's padding chains (beta 0; discarded)
+            pad = self._ones.new_zeros(width - len(self._ones))
+            self._ones, self._phi_rows = torch.cat([self._ones, pad]), torch.cat([self._phi_rows, pad])
+        u = _uniform(log_ratio, gen)
+        ok = torch.empty(log_ratio.shape, dtype=torch.bool, device=log_ratio.device)
+        for k in range(log_ratio.shape[0]):
+            gain = 1.0 - 2.0 * x_old[k]
+            ok[k] = rule(log_ratio[k] + self.log_weight_change(self._ones, gain, self._phi_rows), u[k])
+            self._ones += gain * ok[k]
+        return ok
 
 
 class Swap(Move):

@@ -1,0 +1,368 @@
+"""The variance-constrained semi-grand ensemble (VCSGC): the torch move against the exact VCSGC
+distribution (enumeration reweighted by composition), its dF/dc estimator and F(c) against the
+exact canonical free energies of the 16-site CuAu cell, mchammer's VCSGCEnsemble, and the CLI."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from scipy.interpolate import CubicSpline
+from scipy.special import gammaln, logsumexp
+from scipy.stats import chi2
+from typer.testing import CliRunner
+
+from lattherm import K_B_EV
+from lattherm.ce.published import published_cluster_expansion
+from lattherm.errors import LatthermError
+from lattherm.exact.enumeration import configurations, enumerate_energies, vcsgc_probabilities
+from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
+from lattherm.hamiltonians.ising import EdwardsAnderson, SherringtonKirkpatrick
+from lattherm.lattices import make_lattice
+from lattherm.mcmc.integration import vcsgc_free_energies, vcsgc_free_energy_derivative
+from lattherm.mcmc.moves import VarianceConstrainedFlip
+from lattherm.mcmc.samplers import run_chains
+from lattherm.mcmc.vcsgc import vcsgc_scan
+from lattherm.observables import standard_observables
+
+
+@pytest.fixture(scope="module")
+def cell16():
+    """The published CuAu CE on the 16-site primitive FCC cell (2 x 2 x 4; self-interacting):
+    lattice, Hamiltonian, and the energy and species-1 count of all 2^16 configurations."""
+    lattice = make_lattice("fcc", (2, 2, 4), a=3.8)
+    ham = ClusterExpansionHamiltonian(published_cluster_expansion(), lattice)
+    energies, n_ones = enumerate_energies(ham)
+    return lattice, ham, energies, n_ones
+
+
+def state_index(x):
+    return (x.long() << torch.arange(x.shape[1])).sum(dim=1).numpy()
+
+
+def chi_square_p_value(final, probabilities):
+    """Pearson's chi-square test of independent final states against exact probabilities;
+    states expected fewer than 5 times are pooled into one bin."""
+    observed = np.bincount(state_index(final), minlength=len(probabilities))
+    expected = probabilities * len(final)
+    big = expected >= 5
+    obs = np.r_[observed[big], observed[~big].sum()]
+    exp = np.r_[expected[big], expected[~big].sum()]
+    assert observed[expected == 0].sum() == 0  # never a forbidden state
+    keep = exp > 0
+    stat = np.sum((obs[keep] - exp[keep]) ** 2 / exp[keep])
+    return chi2.sf(stat, df=keep.sum() - 1)
+
+
+def test_weight_change_is_that_of_mchammers_acceptance_rule():
+    # mchammer's do_vcsgc_flip: potential change kappa k_B T / N (1 + factor (N phi + 2 n)),
+    # factor +1 when species 1 is added, -1 when removed, n its count before the flip
+    ham = SherringtonKirkpatrick(10, seed=0)
+    move = VarianceConstrainedFlip(ham, phi=-0.7, kappa=3.0)
+    n, phi, kappa = 10, torch.tensor(-0.7, dtype=torch.float64), 3.0
+    for ones in range(n + 1):
+        for gain in (1.0, -1.0):
+            if not 0 <= ones + gain <= n:
+                continue
+            ours = move.log_weight_change(torch.tensor(float(ones), dtype=torch.float64), torch.tensor(gain), phi)
+            before, after = ones / n, (ones + gain) / n
+            exact = -kappa * n * ((after + phi / 2) ** 2 - (before + phi / 2) ** 2)
+            mchammer = -kappa / n * (1.0 + gain * (n * phi + 2 * ones))
+            assert float(ours) == pytest.approx(float(exact), abs=1e-12) == pytest.approx(float(mchammer), abs=1e-12)
+
+
+@pytest.mark.parametrize("case", ["random_scan", "colour_classes", "ce_packed"])
+def test_final_states_follow_the_exact_vcsgc_distribution(case, cell16):
+    # many independent chains far past their mixing time, each with its own (beta, phi): the final
+    # states of each group are draws from its stationary distribution, which must be VCSGC's
+    if case == "random_scan":  # SK: no colour classes, random sites, Metropolis
+        ham, betas, phis, kappa = SherringtonKirkpatrick(6, seed=1), [1.2, 0.6], [-0.6, -1.5], 2.0
+    elif case == "colour_classes":  # a pair model: checkerboard classes, decided site by site
+        ham, betas, phis, kappa = EdwardsAnderson(make_lattice("square", (2, 4)), seed=2), [0.7, 0.3], [-0.4, -1.2], 4.0
+    else:  # the CE, bit-sliced (on this self-interacting cell one site per class)
+        ham = cell16[1]
+        betas, phis, kappa = [1.0 / (K_B_EV * 1200.0), 1.0 / (K_B_EV * 700.0)], [-0.8, -0.5], 1.0
+    n_chains = 4000
+    move = VarianceConstrainedFlip(ham, torch.tensor(np.repeat(phis, n_chains)), kappa)
+    result = run_chains(ham, betas, n_chains, 40, move=move, burn_in=39, seed=5, observables={}, progress=False)
+    energies, n_ones = enumerate_energies(ham)
+    for k, (beta, phi) in enumerate(zip(betas, phis)):
+        final = result.final[k * n_chains:(k + 1) * n_chains]
+        exact = vcsgc_probabilities(energies, n_ones, ham.n_sites, beta, phi, kappa)
+        assert chi_square_p_value(final, exact) > 1e-3, (case, beta, phi)
+        # negative control: the same states against the distribution with the other sign of phi
+        wrong = vcsgc_probabilities(energies, n_ones, ham.n_sites, beta, -phi, kappa)
+        assert chi_square_p_value(final, wrong) < 1e-6
+
+
+class SimultaneousFlip(VarianceConstrainedFlip):
+    """The wrong shortcut: every site of a colour class decided at once against the composition
+    at the start of the class (independent in energy, but not in the kappa term)."""
+
+    def _decide(self, log_ratio, x_old, rule, gen):
+        gain = 1.0 - 2.0 * x_old
+        ok = rule(log_ratio + self.log_weight_change(self._ones, gain, self._phi_rows),
+                  torch.rand(log_ratio.shape, generator=gen, dtype=torch.float64))
+        self._ones += (gain * ok).sum(dim=0)
+        return ok
+
+
+def test_deciding_a_colour_class_at_once_is_not_exact():
+    # the negative control of the colour-class case above: the same chains, with the sites of a
+    # checkerboard class decided together, miss the exact distribution
+    ham, beta, phi, kappa = EdwardsAnderson(make_lattice("square", (2, 4)), seed=2), 0.7, -0.4, 4.0
+    result = run_chains(ham, beta, 4000, 40, move=SimultaneousFlip(ham, phi, kappa), burn_in=39, seed=5,
+                        observables={}, progress=False)
+    energies, n_ones = enumerate_energies(ham)
+    assert chi_square_p_value(result.final, vcsgc_probabilities(energies, n_ones, 8, beta, phi, kappa)) < 1e-6
+
+
+def exact_vcsgc_averages(cell16, beta, phi, kappa):
+    """Exact <c>, <E> and <order parameter> of the 16-site cell in the VCSGC ensemble, and the
+    spread of c."""
+    lattice, _, energies, n_ones = cell16
+    p = vcsgc_probabilities(energies, n_ones, 16, beta, phi, kappa)
+    eta = standard_observables(lattice)["order_parameter"](configurations(16, 0, 1 << 16)).double().numpy()
+    c = float(p @ n_ones) / 16
+    return {"composition": c, "energy": float(p @ energies), "order_parameter": float(p @ eta),
+            "composition_std": float(np.sqrt(p @ (n_ones / 16 - c) ** 2))}
+
+
+@pytest.mark.parametrize("temperature, kappa, phis", [(1500.0, 2.0, [-1.5, -1.0, -0.6]),
+                                                      (600.0, 10.0, [-1.5, -1.0, -0.5])])
+def test_cuau_16_site_vcsgc_scan_matches_enumeration(cell16, temperature, kappa, phis):
+    # at 1500 K a near-random alloy; at 600 K, with a stiffer constraint, the L1_2 / L1_0 orders of
+    # this cell (<c> ~ 0.26, 0.50, 0.71); the bit-sliced colour-class path with per-chain phi
+    lattice, ham, _, _ = cell16
+    beta = 1.0 / (K_B_EV * temperature)
+    obs = {k: standard_observables(lattice)[k] for k in ("composition", "order_parameter")}
+    table = vcsgc_free_energies(vcsgc_scan(ham, beta, phis, kappa, n_chains=192, n_sweeps=200, burn_in=40,
+                                           temperature=temperature, seed=1, observables=obs, progress=False), "scan")
+    assert sorted(table.phi) == sorted(phis) and (table.temperature == temperature).all()
+    worst, wrong = 0.0, 0.0
+    for row in table.itertuples():
+        exact = exact_vcsgc_averages(cell16, beta, row.phi, kappa)
+        exact["free_energy_derivative_per_site"] = vcsgc_free_energy_derivative(exact["composition"], row.phi,
+                                                                                kappa, beta)
+        assert row.interior and row.composition_std == pytest.approx(exact.pop("composition_std"), rel=0.05)
+        for column, value in exact.items():
+            worst = max(worst, abs(getattr(row, column) - value) / getattr(row, f"{column}_err"))
+        # negative control: the exact <c> at half the kappa (or with the other sign of phi)
+        for other in (exact_vcsgc_averages(cell16, beta, row.phi, kappa / 2),
+                      exact_vcsgc_averages(cell16, beta, -2.0 - row.phi, kappa)):
+            wrong = max(wrong, abs(row.composition - other["composition"]) / row.composition_err)
+    print(f"\n{temperature} K: worst deviation {worst:.2f} sigma; negative controls up to {wrong:.0f} sigma")
+    assert worst < 4 and wrong > 10
+    assert np.all(table.composition_err > 0) and np.all(table.composition_err < 0.01)
+
+
+def exact_canonical_free_energies(cell16, beta):
+    """F_n = -ln Z_n / beta of the 16-site cell at each species-1 count n = 0 .. 16 (total, eV)."""
+    _, _, energies, n_ones = cell16
+    return np.array([-logsumexp(-beta * energies[n_ones == n]) / beta for n in range(17)])
+
+
+def test_vcsgc_derivative_and_integral_match_the_exact_canonical_free_energy(cell16):
+    # exact VCSGC averages (no sampling) against the exact canonical F(c) of the 16-site cell at
+    # 1500 K: the estimator -2 kappa k_B T (<c> + phi / 2) is the saddle point of the composition
+    # distribution, exact up to O(1/N) (test below); on 16 sites with kappa = 2 (<c> spread over
+    # ~1.4 sites) it is within 0.04 k_B T of the finite difference F_{n+1} - F_n, and F(c) by
+    # integration over the phi scan within 0.002 k_B T of F interpolated between the F_n
+    temperature, kappa = 1500.0, 2.0
+    beta = 1.0 / (K_B_EV * temperature)
+    kt = 1.0 / beta
+    free = exact_canonical_free_energies(cell16, beta)
+    phis = np.linspace(-1.6, -0.4, 13)
+    exact = pd.DataFrame([exact_vcsgc_averages(cell16, beta, phi, kappa) for phi in phis])
+    table = vcsgc_free_energies(exact.assign(beta=beta, phi=phis, kappa=kappa, composition_err=1e-4), "exact")
+    assert table.interior.all()
+    c = table.composition.to_numpy()
+    assert np.all(np.diff(c) > 0)  # sorted by decreasing phi: <c> rises
+    # d(F/N)/dc = dF/dn: forward differences at n + 1/2, interpolated to N <c>
+    slope = np.interp(16 * c, np.arange(16) + 0.5, np.diff(free))
+    deviation = np.abs(table.free_energy_derivative_per_site - slope) / kt
+    change = (CubicSpline(np.arange(17), free)(16 * c) - CubicSpline(np.arange(17), free)(16 * c[0])) / 16
+    integral_deviation = np.abs(table.free_energy_change_per_site - change) / kt
+    print(f"\nworst |dF/dc - exact| {deviation.max():.3f} kT, |F(c) - exact| {integral_deviation.max():.4f} kT")
+    assert deviation.max() < 0.1 and integral_deviation.max() < 0.01
+    # negative control: the estimator without its factor 2 (or with +kappa) misses by far more
+    for wrong in (-kappa * kt * (c + table.phi / 2), 2 * kappa * kt * (c + table.phi / 2)):
+        assert np.abs(wrong - slope).max() / kt > 0.25
+
+
+def test_vcsgc_derivative_converges_as_one_over_n_for_an_ideal_solution():
+    # E = 0: Z_n = C(N, n) and d(F/N)/dc = k_B T ln(c / (1 - c)) in the limit; the estimator at the
+    # exact VCSGC <c> differs by a / N, the same a for every N (the skew of the composition peak)
+    kappa, beta, phis = 2.0, 1.0, np.linspace(-1.6, -0.4, 13)
+    worst = {}
+    for n_sites in (16, 256, 4096):
+        n = np.arange(n_sites + 1)
+        log_w = gammaln(n_sites + 1) - gammaln(n + 1) - gammaln(n_sites - n + 1)
+        deviations = []
+        for phi in phis:
+            lw = log_w - kappa * n_sites * (n / n_sites + phi / 2) ** 2
+            c = float(np.exp(lw - logsumexp(lw)) @ n) / n_sites
+            deviations.append(vcsgc_free_energy_derivative(c, phi, kappa, beta) - math.log(c / (1 - c)))
+        worst[n_sites] = np.abs(deviations).max()
+    print(f"\nN * worst deviation: {[round(n * d, 4) for n, d in worst.items()]}")
+    assert worst[4096] < 1e-4 and worst[16] > 1e-2
+    assert worst[16] * 16 == pytest.approx(worst[4096] * 4096, rel=0.05)
+
+
+def test_rows_pinned_at_a_pure_element_are_flagged_not_estimated(cell16):
+    # phi = +2 pins the 16-site cell near pure Cu (exactly: <c> = 0.013, spread 0.028 at 1500 K,
+    # kappa = 2), where the composition distribution is cut off at c = 0 and the saddle-point
+    # estimator fails (-0.52 eV against the exact F_1 - F_0 = -0.33 eV): NaN, and the integral
+    # starts at the first interior row
+    temperature, kappa = 1500.0, 2.0
+    beta = 1.0 / (K_B_EV * temperature)
+    phis = [2.0, -0.4, -1.0]
+    exact = pd.DataFrame([exact_vcsgc_averages(cell16, beta, phi, kappa) for phi in phis])
+    table = vcsgc_free_energies(exact.assign(beta=beta, phi=phis, kappa=kappa, composition_err=1e-4), "exact")
+    assert table.phi.tolist() == phis and table.interior.tolist() == [False, True, True]
+    assert table.iloc[0][["free_energy_derivative_per_site", "free_energy_change_per_site"]].isna().all()
+    assert table.free_energy_change_per_site.iloc[1] == 0.0 and table.free_energy_change_per_site.iloc[2] != 0.0
+    free = exact_canonical_free_energies(cell16, beta)
+    estimate = vcsgc_free_energy_derivative(exact.composition[0], phis[0], kappa, beta)
+    assert abs(estimate - (free[1] - free[0])) > 1.0 / beta  # what the flag keeps out of the table
+
+
+def test_free_energy_integral_is_exact_for_a_quadratic_f_and_propagates_errors():
+    # f(c) = a c^2 + b c: the compositions where the VCSGC relation holds exactly at each phi;
+    # the trapezoid over a linear dF/dc is exact, and the error of each F(c) is that of a linear
+    # function of independent <c>s (checked against resampling)
+    a, b, kappa, beta = 0.3, -0.1, 20.0, 40.0
+    c = np.linspace(0.1, 0.9, 9)
+    phis = -2.0 * c - beta * (2 * a * c + b) / kappa
+    errors = np.full(9, 2e-4)
+    table = vcsgc_free_energies(pd.DataFrame({"beta": beta, "phi": phis, "kappa": kappa, "composition": c,
+                                              "composition_err": errors, "composition_std": 0.02}), "quadratic")
+    exact = a * table.composition**2 + b * table.composition - (a * c[0] ** 2 + b * c[0])
+    assert np.allclose(table.free_energy_change_per_site, exact, atol=1e-12)
+    assert np.allclose(table.free_energy_derivative_per_site, 2 * a * table.composition + b, atol=1e-12)
+    rng = np.random.default_rng(0)
+    draws = np.array([vcsgc_free_energies(table[["beta", "phi", "kappa", "composition_std"]].assign(
+        composition=table.composition + rng.normal(0, errors), composition_err=errors), "draw")
+        .free_energy_change_per_site for _ in range(300)])
+    assert np.allclose(draws.std(axis=0)[1:], table.free_energy_change_per_site_err[1:], rtol=0.2)
+    assert table.free_energy_change_per_site_err.iloc[0] == 0
+    assert np.allclose(table.free_energy_derivative_per_site_err, 2 * kappa / beta * errors)
+
+
+def test_bad_scan_tables_and_arguments_raise(cell16):
+    ham = cell16[1]
+    good = pd.DataFrame({"beta": 10.0, "phi": [-1.0, -0.5], "kappa": 5.0, "composition": [0.5, 0.3],
+                         "composition_err": 1e-3, "composition_std": 0.02})
+    with pytest.raises(LatthermError, match="kappa"):
+        vcsgc_free_energies(good.assign(kappa=[5.0, 6.0]), "t.csv")
+    with pytest.raises(LatthermError, match="phi"):
+        vcsgc_free_energies(good.assign(phi=-1.0), "t.csv")
+    with pytest.raises(LatthermError, match="composition_err"):
+        vcsgc_free_energies(good.drop(columns="composition_err"), "t.csv")
+    with pytest.raises(LatthermError, match="kappa"):
+        vcsgc_scan(ham, 10.0, [-1.0], 0.0, 2, 200)
+    with pytest.raises(LatthermError, match="phis"):
+        vcsgc_scan(ham, 10.0, [-1.0, -1.0], 1.0, 2, 200)
+    with pytest.raises(LatthermError, match="128"):
+        vcsgc_scan(ham, 10.0, [-1.0], 1.0, 2, 200, burn_in=100)
+    with pytest.raises(ValueError, match="phi"):
+        run_chains(ham, 10.0, 3, 2, move=VarianceConstrainedFlip(ham, [-1.0, -0.5], 1.0), progress=False)
+    with pytest.raises(ValueError, match="n_ones"):
+        run_chains(ham, 10.0, 3, 2, move=VarianceConstrainedFlip(ham, -1.0, 1.0), n_ones=8, progress=False)
+    with pytest.raises(ValueError, match="kappa"):
+        VarianceConstrainedFlip(ham, -1.0, -1.0)
+
+
+def test_mchammer_vcsgc_settings_are_checked_before_running():
+    from lattherm.mcmc.mchammer_runs import run_scan
+
+    ce, lattice = published_cluster_expansion(), make_lattice("fcc_cubic", (2, 2, 2), a=3.8)
+    for kwargs, message in (({"phi": -1.0}, "kappa"), ({"phi": -1.0, "kappa": -2.0}, "kappa > 0"),
+                            ({"phi": -1.0, "kappa": 2.0, "dmu": 0.1}, "no concentration or dmu")):
+        with pytest.raises(LatthermError, match=message):
+            run_scan(ce, lattice, [1000.0], "vcsgc", **kwargs)
+    with pytest.raises(LatthermError, match="phi and kappa go with the vcsgc ensemble"):
+        run_scan(ce, lattice, [1000.0], "semi_grand", dmu=0.0, phi=-1.0, kappa=2.0)
+    with pytest.raises(LatthermError, match="T = inf"):
+        run_scan(ce, lattice, [math.inf], "vcsgc", phi=-1.0, kappa=2.0)
+
+
+def test_torch_vcsgc_agrees_with_mchammer():
+    # mchammer's VCSGCEnsemble (phis={"Au": phi}) and the torch move on the 32-site conventional
+    # cell (mchammer's increments are exact on it: tests/test_mchammer.py) at one (T, phi, kappa)
+    from lattherm.mcmc.mchammer_runs import run_scan
+
+    ce = published_cluster_expansion()
+    lattice = make_lattice("fcc_cubic", (2, 2, 2), a=3.8)
+    temperature, phi, kappa = 1200.0, -0.6, 10.0
+    beta = 1.0 / (K_B_EV * temperature)
+    mch = run_scan(ce, lattice, [temperature], "vcsgc", phi=phi, kappa=kappa, steps_per_site=2000, seed=2).iloc[0]
+    ours = vcsgc_free_energies(vcsgc_scan(ClusterExpansionHamiltonian(ce, lattice), beta, [phi], kappa, n_chains=64,
+                                          n_sweeps=160, burn_in=20, temperature=temperature, seed=3,
+                                          observables=standard_observables(lattice), progress=False), "torch").iloc[0]
+    # mchammer's own dF/dc series is the same estimator of its <c>: the conventions agree exactly
+    assert mch.free_energy_derivative_per_site == pytest.approx(
+        vcsgc_free_energy_derivative(mch.composition, phi, kappa, beta), rel=1e-9, abs=1e-12)
+    deviations = {col: abs(mch[col] - ours[col]) / math.hypot(mch[f"{col}_err"], ours[f"{col}_err"])
+                  for col in ("composition", "energy", "order_parameter", "sro_1", "free_energy_derivative_per_site")}
+    print("\n" + ", ".join(f"{k}: {v:.2f} sigma" for k, v in deviations.items()))
+    assert all(v < 3.5 for v in deviations.values())
+    assert 0.25 < ours.composition < 0.4  # <c> ~ -phi / 2, pulled towards the L1_2-rich side
+
+
+def _settings(tmp_path):
+    from lattherm.ce.published import write_published_ce
+
+    alloys = tmp_path / "ce"
+    alloys.mkdir()
+    write_published_ce(alloys / "cuau.json")
+    settings = tmp_path / "pd.yaml"
+    settings.write_text(yaml.safe_dump({"alloy": "cuau", "lattice": "fcc", "size": [2, 2, 4],
+                                        "temperatures": [1500.0], "concentrations": [0.25, 0.5], "dmus": [0.0]}))
+    return alloys, settings
+
+
+def test_cli_vcsgc_writes_a_tidy_phi_scan(tmp_path, cell16):
+    from lattherm.cli import app
+
+    alloys, settings = _settings(tmp_path)
+    out = tmp_path / "vcsgc.csv"
+    args = ["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--temperature", "1500",
+            "--kappa", "2", "--phi-min", "-1.5", "--phi-max", "-0.5", "--phi-count", "3", "--chains", "64",
+            "--sweeps", "160", "--burn-in", "20", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert len(table) == 3 and (table.ensemble == "vcsgc").all() and (table.n_sites == 16).all()
+    for column in ("temperature", "phi", "kappa", "composition", "composition_err", "composition_std", "interior",
+                   "energy_per_site", "order_parameter", "order_l12", "order_l10", "free_energy_derivative_per_site",
+                   "free_energy_derivative_per_site_err", "free_energy_change_per_site",
+                   "free_energy_change_per_site_err"):
+        assert column in table.columns, column
+    assert table.phi.tolist() == [-0.5, -1.0, -1.5]  # decreasing phi, rising <c>
+    # the CE file's cell is the enumerated one: <c> within 4 sigma of exact
+    _, _, energies, n_ones = cell16
+    beta = 1.0 / (K_B_EV * 1500.0)
+    for row in table.itertuples():
+        exact = vcsgc_probabilities(energies, n_ones, 16, beta, row.phi, 2.0) @ n_ones / 16
+        assert abs(row.composition - exact) < 4 * row.composition_err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--kappa", "0", "--kappa = 0.0"), ("--phi-count", "1", "--phi-count = 1"),
+    ("--phi-min", "0.5", "--phi-min = 0.5"), ("--sweeps", "100", "--sweeps = 100"),
+    ("--temperature", "-3", "--temperature = -3.0")])
+def test_cli_vcsgc_refuses_bad_options_in_one_line(tmp_path, capsys, option, value, message):
+    from lattherm.cli import main
+
+    alloys, settings = _settings(tmp_path)
+    args = {"--temperature": "1500", "--kappa": "2", "--phi-min": "-1.5", "--phi-max": "-0.5", "--phi-count": "3",
+            "--sweeps": "400", option: value}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--out", str(tmp_path / "t.csv"),
+              *[item for pair in args.items() for item in pair]])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.startswith("error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.csv").exists()
