@@ -91,8 +91,8 @@ def main() -> None:
     if args.budget is not None:
         cfg["budget_s"] = args.budget
     temperature = 1.0 / BETA_C
-    system = build_system({"model": "ising", "lattice": "square", "size": [16, 16]})
-    large = build_system({"model": "ising", "lattice": "square", "size": [32, 32]})
+    system = build_system({"model": "ising", "lattice": "square", "train_size": [16, 16]})
+    large = build_system({"model": "ising", "lattice": "square", "train_size": [32, 32]})
     exact = {16: float(ising_thermo(16, 16, [BETA_C]).free_energy.iloc[0]),
              32: float(ising_thermo(32, 32, [BETA_C]).free_energy.iloc[0])}
     base = TrainConfig(steps=1, batch_size=cfg["batch"], lr=cfg["lr"], temperature=temperature, device=args.device)

@@ -92,11 +92,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ce_file = write_published_ce(Path(tmp) / "cuau.json")
         systems = [
-            ("Ising 16x16 beta_c", build_system({"model": "ising", "lattice": "square", "size": [16, 16]}),
+            ("Ising 16x16 beta_c", build_system({"model": "ising", "lattice": "square", "train_size": [16, 16]}),
              1.0 / BETA_C, ("flip", "wolff")),
             (f"CuAu 4x4x8 x=0.5 {args.cuau_temperature:.0f} K",
-             build_system({"model": "cluster_expansion", "lattice": "fcc", "size": [4, 4, 8], "ce_file": str(ce_file),
-                           "species": ["Cu", "Au"], "ensemble": "canonical", "concentration": 0.5}),
+             build_system({"model": "cluster_expansion", "alloy": "cuau", "lattice": "fcc", "train_size": [4, 4, 8],
+                           "ensemble": "canonical", "concentration": 0.5}, ce_file=ce_file),
              args.cuau_temperature, ("swap",)),
         ]
         for label, system, temperature, moves in systems:

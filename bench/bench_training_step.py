@@ -67,7 +67,7 @@ def worker(job: dict) -> dict:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     device = torch.device(job["device"])
     cuda = device.type == "cuda"
-    system = build_system({"model": "ising", "lattice": "square", "size": [job["L"], job["L"]]})
+    system = build_system({"model": "ising", "lattice": "square", "train_size": [job["L"], job["L"]]})
     lattice, n = system.lattice, system.lattice.n_sites
     kind = "made" if job["method"] == "made" else "transformer"
     torch.manual_seed(0)

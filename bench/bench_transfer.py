@@ -141,8 +141,8 @@ def print_row(label: str, r: dict) -> None:
 
 
 def ising_case(temperature: float, cfg: dict, tmp: Path, device: str) -> dict:
-    small = build_system({"name": "ising_10x10", "model": "ising", "lattice": "square", "size": [10, 10]})
-    large = build_system({"name": "ising_20x20", "model": "ising", "lattice": "square", "size": [20, 20]})
+    small = build_system({"model": "ising", "lattice": "square", "train_size": [10, 10]}, name="ising_10x10")
+    large = build_system({"model": "ising", "lattice": "square", "train_size": [20, 20]}, name="ising_20x20")
     beta = small.beta(temperature)
     exact = {L: ising_thermo(L, L, [beta]).iloc[0] for L in (10, 20)}
     model, ckpt, training = train_small(small, temperature, cfg, tmp / f"ising_{temperature:g}", device)
@@ -178,10 +178,9 @@ def thermodynamic_integration(system, temperature: float, ti: dict, device: str,
 
 def cuau_case(temperature: float, cfg: dict, ti: dict, tmp: Path, device: str) -> dict:
     ce_file = write_published_ce(tmp / "cuau.json")
-    spec = {"model": "cluster_expansion", "lattice": "fcc", "a": 3.8, "ce_file": str(ce_file),
-            "species": ["Cu", "Au"], "ensemble": "canonical", "concentration": 0.5}
-    small = build_system({"name": "cuau_2x2x4", "size": [2, 2, 4], **spec})
-    large = build_system({"name": "cuau_4x4x8", "size": [4, 4, 8], **spec})
+    spec = {"model": "cluster_expansion", "alloy": "cuau", "lattice": "fcc", "ensemble": "canonical", "concentration": 0.5}
+    small = build_system({"train_size": [2, 2, 4], **spec}, ce_file=ce_file, name="cuau_2x2x4")
+    large = build_system({"train_size": [4, 4, 8], **spec}, ce_file=ce_file, name="cuau_4x4x8")
     beta = small.beta(temperature)
 
     # the reference method, validated where enumeration is exact (16 sites, C(16, 8) states)
