@@ -19,7 +19,7 @@ from lattherm.systems import SystemConfig
 
 MODEL_KEYS = {  # keys of a `models` section that only one model kind reads
     "transformer": {"d_model", "n_layer", "n_head", "mlp_ratio", "n_freq", "n_bias_shells", "attention_shells",
-                    "full_penalty", "penalty_fraction", "score"},
+                    "full_penalty", "penalty_fraction", "score", "patch"},
     "made": {"hidden", "width", "depth", "residual"},
 }
 
