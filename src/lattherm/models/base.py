@@ -82,7 +82,7 @@ class NeuralSampler(nn.Module, ABC):
 
 @dataclass
 class SamplingState:
-    """What the sampling loop carries between steps: the site order (1 or n, N), its inverse
+    """What the sampling loop carries between steps: the token order (1 or n, M), its inverse
     ``rank``, the checked ``cond`` and the model's cache (None: recompute each step)."""
 
     order: Tensor
