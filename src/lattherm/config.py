@@ -4,22 +4,24 @@ The Snakefile calls :func:`check_workflow_config`. The whole config is validated
 schema (types, ranges, unknown keys), each block by its typed class (:class:`SystemConfig`,
 :class:`AlloyConfig`, :class:`PhaseDiagramConfig`, which also fill in the defaults), and then the
 rules that join blocks: alloys that exist and fit the system's lattice, models that have a
-section, transformer cells within the dense-geometry limit, disorder samples whose names are free. Each failure is one
+section, transformer cells within the dense-geometry limit and patches that tile them, disorder samples whose names are free. Each failure is one
 :class:`ConfigError` naming the field (``systems.ising.mcmc.burn_in``) and its value.
 """
 
 from __future__ import annotations
 
+import math
+
 from lattherm.ce.fit import AlloyConfig
-from lattherm.lattices import MAX_DENSE_SITES
+from lattherm.lattices import MAX_DENSE_SITES, cell_sites, size_tag
 from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
-from lattherm.models.transformer import TransformerConfig
+from lattherm.models.transformer import MAX_PATCH_SITES, TransformerConfig
 from lattherm.schema import SCHEMA_PATH, ConfigError, check_block
 from lattherm.systems import SystemConfig
 
 MODEL_KEYS = {  # keys of a `models` section that only one model kind reads
     "transformer": {"d_model", "n_layer", "n_head", "mlp_ratio", "n_freq", "n_bias_shells", "attention_shells",
-                    "full_penalty", "penalty_fraction", "score"},
+                    "full_penalty", "penalty_fraction", "score", "patch"},
     "made": {"hidden", "width", "depth", "residual"},
 }
 
@@ -73,6 +75,24 @@ def _check_alloy_of(where: str, alloy: str, lattice: str, alloys: dict[str, Allo
                           f"{alloys[alloy].lattice!r}")
 
 
+def _check_patch(field: str, section: dict, name: str, system: SystemConfig) -> None:
+    """A transformer's patch tiles every cell of the system, has a vocabulary the model allows,
+    and has physics logits only for a pair model."""
+    patch = section.get("patch")
+    if patch is None:
+        return
+    sites = cell_sites(system.lattice, [1] * len(system.train_size)) * math.prod(patch)
+    if len(patch) != len(system.train_size) or sites > MAX_PATCH_SITES:
+        raise ConfigError(f"{field} = {patch}: systems.{name} needs one entry per lattice axis ({len(system.train_size)}) "
+                          f"and at most {MAX_PATCH_SITES} sites per patch (vocabulary 2^k), got {sites}")
+    for size in system.sizes:
+        if any(n % p for n, p in zip(size, patch)):
+            raise ConfigError(f"{field} = {patch} does not tile the {size_tag(size)} cell of systems.{name}")
+    if section.get("physics_logits") and system.model == "cluster_expansion":
+        raise ConfigError(f"{field} = {patch}: physics_logits with patches needs a pair model, systems.{name} is a "
+                          f"cluster expansion (set patch: null or physics_logits: false)")
+
+
 def _check_neural(config: dict, systems: dict[str, SystemConfig]) -> None:
     trained = [name for name, system in systems.items() if system.neural_temperatures]
     if not trained:
@@ -102,14 +122,16 @@ def _check_neural(config: dict, systems: dict[str, SystemConfig]) -> None:
         if system.lattice is None:  # no geometry to encode: the transformer embeds each site instead
             for model in transformers:
                 section = models[model]
-                for field in ("n_freq", "n_bias_shells", "attention_shells"):
+                for field in ("n_freq", "n_bias_shells", "attention_shells", "patch"):
                     value = section.get(field, TransformerConfig.__dataclass_fields__[field].default)
                     if value not in (0, None):
                         raise ConfigError(f"models.{model}.{field} = {value!r}: systems.{name} has no lattice, so its "
                                           f"transformer has no geometry to encode (set n_freq: 0, n_bias_shells: 0, "
-                                          f"attention_shells: null)")
+                                          f"attention_shells: null, patch: null)")
             continue
         for size in system.sizes:
             if system.n_sites(size) > MAX_DENSE_SITES:
                 raise ConfigError(f"systems.{name}: the {size} cell has {system.n_sites(size)} sites; the transformer models "
                                   f"{transformers} need a lattice of at most {MAX_DENSE_SITES} sites")
+        for model in transformers:
+            _check_patch(f"models.{model}.patch", models[model], name, system)

@@ -496,6 +496,22 @@ def sites_within(buckets: np.ndarray, n_shells: int) -> np.ndarray:
     return np.where(np.arange(counts.max()) < counts[:, None], order, len(buckets))
 
 
+def lattice_patches(lattice: Lattice, patch: Sequence[int] | None) -> np.ndarray:
+    """The sites of each patch, (M, k) int64: blocks of ``patch`` repeats of the lattice's cell
+    (all basis sites) along each axis, in row-major order of the blocks, sites in site order
+    (first: the block's corner); None: one site per patch. The patch must tile the supercell."""
+    if patch is None:
+        return np.arange(lattice.n_sites)[:, None]
+    d, repeats = lattice.dimension, [int(r) for r in lattice.repeats[: lattice.dimension]]
+    if len(patch) != d or any(r % int(p) for r, p in zip(repeats, patch)):
+        raise LatticeError(f"patch {list(patch)} does not tile the {'x'.join(map(str, repeats))} cell: it needs one "
+                           f"entry per lattice axis ({d}), each dividing the cell's repeats")
+    block = lattice.cell_index[:, :d] // np.asarray(patch, dtype=np.int64)
+    blocks_per_axis = np.asarray(repeats) // np.asarray(patch)
+    patch_of_site = np.ravel_multi_index(tuple(block.T), tuple(blocks_per_axis))
+    return np.argsort(patch_of_site, kind="stable").reshape(int(np.prod(blocks_per_axis)), -1)
+
+
 def size_tag(size: Sequence[int]) -> str:
     """[4, 4] -> "4x4": a cell size in file names, table columns and on the command line."""
     return "x".join(str(int(n)) for n in size)

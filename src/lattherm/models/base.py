@@ -9,7 +9,8 @@ An autoregressive sampler (:class:`Autoregressive`) provides, besides its hyperp
 only its conditionals: all of them at once (``log_conditionals``, from which ``log_prob``
 follows) and the next site's during sampling (``sampling_state`` / ``next_logits``, with an
 optional cache); the one ancestral sampling loop (:func:`lattherm.models.sampling.ancestral_sample`)
-does the rest.
+does the rest. A step places one token: a site (its species), or for a model with patches
+(``patches`` (M, k) sites, ``patch_values`` (V, k) species of each token value) k sites at once.
 
 ``cond`` is an optional (B, n_cond) float tensor of conditioning variables (e.g. beta, or
 beta and dmu), so one model can serve a whole temperature scan. ``n_ones`` (canonical
@@ -81,7 +82,7 @@ class NeuralSampler(nn.Module, ABC):
 
 @dataclass
 class SamplingState:
-    """What the sampling loop carries between steps: the site order (1 or n, N), its inverse
+    """What the sampling loop carries between steps: the token order (1 or n, M), its inverse
     ``rank``, the checked ``cond`` and the model's cache (None: recompute each step)."""
 
     order: Tensor
@@ -91,12 +92,27 @@ class SamplingState:
 
 
 class Autoregressive(NeuralSampler):
-    """q(x) = prod_t q(x_{o_t} | x_{o_<t}) along a site order o; sampled by the one loop."""
+    """q(x) = prod_t q(x_{o_t} | x_{o_<t}) along an order o of the tokens; sampled by the one loop.
+    A token is one site (the default) or a patch of k sites with vocabulary K^k."""
+
+    @property
+    def patches(self) -> Tensor:
+        """The sites of each token, (M, k) int64; one site per token by default."""
+        return torch.arange(self.n_sites)[:, None]
+
+    @property
+    def patch_values(self) -> Tensor:
+        """The species each token value puts on its patch's sites, (V, k) int64."""
+        return torch.arange(self.n_species)[:, None]
+
+    def tokens(self, x: Tensor) -> Tensor:
+        """The token value of every patch of x (B, N), (B, M) int64."""
+        return x
 
     @abstractmethod
     def log_conditionals(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
                          order: Tensor | None = None) -> Tensor:
-        """ln q(x_i = k | the sites before i in the order) for every site i, (B, N, K) float64."""
+        """ln q(token i = v | the tokens before i in the order) for every token i, (B, M, V) float64."""
 
     @abstractmethod
     def sampling_state(self, n: int, cond: Tensor | None, order: Tensor | None, use_cache: bool) -> SamplingState:
@@ -104,12 +120,12 @@ class Autoregressive(NeuralSampler):
 
     @abstractmethod
     def next_logits(self, x: Tensor, t: int, state: SamplingState) -> Tensor:
-        """Logits (n, K) of site ``state.order[:, t]`` given the sites placed before it in ``x``."""
+        """Logits (n, V) of token ``state.order[:, t]`` given the tokens placed before it in ``x``."""
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
                  order: Tensor | None = None) -> Tensor:
         x = self.check_x(x)
-        return self.log_conditionals(x, cond, n_ones, order).gather(-1, x[..., None])[..., 0].sum(1)
+        return self.log_conditionals(x, cond, n_ones, order).gather(-1, self.tokens(x)[..., None])[..., 0].sum(1)
 
     def sample(self, n: int, cond: Tensor | None = None, n_ones: int | None = None,
                generator: torch.Generator | None = None, order: Tensor | None = None,
@@ -128,22 +144,33 @@ def check_z2_option(value) -> None:
         raise ValueError(f"z2_symmetric must be true, false or 'auto', got {value!r}")
 
 
-def canonical_mask(n_ones_so_far: Tensor, n_remaining: Tensor | int, n_ones: int) -> Tensor:
-    """Which species (0 or 1) may still be chosen at the next site, shape (..., 2), bool.
+def canonical_mask(n_ones_so_far: Tensor, n_remaining: Tensor | int, n_ones: int,
+                   value_ones: Tensor | None = None) -> Tensor:
+    """Which token values may still be chosen at the next step, shape (..., V), bool.
 
     ``n_ones_so_far`` counts species-1 sites already placed; ``n_remaining`` counts the sites
-    not yet placed, the current one included. Species 1 is allowed while ones are still
-    needed; species 0 is allowed while enough sites remain to place the missing ones.
+    not yet placed, the current token's included. ``value_ones`` (V,): the species-1 sites each
+    value places (None: one site, values 0 and 1), k = the token's sites = the largest count.
+    A value is allowed if it places no more ones than are still needed and leaves no more
+    needed than the sites after it can hold. (For one site: species 1 while ones are still
+    needed, species 0 while enough sites remain.)
     """
-    needed = n_ones - n_ones_so_far
-    return torch.stack([needed < n_remaining, needed > 0], dim=-1)
+    needed = torch.as_tensor(n_ones - n_ones_so_far)[..., None]
+    if value_ones is None:
+        value_ones = torch.arange(2, device=needed.device)
+    after = needed - value_ones.to(needed.device)
+    k = int(value_ones.max())
+    return (after >= 0) & (after <= torch.as_tensor(n_remaining, device=needed.device)[..., None] - k)
 
 
 def log_softmax_canonical(logits: Tensor, ones_before: Tensor | None, remaining: Tensor | int,
-                          n_ones: int | None) -> Tensor:
-    """ln q over the species (last axis) in float64, renormalised over the choices that can
-    still reach ``n_ones`` (None: unconstrained)."""
+                          n_ones: int | None, value_ones: Tensor | None = None) -> Tensor:
+    """ln q over the token values (last axis) in float64, renormalised over the values that
+    can still reach ``n_ones`` (None: unconstrained; ``value_ones``: see :func:`canonical_mask`).
+    A state that cannot reach ``n_ones`` whatever comes next gives -inf to every value."""
     logits = logits.to(torch.float64)
     if n_ones is not None:
-        logits = logits.masked_fill(~canonical_mask(ones_before, remaining, n_ones), float("-inf"))
+        allowed = canonical_mask(ones_before, remaining, n_ones, value_ones)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        return torch.log_softmax(logits, dim=-1).masked_fill(~allowed.any(-1, keepdim=True), float("-inf"))
     return torch.log_softmax(logits, dim=-1)

@@ -21,6 +21,12 @@ read per row from ``cond`` when the model is conditioned on them (the batch's be
 beta_t in training), else from the fixed values the caller sets (:func:`set_physics_beta`). Every
 step costs O(width of the site's table) (its neighbours), so the KV-cached sampler stays
 incremental.
+
+A model that places a patch of k sites per step (vocabulary 2^k) gets the energy of the whole
+patch for each of its values v: the terms through each patch site to placed sites (the F_i above,
+with the patch's own sites unplaced), plus the bonds inside the patch, a table (M, 2^k) of the
+cell computed once. That needs a pair model (Ising, Edwards-Anderson): a cluster of three or more
+sites partly inside a patch is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +34,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import SemiGrand
+
+
+class PhysicsError(LatthermError):
+    """A model's physics_logits cannot be built for this Hamiltonian."""
 
 
 def local_energy_tables(hamiltonian) -> tuple[Tensor, Tensor, Tensor, float]:
@@ -68,23 +79,48 @@ def local_energy_tables(hamiltonian) -> tuple[Tensor, Tensor, Tensor, float]:
                     f"cluster expansions, not {type(hamiltonian).__name__}")
 
 
+def inside_patch_energies(partners: Tensor, weights: Tensor, patches: Tensor, spins: Tensor) -> Tensor:
+    """The energy of the bonds inside each patch for each patch value, (M, V) float64, from a pair
+    model's tables (:func:`local_energy_tables`; every bond is listed from both ends), the
+    patches (M, k) and the spins of each value (V, k)."""
+    n = weights.shape[0]
+    partner = partners.expand(n, -1, -1)[patches, :, 0]  # (M, k, W)
+    match = partner[..., None] == patches[:, None, None, :]  # (M, k, W, k): bond from site a to site b
+    coupling = (weights[patches][..., None] * match).sum(2)  # (M, k, k)
+    return 0.5 * torch.einsum("va,mab,vb->mv", spins, coupling, spins)
+
+
 class PhysicsLogits(nn.Module):
-    """-beta E_i(k) for the sites being placed, from the tables of one Hamiltonian on one cell.
+    """-beta E(v) for the tokens being placed (a site's species, or a patch's values v), from the
+    tables of one Hamiltonian on one cell.
 
     ``conditioning`` (a :class:`lattherm.sampling.evaluate.Conditioning`, or None) says which
     cond columns hold beta / beta_ref and dmu / dmu_scale; the others are fixed attributes
-    ``beta`` (set by the caller) and ``dmu`` (the Hamiltonian's)."""
+    ``beta`` (set by the caller) and ``dmu`` (the Hamiltonian's). ``patches`` (M, k) and
+    ``values`` (V, k): the model's tokens (None: one site per token, values 0 and 1)."""
 
-    def __init__(self, hamiltonian, conditioning=None):
+    def __init__(self, hamiltonian, conditioning=None, patches: Tensor | None = None, values: Tensor | None = None):
         super().__init__()
         partners, weights, phi, dmu = local_energy_tables(hamiltonian)
         self.n_sites = weights.shape[0]
+        patches = torch.arange(self.n_sites)[:, None] if patches is None else patches.cpu()
+        values = torch.arange(2)[:, None] if values is None else values.cpu()
+        spin = torch.tensor([-1.0, 1.0], dtype=torch.float64)
+        inside = torch.zeros(len(patches), len(values), dtype=torch.float64)
+        if patches.shape[1] > 1:
+            if partners.shape[-1] > 1:
+                raise PhysicsError(f"physics_logits with patches needs a pair model (Ising, Edwards-Anderson), not "
+                                   f"{type(hamiltonian).__name__}: set patch: null or physics_logits: false")
+            inside = inside_patch_energies(partners, weights, patches, spin[values])
+        self.register_buffer("patches", patches, persistent=False)
+        self.register_buffer("value_phi", phi.to(torch.float64)[values], persistent=False)  # (V, k)
+        self.register_buffer("value_spin", spin[values].sum(1), persistent=False)  # (V,)
+        self.register_buffer("inside", inside, persistent=False)
         pad = partners < 0
         self.register_buffer("partners", torch.where(pad, 0, partners), persistent=False)
         self.register_buffer("pad", pad, persistent=False)
         self.register_buffer("weights", weights, persistent=False)
         self.register_buffer("phi", phi.to(torch.float64), persistent=False)
-        self.register_buffer("spin", torch.tensor([-1.0, 1.0], dtype=torch.float64), persistent=False)
         self.dmu = float(dmu)
         self.beta: float | None = None
         self.columns: dict[str, tuple[int, float]] = {}
@@ -122,12 +158,17 @@ class PhysicsLogits(nn.Module):
         terms = self.weights.to(torch.float64)[sites] * spins.prod(-1)
         return torch.where(inside, terms, 0.0).sum(-1)
 
-    def forward(self, x: Tensor, sites: Tensor, key_rank: Tensor, query_rank: Tensor, cond: Tensor | None) -> Tensor:
-        """-beta E_i(k), (B, T, 2) float64 (see :meth:`field`)."""
+    def forward(self, x: Tensor, tokens: Tensor, key_rank: Tensor, query_rank: Tensor, cond: Tensor | None) -> Tensor:
+        """-beta E(v) of the tokens ``tokens`` (1 or B, T) for each value v, (B, T, V) float64: the
+        terms to the sites j with ``key_rank[:, j] < query_rank`` (see :meth:`field`), the bonds
+        inside the patch, the semi-grand field."""
         B = x.shape[0]
         beta = self._per_row("beta", cond, self.beta, B, x.device)
         dmu = self._per_row("dmu", cond, self.dmu, B, x.device)
-        energy = self.phi.to(torch.float64) * self.field(x, sites, key_rank, query_rank)[..., None] - dmu[:, None, None] * self.spin.to(torch.float64)
+        sites = self.patches[tokens]  # (1 or B, T, k)
+        T, k = sites.shape[1:]
+        field = self.field(x, sites.flatten(1), key_rank, query_rank.repeat_interleave(k, 1)).view(B, T, k)
+        energy = field @ self.value_phi.T + self.inside[tokens] - dmu[:, None, None] * self.value_spin
         return -beta[:, None, None] * energy
 
 
@@ -153,7 +194,7 @@ def attach_physics(model, hamiltonian, conditioning=None, beta: float | None = N
     if getattr(base, "n_species", 2) != 2:
         raise ValueError("physics_logits needs a binary model")
     device = next(base.parameters()).device
-    base.physics = PhysicsLogits(hamiltonian, conditioning).to(device)
+    base.physics = PhysicsLogits(hamiltonian, conditioning, base.patches, base.patch_values).to(device)
     base.physics.beta = beta
     return model
 

@@ -13,27 +13,30 @@ from lattherm.models.base import Autoregressive, log_softmax_canonical
 def ancestral_sample(model: Autoregressive, n: int, cond: Tensor | None = None, n_ones: int | None = None,
                      generator: torch.Generator | None = None, order: Tensor | None = None,
                      use_cache: bool = True) -> tuple[Tensor, Tensor]:
-    """Draw ``n`` configurations site by site along ``order``; returns x (n, N) int64 and the
-    exact ln q (n,) float64. One uniform per configuration and step, whether or not the model
-    caches, so cached and uncached sampling give the same samples."""
+    """Draw ``n`` configurations token by token (a site, or a patch of k sites) along ``order``
+    (of the tokens); returns x (n, N) int64 and the exact ln q (n,) float64. One uniform per
+    configuration and step, whether or not the model caches, so cached and uncached sampling
+    give the same samples."""
     if int(n) < 1:
         raise ValueError(f"number of samples must be >= 1, got {n}")
     model.check_n_ones(n_ones)
     state = model.sampling_state(n, cond, order, use_cache)
     N, device = model.n_sites, state.order.device
+    patches, values = model.patches.to(device), model.patch_values.to(device)
+    value_ones = (values == 1).sum(1)
     x = torch.zeros(n, N, dtype=torch.long, device=device)
     log_q = torch.zeros(n, dtype=torch.float64, device=device)
     ones = torch.zeros(n, dtype=torch.long, device=device)
-    for t in range(N):
-        logq_t = log_softmax_canonical(model.next_logits(x, t, state), ones, N - t, n_ones)
+    for t in range(len(patches)):
+        logq_t = log_softmax_canonical(model.next_logits(x, t, state), ones, N - t * patches.shape[1], n_ones, value_ones)
         # inverse cdf; dividing by the total makes the last entry exactly 1, so u < 1 never
-        # selects past it and a species of probability 0 is never selected
+        # selects past it and a value of probability 0 is never selected
         cdf = torch.cumsum(logq_t.exp(), dim=-1)
         cdf = cdf / cdf[:, -1:]
-        xi = (uniform((n, 1), generator, device).to(torch.float64) >= cdf).sum(-1, keepdim=True)
-        x.scatter_(1, state.order[:, t : t + 1].expand(n, -1), xi)
-        ones += xi[:, 0] == 1
-        log_q += logq_t.gather(1, xi)[:, 0]
+        v = (uniform((n, 1), generator, device).to(torch.float64) >= cdf).sum(-1, keepdim=True)
+        x.scatter_(1, patches[state.order[:, t]].expand(n, -1), values[v[:, 0]])
+        ones += value_ones[v[:, 0]]
+        log_q += logq_t.gather(1, v)[:, 0]
     return x, log_q
 
 

@@ -31,6 +31,13 @@ A cell without a lattice (Sherrington-Kirkpatrick: every pair interacts, no site
 has no geometry to encode: the model is built on its site count, attends to every placed site,
 and tells the sites apart by a learned embedding per site (so it is tied to that cell, like MADE);
 its couplings reach the conditionals through ``physics_logits``.
+
+Patches (``patch``, e.g. [2, 2]): a token is then a block of repeats of the lattice's cell (all its
+basis sites, k in all) that tiles the supercell, with vocabulary 2^k, so a sample takes N / k
+steps instead of N. Everything above holds with patches for sites: a patch's position is that of
+its first site, the shell of two patches is the nearest shell between their sites (attention
+shell 1: the patches holding a neighbour of one of my sites), the order is over patches, and the
+physics term is that of the whole patch (:mod:`lattherm.models.physics`).
 """
 
 from __future__ import annotations
@@ -43,11 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lattherm.lattices import lattice_coordinates, shell_buckets, sites_within
+from lattherm.lattices import lattice_coordinates, lattice_patches, shell_buckets, sites_within
 from lattherm.models.base import Autoregressive, SamplingState, check_z2_option, log_softmax_canonical
 from lattherm.models.physics import physics_logits
 
 SCORES = ("exact", "marginal")
+MAX_PATCH_SITES = 16  # vocabulary 2^16: the head and the softmax grow as 2^k
 
 
 @dataclass
@@ -77,6 +85,8 @@ class TransformerConfig:
     # system is spin-flip symmetric, resolved when training starts)
     physics_logits: bool = False
     z2_symmetric: bool | str = "auto"
+    # repeats of the lattice's cell per token along each axis (None: one site per token)
+    patch: list[int] | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_species", "d_model", "n_head", "n_layer", "mlp_ratio", "d_cond"):
@@ -103,6 +113,13 @@ class TransformerConfig:
             raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
         if self.physics_logits and self.n_species != 2:
             raise ValueError(f"physics_logits needs 2 species, got n_species = {self.n_species}")
+        if self.patch is not None:
+            if not isinstance(self.patch, (list, tuple)) or not self.patch or any(
+                    isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1 for p in self.patch):
+                raise ValueError(f"patch must list positive repeats per lattice axis, got {self.patch!r}")
+            self.patch = [int(p) for p in self.patch]
+            if self.n_species != 2:
+                raise ValueError(f"patch needs 2 species (vocabulary 2^k), got n_species = {self.n_species}")
         check_z2_option(self.z2_symmetric)
 
 
@@ -190,12 +207,12 @@ def gather_slots(source: Tensor, slots: Tensor) -> Tensor:
 
 
 class Trunk(nn.Module):
-    """Token embedding (plus a learned embedding per site on a cell of ``site_count`` sites
+    """Token embedding (``vocab`` values and the mask; plus a learned embedding per site on a cell of ``site_count`` sites
     without geometry), conditioning MLP and the blocks; returns the final token features."""
 
-    def __init__(self, config: TransformerConfig, site_count: int | None = None):
+    def __init__(self, config: TransformerConfig, site_count: int | None, vocab: int):
         super().__init__()
-        self.embed = nn.Embedding(config.n_species + 1, config.d_model)  # index K: the mask token
+        self.embed = nn.Embedding(vocab + 1, config.d_model)  # index V: the mask token
         self.site_embed = nn.Embedding(site_count, config.d_model) if site_count else None
         if config.n_cond:
             self.cond_mlp = nn.Sequential(nn.Linear(config.n_cond, config.d_cond), nn.GELU())
@@ -230,7 +247,8 @@ class AnyOrderTransformer(Autoregressive):
         self.site_count = cell if isinstance(cell, int) else None  # set: no geometry, one embedding per site
         if self.site_count is not None:
             geometric = {"n_freq": config.n_freq, "n_bias_shells": config.n_bias_shells,
-                         "attention_shells": config.attention_shells, "rotary_period": config.rotary_period}
+                         "attention_shells": config.attention_shells, "rotary_period": config.rotary_period,
+                         "patch": config.patch}
             used = {k: v for k, v in geometric.items() if v not in (0, None)}
             if used:
                 raise ValueError(f"a cell of {cell} sites without a lattice has no geometry to encode: set "
@@ -239,9 +257,14 @@ class AnyOrderTransformer(Autoregressive):
             config = replace(config, rotary_period=[int(r) for r in cell.repeats[: cell.dimension]])
         self.config = config
         self.n_species = config.n_species
-        self.conditional = Trunk(config, self.site_count)
-        self.head = nn.Linear(config.d_model, config.n_species)
-        self.marginal = Trunk(config, self.site_count)
+        self.patch_size = 1 if config.patch is None else cell.n_basis * math.prod(config.patch)  # k sites per token
+        if self.patch_size > MAX_PATCH_SITES:
+            raise ValueError(f"patch {config.patch} holds {self.patch_size} sites: a vocabulary of 2^{self.patch_size} "
+                             f"values; at most {MAX_PATCH_SITES} sites per patch")
+        self.vocab = config.n_species ** self.patch_size
+        self.conditional = Trunk(config, self.site_count, self.vocab)
+        self.head = nn.Linear(config.d_model, self.vocab)
+        self.marginal = Trunk(config, self.site_count, self.vocab)
         self.marginal_head = nn.Linear(config.d_model, 1)
         self._init_weights()
         self.on_lattice(cell)
@@ -257,7 +280,7 @@ class AnyOrderTransformer(Autoregressive):
                 nn.init.zeros_(module.bias)
         for head in (self.head, self.marginal_head):
             nn.init.zeros_(head.weight)
-        nn.init.constant_(self.marginal_head.bias, -math.log(self.n_species))
+        nn.init.constant_(self.marginal_head.bias, -math.log(self.vocab))
 
     def hyperparameters(self) -> dict:
         return asdict(self.config)
@@ -283,26 +306,53 @@ class AnyOrderTransformer(Autoregressive):
         if len(period) != len(repeats) or any(r % p for r, p in zip(repeats, period)):
             raise ValueError(f"the rotary encodings have periods {period} (the training cell): a supercell "
                              f"must repeat that cell along every axis, got repeats {repeats}")
+        patch_sites = lattice_patches(lattice, cfg.patch)
         if lattice is not old and getattr(self, "physics", None) is not None:
             del self.physics  # the tables of the old cell: attach the new cell's Hamiltonian
         self.lattice, self.n_sites = lattice, lattice.n_sites
-        u = lattice_coordinates(lattice)[:, : lattice.dimension]
+        u = lattice_coordinates(lattice)[patch_sites[:, 0], : lattice.dimension]  # a patch sits at its first site
         angles = 2 * np.pi * (u / np.asarray(period, dtype=float))[:, :, None] * np.arange(1, cfg.n_freq + 1)
         angles = torch.from_numpy(angles.reshape(len(u), -1))
         n_bias, n_local = cfg.n_bias_shells, cfg.attention_shells or 0
         buckets = shell_buckets(lattice, max(n_bias, n_local)) if max(n_bias, n_local) else None
-        key_sites = sites_within(buckets, n_local) if n_local else None  # padded with N
+        if buckets is not None:  # two patches are as near as their nearest sites
+            buckets = buckets[patch_sites[:, :, None, None], patch_sites[None, None]].min(axis=(1, 3))
+        key_sites = sites_within(buckets, n_local) if n_local else None  # padded with M
         key_buckets = None
         if n_bias:  # beyond n_bias shells: one shared bias
             key_buckets = np.minimum(buckets, n_bias + 1)
             if key_sites is not None:
                 key_buckets = np.take_along_axis(np.pad(key_buckets, ((0, 0), (0, 1))), key_sites, 1)
+        self._set_tables({"rot_cos": torch.cos(angles).float(), "rot_sin": torch.sin(angles).float(),
+                          "key_sites": key_sites, "key_buckets": key_buckets}, patch_sites)
+        return self
+
+    def _set_tables(self, geometry: dict, patch_sites: np.ndarray) -> None:
+        """Register the geometry tables and the patch tables of the current cell as buffers."""
+        k = patch_sites.shape[1]
+        site_patch = np.empty(self.n_sites, dtype=np.int64)
+        site_patch[patch_sites] = np.arange(len(patch_sites))[:, None]
+        values = (np.arange(self.vocab)[:, None] >> np.arange(k)) & 1  # bit a of a value: the species of site a
+        tables = {**geometry, "patch_sites": patch_sites, "site_patch": site_patch, "value_table": values,
+                  "value_ones": values.sum(1), "bit_weights": 1 << np.arange(k)}
         device = self.head.weight.device
-        for name, table in {"rot_cos": torch.cos(angles).float(), "rot_sin": torch.sin(angles).float(),
-                            "key_sites": key_sites, "key_buckets": key_buckets}.items():
+        for name, table in tables.items():
             table = torch.as_tensor(table).to(device) if table is not None else None
             self.register_buffer(name, table, persistent=False)
-        return self
+        self.n_tokens = len(patch_sites)
+
+    @property
+    def patches(self) -> Tensor:
+        return self.patch_sites
+
+    @property
+    def patch_values(self) -> Tensor:
+        return self.value_table
+
+    def tokens(self, x: Tensor) -> Tensor:
+        if self.patch_size == 1:
+            return x
+        return (x[:, self.patch_sites] * self.bit_weights).sum(-1)
 
     def _on_sites(self, cell) -> "AnyOrderTransformer":
         n_sites = cell if isinstance(cell, int) else cell.n_sites
@@ -312,24 +362,22 @@ class AnyOrderTransformer(Autoregressive):
             raise ValueError(f"a transformer without geometry is size-specific (one embedding per site): trained on "
                              f"{self.site_count} sites, cannot run on {n_sites}")
         self.lattice, self.n_sites = None, n_sites
-        device = self.head.weight.device
-        for name, table in {"rot_cos": torch.ones(n_sites, 0, device=device), "rot_sin": torch.zeros(n_sites, 0, device=device),
-                            "key_sites": None, "key_buckets": None}.items():
-            self.register_buffer(name, table, persistent=False)
+        self._set_tables({"rot_cos": torch.ones(n_sites, 0), "rot_sin": torch.zeros(n_sites, 0),
+                          "key_sites": None, "key_buckets": None}, np.arange(n_sites)[:, None])
         return self
 
     # -- one pass ----------------------------------------------------------------------------
     def _features(self, trunk: Trunk, species: Tensor, sites: Tensor, ranks: Tensor, key_ranks: Tensor,
                   cond: Tensor | None, cache: KVCache | None = None, store: Tensor | None = None,
                   key_sites: Tensor | None = None) -> Tensor:
-        """Features (B, T, d) of the tokens ``species`` (B, T; K: a query) on ``sites`` with
-        ``ranks`` (1 or B, T). Key slot j holds site j (or ``key_sites[:, j]``) and its observed
-        token's rank ``key_ranks[:, j]`` (N + 1: none); a token sees the keys of lower rank.
-        Without a cache the first N tokens are the sites in site order; with one, the first
-        ``store.shape[1]`` tokens are added to it at slots ``store``."""
-        N = self.n_sites
+        """Features (B, T, d) of the tokens ``species`` (B, T; V: a query) on the token positions
+        ``sites`` (sites, or patches) with ``ranks`` (1 or B, T). Key slot j holds position j (or
+        ``key_sites[:, j]``) and its observed token's rank ``key_ranks[:, j]`` (M + 1: none); a token
+        sees the keys of lower rank. Without a cache the first M tokens are the positions in order;
+        with one, the first ``store.shape[1]`` tokens are added to it at slots ``store``."""
+        M = self.n_tokens
         if cache is None:
-            cache, store = KVCache(N), sites[:, :N]
+            cache, store = KVCache(M), sites[:, :M]
         buckets = None
         if self.key_sites is None:
             allowed, slots = key_ranks[:, None, :] < ranks[:, :, None], None
@@ -337,110 +385,120 @@ class AnyOrderTransformer(Autoregressive):
                 buckets = (self.key_buckets[sites] if key_sites is None
                            else self.key_buckets[sites[:, :, None], key_sites[:, None, :]])
         else:
-            keys = self.key_sites[sites]  # (1 or B, T, C), padded with N: no site, never allowed
+            keys = self.key_sites[sites]  # (1 or B, T, C), padded with M: no position, never allowed
             Bm = max(keys.shape[0], key_ranks.shape[0])
-            padded = F.pad(key_ranks, (0, 1), value=N + 1).expand(Bm, -1)
+            padded = F.pad(key_ranks, (0, 1), value=M + 1).expand(Bm, -1)
             allowed = padded.gather(1, keys.expand(Bm, -1, -1).flatten(1)).view(Bm, *keys.shape[1:]) < ranks[:, :, None]
-            slots = F.pad(torch.where(keys < N, keys + 1, 0), (1, 0))
+            slots = F.pad(torch.where(keys < M, keys + 1, 0), (1, 0))
             buckets = None if self.key_buckets is None else self.key_buckets[sites]
         pattern = Pattern(allowed, buckets, slots, store)
         return trunk(species, sites, cond, self.rot_cos, self.rot_sin, pattern, cache)
 
     def _order(self, order: Tensor | None, batch: int) -> Tensor:
-        device = self.head.weight.device
+        device, M = self.head.weight.device, self.n_tokens
+        what = "sites" if self.patch_size == 1 else "patches"
         if order is None:
-            return torch.arange(self.n_sites, device=device)[None]
+            return torch.arange(M, device=device)[None]
         order = torch.as_tensor(order, device=device)
         order = order[None] if order.dim() == 1 else order
-        if order.dim() != 2 or order.shape[1] != self.n_sites or order.shape[0] not in (1, batch):
-            raise ValueError(f"order must have shape ({self.n_sites},) or ({batch}, {self.n_sites}), got {tuple(order.shape)}")
-        if not torch.equal(torch.sort(order, dim=1).values, torch.arange(self.n_sites, device=device).expand_as(order)):
-            raise ValueError("each order must be a permutation of the sites 0..N-1")
+        if order.dim() != 2 or order.shape[1] != M or order.shape[0] not in (1, batch):
+            raise ValueError(f"order (of the {what}) must have shape ({M},) or ({batch}, {M}), got {tuple(order.shape)}")
+        if not torch.equal(torch.sort(order, dim=1).values, torch.arange(M, device=device).expand_as(order)):
+            raise ValueError(f"each order must be a permutation of the {what} 0..{M - 1}")
         return order.long()
 
-    def _inputs(self, x: Tensor, observed: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _inputs(self, x: Tensor, observed: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """The tokens of x, which are ``observed`` (sites, (B, N) bool, whole patches), the token
+        positions and the checked cond."""
         x = self.check_x(x)
         if observed.dtype != torch.bool or observed.shape != x.shape:
             raise ValueError(f"observed must be a bool tensor of shape {tuple(x.shape)}, "
                              f"got {observed.dtype} {tuple(observed.shape)}")
+        per_patch = observed[:, self.patch_sites]
+        if not torch.equal(per_patch.all(-1), per_patch.any(-1)):
+            raise ValueError("observed must hold whole patches (every site of a patch, or none)")
         cond = self.check_cond(cond, x.shape[0], self.config.n_cond, self.head.weight)
-        return torch.where(observed, x, self.n_species), torch.arange(self.n_sites, device=x.device)[None], cond
+        return self.tokens(x), per_patch.all(-1), torch.arange(self.n_tokens, device=x.device)[None], cond
 
     # -- conditionals and marginals --------------------------------------------------------------
     def conditionals(self, x: Tensor, observed: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
                      order: Tensor | None = None) -> Tensor:
-        """ln q(x_i = k | x_S) of every site, (B, N, K) float64, one pass; S = ``observed`` (B, N),
-        placed in the order of ``order`` (raster if None). Observed rows are point masses."""
+        """ln q(token i = v | x_S) of every token (site or patch), (B, M, V) float64, one pass;
+        S = ``observed`` (B, N) sites (whole patches), placed in the order of ``order`` (raster if
+        None). Observed rows are point masses."""
         x = self.check_x(x)
-        species, sites, cond = self._inputs(x, observed, cond)
+        tokens, seen, positions, cond = self._inputs(x, observed, cond)
         self.check_n_ones(n_ones)
         rank = torch.argsort(self._order(order, x.shape[0]), dim=1)
-        N = self.n_sites
-        h = self._features(self.conditional, species, sites, torch.where(observed, rank, N),  # queries see all of S
-                           torch.where(observed, rank, N + 1), cond)
-        logits = self._with_physics(self.head(h), x, sites, torch.where(observed, 0, N + 1), torch.ones_like(sites), cond)
+        M = self.n_tokens
+        h = self._features(self.conditional, torch.where(seen, tokens, self.vocab), positions,
+                           torch.where(seen, rank, M), torch.where(seen, rank, M + 1), cond)  # queries see all of S
+        logits = self._with_physics(self.head(h), x, positions, torch.where(seen, 0, M + 1), torch.ones_like(positions), cond)
         logq = log_softmax_canonical(logits, (x * observed).sum(1, keepdim=True),
-                                     N - observed.sum(1, keepdim=True), n_ones)
-        return torch.where(observed[..., None], torch.log(F.one_hot(x.long(), self.n_species).double()), logq)
+                                     self.n_sites - observed.sum(1, keepdim=True), n_ones, self.value_ones)
+        return torch.where(seen[..., None], torch.log(F.one_hot(tokens, self.vocab).double()), logq)
 
     def log_marginal(self, x: Tensor, observed: Tensor, cond: Tensor | None = None) -> Tensor:
         """ln p(x_S) from one pass of the marginal network, (B,) float64; 0 for S empty."""
-        species, sites, cond = self._inputs(x, observed, cond)
-        h = self._features(self.marginal, species, sites, torch.ones_like(sites),
-                           torch.where(observed, 0, self.n_sites + 1), cond)
-        return (self.marginal_head(h)[..., 0].double() * observed).sum(1)
+        tokens, seen, positions, cond = self._inputs(x, observed, cond)
+        h = self._features(self.marginal, torch.where(seen, tokens, self.vocab), positions, torch.ones_like(positions),
+                           torch.where(seen, 0, self.n_tokens + 1), cond)
+        return (self.marginal_head(h)[..., 0].double() * seen).sum(1)
 
     def log_conditionals(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None,
                          order: Tensor | None = None) -> Tensor:
-        """ln q(x_i = k | the sites before i in ``order``) of every site, (B, N, K) float64: one
-        pass over N observed tokens and N queries, the conditionals the sampler computes."""
+        """ln q(token i = v | the tokens before i in ``order``) of every token, (B, M, V) float64:
+        one pass over M observed tokens and M queries, the conditionals the sampler computes."""
         x = self.check_x(x)
-        B, N = x.shape
+        B, M = x.shape[0], self.n_tokens
         cond = self.check_cond(cond, B, self.config.n_cond, self.head.weight)
         self.check_n_ones(n_ones)
         order = self._order(order, B)
         rank = torch.argsort(order, dim=1)
-        sites = torch.arange(N, device=x.device)[None]
-        h = self._features(self.conditional, torch.cat([x, torch.full_like(x, self.n_species)], 1),
-                           torch.cat([sites, sites], 1), torch.cat([rank, rank], 1), rank, cond)
-        x_in_order = x.gather(1, order.expand(B, -1))
-        ones_before = (torch.cumsum(x_in_order, 1) - x_in_order).gather(1, rank.expand(B, -1))
-        logits = self._with_physics(self.head(h[:, N:]), x, sites, rank, rank, cond)
-        return log_softmax_canonical(logits, ones_before, N - rank, n_ones)
+        positions = torch.arange(M, device=x.device)[None]
+        tokens = self.tokens(x)
+        h = self._features(self.conditional, torch.cat([tokens, torch.full_like(tokens, self.vocab)], 1),
+                           torch.cat([positions, positions], 1), torch.cat([rank, rank], 1), rank, cond)
+        ones_in_order = self.value_ones[tokens].gather(1, order.expand(B, -1))
+        ones_before = (torch.cumsum(ones_in_order, 1) - ones_in_order).gather(1, rank.expand(B, -1))
+        logits = self._with_physics(self.head(h[:, M:]), x, positions, rank, rank, cond)
+        return log_softmax_canonical(logits, ones_before, self.n_sites - rank * self.patch_size, n_ones, self.value_ones)
 
     # -- sampling (the loop is lattherm.models.sampling.ancestral_sample) ------------------------
     def sampling_state(self, n: int, cond: Tensor | None, order: Tensor | None, use_cache: bool) -> SamplingState:
         order = self._order(order, n)
         cond = self.check_cond(cond, n, self.config.n_cond, self.head.weight)
-        return SamplingState(order, torch.argsort(order, dim=1), cond, KVCache(self.n_sites) if use_cache else None)
+        return SamplingState(order, torch.argsort(order, dim=1), cond, KVCache(self.n_tokens) if use_cache else None)
 
     def next_logits(self, x: Tensor, t: int, state: SamplingState) -> Tensor:
-        n, N, device = x.shape[0], self.n_sites, x.device
+        n, M, device = x.shape[0], self.n_tokens, x.device
         order, rank, cond = state.order, state.rank, state.cond
         query = order[:, t : t + 1]
-        if state.cache is None:  # a full pass over all N tokens
+        if state.cache is None:  # a full pass over all M tokens
             observed = (rank < t).expand(n, -1)
-            h = self._features(self.conditional, torch.where(observed, x, self.n_species),
-                               torch.arange(N, device=device)[None], torch.where(observed, rank, N),
-                               torch.where(observed, rank, N + 1), cond)
+            h = self._features(self.conditional, torch.where(observed, self.tokens(x), self.vocab),
+                               torch.arange(M, device=device)[None], torch.where(observed, rank, M),
+                               torch.where(observed, rank, M + 1), cond)
             logits = self.head(h[torch.arange(n, device=device), query[:, 0].expand(n)])[:, None]
             return self._with_physics(logits, x, query, rank, torch.full_like(query, t), cond)[:, 0]
-        # two new tokens: the site placed at step t - 1 (stored in the cache) and the query
+        # two new tokens: the one placed at step t - 1 (stored in the cache) and the query
         placed = order[:, max(t - 1, 0) : t].expand(n, -1)
-        species = torch.cat([x.gather(1, placed), torch.full((n, 1), self.n_species, device=device)], 1)
+        species = torch.cat([self.tokens(x).gather(1, placed), torch.full((n, 1), self.vocab, device=device)], 1)
         ranks = torch.arange(t - placed.shape[1], t + 1, device=device)[None]
-        sites = torch.cat([placed, query.expand(n, -1)], 1)
-        if self.key_sites is None:  # keys in the order placed: a step attends to t keys, not N
-            h = self._features(self.conditional, species, sites, ranks, torch.arange(t, device=device)[None], cond,
+        positions = torch.cat([placed, query.expand(n, -1)], 1)
+        if self.key_sites is None:  # keys in the order placed: a step attends to t keys, not M
+            h = self._features(self.conditional, species, positions, ranks, torch.arange(t, device=device)[None], cond,
                                state.cache, ranks[:, :-1], order[:, :t])
-        else:  # keys on their sites, where each token finds its neighbours
-            h = self._features(self.conditional, species, sites, ranks, torch.where(rank < t, rank, N + 1), cond,
+        else:  # keys on their positions, where each token finds its neighbours
+            h = self._features(self.conditional, species, positions, ranks, torch.where(rank < t, rank, M + 1), cond,
                                state.cache, placed)
         return self._with_physics(self.head(h[:, -1:]), x, query, rank, torch.full_like(query, t), cond)[:, 0]
 
-    def _with_physics(self, logits: Tensor, x: Tensor, sites: Tensor, key_rank: Tensor, query_rank: Tensor,
+    def _with_physics(self, logits: Tensor, x: Tensor, tokens: Tensor, key_rank: Tensor, query_rank: Tensor,
                       cond: Tensor | None) -> Tensor:
-        """``logits`` (B, T, K) of the sites ``sites`` plus the physics term of the sites whose
-        ``key_rank`` is below each query's ``query_rank`` (:mod:`lattherm.models.physics`)."""
-        phys = physics_logits(self, x, sites, key_rank, query_rank, cond)
+        """``logits`` (B, T, V) of the token positions ``tokens`` plus the physics term of the sites
+        whose token's ``key_rank`` is below each query's ``query_rank`` (:mod:`lattherm.models.physics`)."""
+        if self.patch_size > 1:
+            key_rank = key_rank[:, self.site_patch]
+        phys = physics_logits(self, x, tokens, key_rank, query_rank, cond)
         return logits if phys is None else logits.to(torch.float64) + phys

@@ -254,24 +254,28 @@ def consistency_residuals(model: NeuralSampler, x: Tensor, cond: Tensor | None =
                           n_rows: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """MaM self-consistency residuals of the first ``n_rows`` rows (all if None), (n_rows,) float64:
     step = ln p(x_S) + ln q(x_i | x_S) - ln p(x_S + x_i) for one uniformly random prefix S of
-    ``order`` (random orders if None) and the next site i, and full = ln p(x) - ln q(x) along
-    that order; and ln p(x) of every row, (B,): the full configurations share the marginal
-    network's one pass with the partial ones."""
+    ``order`` (of the model's tokens: sites, or patches; random orders if None) and the next
+    token i, and full = ln p(x) - ln q(x) along that order; and ln p(x) of every row, (B,): the
+    full configurations share the marginal network's one pass with the partial ones."""
     x = model.check_x(x)
-    B, N = x.shape
+    B = x.shape[0]
     n_rows = B if n_rows is None else n_rows
     model.check_n_ones(n_ones)
     if n_ones is not None and bool((x.sum(1) != n_ones).any()):
         raise ValueError(f"configurations must have exactly n_ones = {n_ones} ones for the consistency penalty")
     xp, cp = x[:n_rows], None if cond is None else cond[:n_rows]
-    order = random_orders(n_rows, N, generator, x.device) if order is None else \
-        torch.as_tensor(order, device=x.device).reshape(-1, N).expand(B, -1)[:n_rows]
+    patches = model.patches.to(x.device)
+    M = len(patches)
+    order = random_orders(n_rows, M, generator, x.device) if order is None else \
+        torch.as_tensor(order, device=x.device).reshape(-1, M).expand(B, -1)[:n_rows]
     rank = torch.argsort(order, dim=1)
-    t = (uniform((n_rows, 1), generator, x.device) * N).long()
-    before, upto = rank < t, rank <= t
-    site = order.gather(1, t)
+    t = (uniform((n_rows, 1), generator, x.device) * M).long()
+    site_rank = torch.empty_like(xp)
+    site_rank[:, patches] = rank[:, :, None]  # every site takes the rank of its token
+    before, upto = site_rank < t, site_rank <= t
+    token = order.gather(1, t)
     logq = model.conditionals(xp, before, cp, n_ones, order)
-    logq_i = logq[torch.arange(n_rows, device=x.device), site[:, 0]].gather(1, xp.gather(1, site))[:, 0]
+    logq_i = logq[torch.arange(n_rows, device=x.device), token[:, 0]].gather(1, model.tokens(xp).gather(1, token))[:, 0]
     logp = model.log_marginal(torch.cat([x, xp, xp]), torch.cat([torch.ones_like(x, dtype=torch.bool), before, upto]),
                               None if cond is None else torch.cat([cond, cp, cp]))
     logp_full, logp_before, logp_upto = logp[:B], logp[B : B + n_rows], logp[B + n_rows :]
