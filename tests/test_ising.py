@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lattherm.hamiltonians.base import Hamiltonian
-from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
+from lattherm.hamiltonians.ising import BondIsing, EdwardsAnderson, Ising, SherringtonKirkpatrick
 from lattherm.lattices import make_lattice
 
 
@@ -81,6 +81,16 @@ def test_flip_delta_matches_recomputation(H, generator):
     sites = torch.randint(0, H.n_sites, (64,), generator=generator)
     np.testing.assert_allclose(H.flip_delta(x, sites).numpy(), Hamiltonian.flip_delta(H, x, sites).numpy(),
                                rtol=1e-13, atol=1e-12)
+
+
+@pytest.mark.parametrize("H", [H for H in hamiltonians() if isinstance(H, BondIsing)],
+                         ids=lambda H: f"{type(H).__name__}{H.n_sites}")
+def test_flip_deltas_of_a_site_set_match_recomputation(H, generator):
+    """Every site of a set flipped alone, on every configuration (the colour-class sweeps)."""
+    x = random_batch(H.n_sites, 16, generator)
+    sites = torch.randperm(H.n_sites, generator=generator)[: max(1, H.n_sites // 2)]
+    expected = torch.stack([Hamiltonian.flip_delta(H, x, site.repeat(len(x))) for site in sites], dim=1)
+    np.testing.assert_allclose(H.flip_deltas(x, sites).numpy(), expected.numpy(), rtol=1e-13, atol=1e-12)
 
 
 @pytest.mark.parametrize("H", hamiltonians(), ids=lambda H: f"{type(H).__name__}{H.n_sites}")

@@ -253,9 +253,7 @@ class Flip(Move):
         b = x.shape[0]
         accepted = torch.zeros(b, dtype=torch.int64, device=x.device)
         for sites in self.classes:
-            # all sites of a class at once: repeat each chain once per site of the class
-            k = len(sites)
-            deltas = self.hamiltonian.flip_delta(x.repeat_interleave(k, dim=0), sites.repeat(b)).view(b, k)
+            deltas = self.hamiltonian.flip_deltas(x, sites)  # (B, K): all sites of the class at once
             # heat bath, not Metropolis: a fixed sweep order with Metropolis flips every spin at
             # beta = 0 (all trials accepted), a deterministic, non-ergodic chain
             ok = self._decide((-beta[:, None] * deltas).T, x[:, sites].T.to(torch.float64), _heat_bath, gen).T
