@@ -53,9 +53,9 @@ def check_workflow_config(config: dict) -> None:
         _check_alloy_of("phase_diagram", block["alloy"], block["lattice"], alloys)  # before the cell's own checks
         diagram = PhaseDiagramConfig.from_dict(block)
         config["phase_diagram"] = vars(diagram)
+    _check_neural(config, systems)
     if "neural_phase_diagram" in config:
         _check_neural_phase_diagram(config, alloys)
-    _check_neural(config, systems)
 
 
 def _check_disorder_names(systems: dict[str, SystemConfig]) -> None:
