@@ -5,6 +5,8 @@ A model trained on a small supercell is rebuilt on a larger supercell of the sam
 kept), optionally fine-tuned for a few steps there, and then corrected exactly: importance
 weights give F_IS with its error and the ESS, and neural MCMC gives unbiased energies, heat
 capacity and order parameters. MADE is tied to one size and refuses with a clear error.
+A model conditioned on temperature and composition is fine-tuned once over its trained ranges and
+then importance-sampled at every point of a composition-temperature grid (:func:`transfer_grid`).
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def transfer_grid(checkpoint, systems: dict, temperatures: list[float], finetune
     rows = []
     points = [(x, t) for x in systems for t in temperatures]
     for index, (x, t) in enumerate(tqdm(points, desc="grid", disable=not progress)):
+        # one stream per point (from the seed and its place in the grid): independent estimates
         generator = torch.Generator(device=device_of).manual_seed(seed * 1_000_003 + index)
         system = systems[x]
         estimates = importance_estimates(prepared.model, system, t, n_samples, prepared.conditioning,

@@ -22,7 +22,7 @@ import pandas as pd
 
 from lattherm.analysis.figures import TableError, require_columns
 from lattherm.lattices import cell_sites, size_tag
-from lattherm.schema import ConfigError, field_name, from_block
+from lattherm.schema import ConfigError, from_block
 from lattherm.systems import McmcConfig, SystemConfig
 
 MEV = 1e3  # eV -> meV
