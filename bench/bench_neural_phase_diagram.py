@@ -20,7 +20,8 @@ Acceptance (issue 11): 16 sites within 2 sigma at every point; 128 sites within 
 0.2 meV/site at every point from 500 to 1200 K with ESS >= 0.01.
 Baseline in the same run: the MCMC reference's CPU time for the same 128-site grid (ratio =
 neural training + fine-tuning + sampling time / MCMC time).
-One CPU thread. Writes bench/results/neural_phase_diagram.json (also after the 16-site part).
+One CPU thread. Writes bench/results/neural_phase_diagram.json (also after the 16-site part);
+``--physics-logits`` (the CE's local Boltzmann factor in the logits) neural_phase_diagram_physics.json.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main() -> None:
     p.add_argument("--mcmc-chains", type=int, default=16)
     p.add_argument("--mcmc-sweeps", type=int, default=400)
     p.add_argument("--skip-transfer", action="store_true")
+    p.add_argument("--physics-logits", action="store_true", help="the CE's local Boltzmann factor in the logits")
     args = p.parse_args()
     if args.quick:
         args.train_steps, args.finetune_steps, args.samples, args.transfer_samples = 100, 5, 4000, 1000
@@ -73,8 +75,10 @@ def main() -> None:
         "mcmc": {"temperatures": mcmc_temperatures, "chains": args.mcmc_chains, "sweeps": args.mcmc_sweeps,
                  "burn_in": args.mcmc_sweeps // 4},
         "finetune_steps": args.finetune_steps})
-    parameters = {**vars(args), "out": None, "model": MODEL, "mcmc_temperatures": mcmc_temperatures,
+    model_spec = {**MODEL, "physics_logits": args.physics_logits}
+    parameters = {**vars(args), "out": None, "model": model_spec, "mcmc_temperatures": mcmc_temperatures,
                   "torch_threads": 1}
+    name = "neural_phase_diagram" + ("_physics" if args.physics_logits else "")
     work = Path(tempfile.mkdtemp(prefix="bench_neural_pd_"))
     ce_file = write_published_ce(work / "cuau.json")
 
@@ -86,7 +90,7 @@ def main() -> None:
                                       "anneal": args.anneal, "clip": 1.0}, seed=0)
     torch.manual_seed(0)
     first = small[config.concentrations[0]]
-    model = build_model({**MODEL, "n_cond": 2}, first.cell)
+    model = build_model({**model_spec, "n_cond": 2}, first.cell)
     t0 = time.process_time()
     log = train(model, first, TrainConfig.from_dict(training), work / "run", progress=True).log
     train_seconds = time.process_time() - t0
@@ -101,7 +105,7 @@ def main() -> None:
                "grid16_cpu_seconds": grid16_seconds, "table_16": table16.to_dict("records"),
                "acceptance_16": _verdict(table16, mev=None)}
     print(table16.to_string())
-    benchlib.write_result("neural_phase_diagram", parameters, {**results, "status": "16 sites done"}, args.out)
+    benchlib.write_result(name, parameters, {**results, "status": "16 sites done"}, args.out)
     if args.skip_transfer or config.transfer_size is None:
         return
 
@@ -127,7 +131,7 @@ def main() -> None:
                                   "value": neural_seconds, "baseline": mcmc_seconds,
                                   "ratio": neural_seconds / mcmc_seconds}],
                     "status": "done"})
-    benchlib.write_result("neural_phase_diagram", parameters, results, args.out)
+    benchlib.write_result(name, parameters, results, args.out)
 
 
 def _labelled(rows: list[dict], system) -> "pd.DataFrame":
