@@ -160,7 +160,7 @@ def neural_free_energy_table(neural: list[pd.DataFrame], references: list[pd.Dat
 def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
     """F_neural - F_ref (meV/site) against T, one panel per cell (its reference method and site
     count in the title), one series per composition with combined error bars; points with ESS
-    below the threshold are drawn as open markers on the zero line labelled "ESS too low"."""
+    below the threshold have no number: a cross along the bottom edge labelled "ESS too low"."""
     import matplotlib.pyplot as plt
 
     require_columns(table, TABLE_COLUMNS, "neural free-energy table")
@@ -176,13 +176,17 @@ def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
             good, low = rows[rows.reliable], rows[~rows.reliable]
             err = np.hypot(good.err, good.err_ref) * MEV
             ax.errorbar(good["T"], good.diff_meV_per_site, yerr=err, fmt="o-", color=colour, capsize=3,
-                        label=f"x = {x:g}")
-            if len(low):
-                ax.scatter(low["T"], np.zeros(len(low)), marker="x", color=colour, s=60)
+                        label=f"x = {x:g}" if len(good) else None)
+            if len(low):  # no number: a cross along the bottom edge (x in data, y in axes units), labelled
+                edge = ax.get_xaxis_transform()
+                ax.scatter(low["T"], np.full(len(low), 0.04 + 0.07 * i), marker="x", color=colour, s=50,
+                           transform=edge, label=None if len(good) else f"x = {x:g}")
                 for t in low["T"]:
-                    ax.annotate(ESS_TOO_LOW, (t, 0.0), textcoords="offset points", xytext=(0, 6 + 8 * i),
-                                fontsize=7, color=colour, ha="center")
+                    ax.annotate(ESS_TOO_LOW, (t, 0.04 + 0.07 * i), xycoords=edge, textcoords="offset points",
+                                xytext=(6, -3), fontsize=7, color=colour)
         ax.axhline(0.0, color="0.5", lw=0.8)
+        span = part["T"].max() - part["T"].min() or part["T"].max()
+        ax.set_xlim(part["T"].min() - 0.05 * span, part["T"].max() + 0.2 * span)  # every point, flagged ones too
         method = ", ".join(sorted(part.method_ref.unique()))
         ax.set_title(f"{alloy} {cell} ({int(part.sites.iloc[0])} sites) vs {method}".strip(), fontsize=10)
         ax.set_xlabel("T (K)")
