@@ -192,6 +192,21 @@ BAD_CONFIGS = {
     "system training without neural runs": (_set("systems.ising_j2.training", {"steps": 10}),
                                             ["systems.ising_j2.training", "neural_temperatures"]),
     "training shards of zero": (_set("training.shards", 0), ["training.shards", "0"]),
+    # neural F(x, T)
+    "neural grid composition the training cell cannot hold": (_set("neural_phase_diagram.concentrations", [0.25, 0.3]),
+                                                              ["neural_phase_diagram.concentrations[1]", "0.3"]),
+    "neural grid temperature off its MCMC scan": (_set("neural_phase_diagram.temperatures", [800.0, 1000.0]),
+                                                  ["neural_phase_diagram.temperatures[1]", "1000.0"]),
+    "neural grid with one composition (nothing to condition on)": (_set("neural_phase_diagram.concentrations", [0.5]),
+                                                                   ["neural_phase_diagram.concentrations", "[0.5]"]),
+    "neural grid model that is not a transformer": (_set("neural_phase_diagram.model", "made"),
+                                                    ["neural_phase_diagram.model", "'made'"]),
+    "neural grid alloy without a section": (_set("neural_phase_diagram.alloy", "agpd"),
+                                            ["neural_phase_diagram.alloy", "'agpd'"]),
+    "neural transfer cell not a multiple": (_set("neural_phase_diagram.transfer_size", [3, 2, 8]),
+                                            ["neural_phase_diagram.transfer_size", "[3, 2, 8]"]),
+    "neural ESS threshold above 1": (_set("neural_phase_diagram.ess_threshold", 2.0),
+                                     ["neural_phase_diagram.ess_threshold", "2.0"]),
     "trained systems without a neural section": (_drop("neural"), ["neural", "missing", "['ising', 'spin_glass', 'sk', 'cuau']"]),
     "trained systems without a training section": (_drop("training"), ["training", "missing", "['ising', 'spin_glass', 'sk', 'cuau']"]),
 }
@@ -230,6 +245,8 @@ def test_checked_config_holds_every_block_with_its_defaults():
     assert config["phase_diagram"]["steps_per_site"] == 128 and config["phase_diagram"]["hull_tolerance"] == 1.0e-4
     assert config["training"]["checkpoint_every"] == 100 and config["training"]["shards"] == 1
     assert config["systems"]["ising"]["training"] is None and config["exact"] == {"enumerate_max_sites": 16}
+    neural = config["neural_phase_diagram"]
+    assert neural["ess_threshold"] == 0.01 and neural["lattice"] == "fcc" and neural["mcmc"]["move"] is None
 
 
 def snakemake(workdir, config, *args):
@@ -256,6 +273,8 @@ def test_configfile_replaces_the_default_config(workdir):
     config = copy.deepcopy(TINY)
     del config["systems"]["ising"]["transfer_sizes"]
     config["models"]["mam"] = {"kind": "made", "hidden": 32}  # merged with config.yaml's mam, d_model would be foreign
+    config["neural_phase_diagram"]["model"] = "mam_ising"  # mam is no transformer now
+    config["models"]["mam_ising"] = TINY["models"]["mam"]
     result = snakemake(workdir, config, "-n", "--quiet", "rules")
     assert result.returncode == 0, result.stderr
     dry = snakemake(workdir, config, "-n", "-p")

@@ -15,6 +15,7 @@ from lattherm.ce.fit import AlloyConfig
 from lattherm.ce.storage import read_cluster_expansion, write_cluster_expansion
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
+from lattherm.analysis.neural_free_energy import NeuralPhaseDiagramConfig
 from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
 from lattherm.schema import ConfigError, schema, schema_defaults
 from lattherm.systems import McmcConfig, SystemConfig, build_system, load_system
@@ -23,7 +24,8 @@ SQUARE = {"model": "ising", "lattice": "square", "train_size": [4, 4]}
 
 
 @pytest.mark.parametrize("cls,definition", [(SystemConfig, "system"), (McmcConfig, "mcmc"),
-                                            (AlloyConfig, "alloy"), (PhaseDiagramConfig, "phase_diagram")])
+                                            (AlloyConfig, "alloy"), (PhaseDiagramConfig, "phase_diagram"),
+                                            (NeuralPhaseDiagramConfig, "neural_phase_diagram")])
 def test_schema_and_config_classes_agree(cls, definition):
     """One definition of every block: the schema's properties, defaults and required fields are
     the class's fields, defaults and fields without a default."""

@@ -48,7 +48,8 @@ EXACT = {
                           **{f"sk_20_seed{seed}": ["20"] for seed in range(5)}},
 }
 ONE_JOB = ["phase_diagram_block", "phase_diagram", "figure_free_energy_error", "figure_thermodynamics",
-           "figure_ess_vs_size", "figure_phase_diagram", "figure_snapshots", "all"]
+           "figure_ess_vs_size", "figure_phase_diagram", "figure_snapshots", "neural_phase_diagram_training",
+           "neural_free_energy", "figure_neural_free_energy", "all"]
 SPIN_GLASSES = ("edwards_anderson", "sherrington_kirkpatrick")
 
 
@@ -113,6 +114,19 @@ def test_dry_run(workdir, configfile):
                          | {f"results/config/alloys/{a}.json" for a in config["alloys"]}
                          | {f"results/config/models/{m}.json" for m in {*neural["models"], *(m for _, _, m in trained)}}),
     }
+    # the neural F(x, T): one conditioned model, a grid per cell, enumeration on the training cell, MCMC on the other
+    grid = config["neural_phase_diagram"]
+    xs = [f"{x:g}" for x in grid["concentrations"]]
+    train, transfer = ("x".join(map(str, grid[key])) for key in ("train_size", "transfer_size"))
+    expected |= {
+        "neural_phase_diagram_train": {f"results/phase_diagram/neural/{grid['model']}/checkpoint.pt"},
+        "neural_phase_diagram_grid": {f"results/phase_diagram/neural/{grid['model']}/grid_{size}.csv"
+                                      for size in (train, transfer)},
+        "neural_phase_diagram_exact": {f"results/phase_diagram/neural/exact_x{x}_{train}.csv" for x in xs},
+        "neural_phase_diagram_mcmc": {f"results/phase_diagram/neural/mcmc_x{x}_{transfer}.csv" for x in xs},
+        "neural_phase_diagram_system": {f"results/config/neural_phase_diagram/x{x}.json" for x in xs},
+    }
+    expected["config_block"] |= {f"results/config/models/{grid['model']}.json"}
     assert expected["neural_train"] and expected["neural_transfer"] and len(expected["exact_reference"]) >= 3
     for rule, outputs in expected.items():
         assert sorted(planned.get(rule, [])) == sorted(outputs), f"{configfile}: {rule} plans {planned.get(rule)}"

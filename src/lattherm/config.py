@@ -2,7 +2,7 @@
 
 The Snakefile calls :func:`check_workflow_config`. The whole config is validated against the
 schema (types, ranges, unknown keys), each block by its typed class (:class:`SystemConfig`,
-:class:`AlloyConfig`, :class:`PhaseDiagramConfig`, which also fill in the defaults), and then the
+:class:`AlloyConfig`, :class:`PhaseDiagramConfig`, :class:`NeuralPhaseDiagramConfig`, which also fill in the defaults), and then the
 rules that join blocks: alloys that exist and fit the system's lattice, models that have a
 section, transformer cells within the dense-geometry limit and patches that tile them, disorder samples whose names are free. Each failure is one
 :class:`ConfigError` naming the field (``systems.ising.mcmc.burn_in``) and its value.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from lattherm.analysis.neural_free_energy import NeuralPhaseDiagramConfig
 from lattherm.ce.fit import AlloyConfig
 from lattherm.lattices import MAX_DENSE_SITES, cell_sites, size_tag
 from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
@@ -55,6 +56,8 @@ def check_workflow_config(config: dict) -> None:
         diagram = PhaseDiagramConfig.from_dict(block)
         config["phase_diagram"] = vars(diagram)
     _check_neural(config, systems)
+    if "neural_phase_diagram" in config:
+        _check_neural_phase_diagram(config, alloys)
 
 
 def _check_disorder_names(systems: dict[str, SystemConfig]) -> None:
@@ -91,6 +94,24 @@ def _check_patch(field: str, section: dict, name: str, system: SystemConfig) -> 
     if section.get("physics_logits") and system.model == "cluster_expansion":
         raise ConfigError(f"{field} = {patch}: physics_logits with patches needs a pair model, systems.{name} is a "
                           f"cluster expansion (set patch: null or physics_logits: false)")
+
+
+def _check_neural_phase_diagram(config: dict, alloys: dict[str, AlloyConfig]) -> None:
+    """The neural F(x, T) block: its alloy, its transformer, its cells (typed; defaults filled in)."""
+    block = config["neural_phase_diagram"]
+    _check_alloy_of("neural_phase_diagram", block["alloy"], block["lattice"], alloys)
+    models = config.get("models", {})
+    if block["model"] not in models or models[block["model"]]["kind"] != "transformer":
+        raise ConfigError(f"neural_phase_diagram.model = {block['model']!r} must name a transformer section under "
+                          f"models (transformers: {sorted(m for m, s in models.items() if s['kind'] == 'transformer')})")
+    if "training" not in config:
+        raise ConfigError("config training is missing: neural_phase_diagram trains a model")
+    neural = NeuralPhaseDiagramConfig.from_dict(block)
+    for size in neural.sizes:
+        if cell_sites(neural.lattice, size) > MAX_DENSE_SITES:
+            raise ConfigError(f"neural_phase_diagram: the {size} cell has {cell_sites(neural.lattice, size)} sites; "
+                              f"the transformer needs a lattice of at most {MAX_DENSE_SITES} sites")
+    config["neural_phase_diagram"] = {**vars(neural), "mcmc": vars(neural.mcmc)}
 
 
 def _check_neural(config: dict, systems: dict[str, SystemConfig]) -> None:

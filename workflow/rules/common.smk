@@ -6,6 +6,7 @@ transferable model), never by their names. Config reaches a stage as its validat
 to results/config/ by the `config_block` rule, or as plain values in params.
 """
 
+from lattherm.analysis.neural_free_energy import NeuralPhaseDiagramConfig
 from lattherm.exact import reference_method
 from lattherm.io import write_json
 from lattherm.lattices import cell_sites, size_tag
@@ -18,6 +19,10 @@ SYSTEMS = {member: system for name, block in SYSTEM_BLOCKS.items()
            for member, system in block.disorder_members(name).items()}
 SPIN_GLASS_FAMILIES = {name: list(block.disorder_members(name)) for name, block in SYSTEM_BLOCKS.items()
                        if block.spin_glass}
+
+# The neural F(x, T) block, typed (the config check has filled in its defaults); None without one.
+NEURAL_PD = (NeuralPhaseDiagramConfig.from_dict(config["neural_phase_diagram"])
+             if "neural_phase_diagram" in config else None)
 
 
 wildcard_constraints:
@@ -151,6 +156,50 @@ def phase_diagram_cell(wildcards):
     return f"{c['lattice']} {size_tag(c['size'])}, {cell_sites(c['lattice'], c['size'])} sites"
 
 
+def neural_pd_system_block(wildcards):
+    """The canonical system block of the neural F(x, T) at one composition."""
+    return NEURAL_PD.system_block(float(wildcards.x))
+
+
+def neural_pd_training_block(wildcards):
+    """The one conditioned run's training settings: the training section, the block's overrides, the grid's ranges."""
+    return NEURAL_PD.training_block(config["training"], config["seed"])
+
+
+def neural_pd_first_system(wildcards):
+    """The system file the conditioned model is trained and sampled with (its first composition;
+    the model reads the composition of each point from its conditioning)."""
+    return f"results/config/neural_phase_diagram/x{NEURAL_PD.concentrations[0]:g}.json"
+
+
+def neural_pd_alloy(wildcards):
+    return [f"results/ce/{NEURAL_PD.alloy}.json"]
+
+
+def neural_pd_grid_options(wildcards):
+    """The grid and budgets of `lattherm neural grid` on one cell: fine-tuning only on the transfer cell."""
+    transfer = NEURAL_PD.transfer_size is not None and wildcards.size == size_tag(NEURAL_PD.transfer_size)
+    return (f"--concentrations {','.join(f'{x:g}' for x in NEURAL_PD.concentrations)}"
+            f" --temperatures {','.join(f'{t:g}' for t in NEURAL_PD.temperatures)} --samples {NEURAL_PD.samples}"
+            f" --finetune-steps {NEURAL_PD.finetune_steps if transfer else 0}")
+
+
+def neural_pd_grids(wildcards):
+    """The neural F(x, T) tables of the training cell and the transfer cell."""
+    return [f"results/phase_diagram/neural/{NEURAL_PD.model}/grid_{size_tag(size)}.csv" for size in NEURAL_PD.sizes]
+
+
+def neural_pd_references(wildcards):
+    """Enumeration at every composition on the training cell; MCMC + MBAR on the transfer cell."""
+    xs = [f"{x:g}" for x in NEURAL_PD.concentrations]
+    train = size_tag(NEURAL_PD.train_size)
+    tables = [f"results/phase_diagram/neural/exact_x{x}_{train}.csv" for x in xs]
+    if NEURAL_PD.transfer_size is not None:
+        transfer = size_tag(NEURAL_PD.transfer_size)
+        tables += [f"results/phase_diagram/neural/mcmc_x{x}_{transfer}_free_energy.csv" for x in xs]
+    return tables
+
+
 def snapshot_inputs(wildcards):
     """The first training run of each system with neural runs and a lattice to draw, and the files
     to rebuild its system."""
@@ -168,6 +217,7 @@ def final_outputs():
     figures += ["ess_vs_size"] if any(runs(s) for s in SYSTEMS) else []
     figures += ["snapshots"] if snapshot_inputs(None)["checkpoints"] else []
     figures += ["phase_diagram"] if "phase_diagram" in config else []
+    figures += ["neural_free_energy"] if NEURAL_PD is not None else []
     figures += [f"spin_glass_{family}" for family in SPIN_GLASS_FAMILIES]
     outputs = [f"results/ce/{alloy}/hull.png" for alloy in config["alloys"]]
     return outputs + [f"results/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]

@@ -8,6 +8,9 @@
     lattherm analysis disorder-average exact_4x4.csv mcmc_4x4_free_energy.csv overlap_*.csv ... --family glass \\
         --out-thermodynamics thermo.csv --out-overlap overlap.csv
     lattherm analysis figure-spin-glass --thermodynamics thermo.csv --overlap overlap.csv --out fig.png
+    lattherm analysis neural-free-energy --neural grid_2x2x4.csv --neural grid_4x4x8.csv \\
+        --reference exact_x0.5_2x2x4.csv --reference mcmc_x0.5_4x4x8_free_energy.csv --out table.csv
+    lattherm analysis figure-neural-free-energy --table table.csv --out fig.png --out fig.pdf
 """
 
 from __future__ import annotations
@@ -112,6 +115,38 @@ def disorder_average(
     write_table(out_thermodynamics, thermo)
     write_table(out_overlap, overlaps)
     typer.echo(f"wrote {out_thermodynamics} and {out_overlap}")
+
+
+@app.command("neural-free-energy")
+def neural_free_energy(
+    neural: List[Path] = typer.Option(..., help="`lattherm neural grid` tables (one per cell)."),
+    reference: List[Path] = typer.Option(..., help="Exact reference tables (`lattherm exact reference`) and MCMC "
+                                         "free-energy tables (`lattherm mcmc integrate`) at each composition and cell."),
+    ess_threshold: float = typer.Option(0.01, help="Below this ESS per sample a point is flagged 'ESS too low'."),
+    out: Path = typer.Option(..., help="Output table (.csv or .parquet), one row per cell, x and T."),
+) -> None:
+    """Neural F(x, T) against the reference of each grid point: sigma distance, meV/site, ESS flag."""
+    from lattherm.analysis.neural_free_energy import neural_free_energy_table
+
+    table_path(out)
+    if not 0 <= ess_threshold <= 1:
+        raise LatthermError(f"--ess-threshold = {ess_threshold} must lie in [0, 1]")
+    table = neural_free_energy_table([read_table(p) for p in neural], [read_table(p) for p in reference],
+                                     ess_threshold, [str(p) for p in neural], [str(p) for p in reference])
+    write_table(out, table)
+    typer.echo(f"wrote {len(table)} rows to {out}")
+
+
+@app.command("figure-neural-free-energy")
+def figure_neural_free_energy(
+    table: Path = typer.Option(..., help="`lattherm analysis neural-free-energy` table."),
+    alloy: str = typer.Option("", help="The alloy's name, in the panel titles."),
+    out: List[Path] = typer.Option(..., help=OUT_HELP),
+) -> None:
+    """F_neural - F_ref (meV/site) against T per composition and cell; 'ESS too low' where it is."""
+    from lattherm.analysis.neural_free_energy import neural_free_energy_figure
+
+    _save(neural_free_energy_figure(read_table(table), alloy), out)
 
 
 @app.command("figure-spin-glass")

@@ -4,6 +4,8 @@
     lattherm neural sample --checkpoint runs/a/checkpoint.pt --system ising.yaml --samples 10000 --out estimates.csv
     lattherm neural sample --checkpoint runs/a/checkpoint.pt --system ising.yaml --size 16x16 \\
         --finetune-steps 50 --out transfer.csv
+    lattherm neural grid --checkpoint runs/x/checkpoint.pt --system cuau.yaml --size 4x4x8 \\
+        --concentrations 0.25,0.5 --temperatures 500,800 --finetune-steps 20 --out grid.csv
     lattherm neural overlap --checkpoint runs/a/checkpoint.pt --system spin_glass.yaml --samples 20000 --out overlap.csv
 
 A model is evaluated at its training temperature, or (temperature-conditioned) at the system's
@@ -27,14 +29,15 @@ import pandas as pd
 import torch
 import typer
 
-from lattherm.cli.options import ALLOYS, SYSTEM, TEMPERATURES, parse_temperatures, system_from
+from lattherm.cli.options import ALLOYS, SYSTEM, TEMPERATURES, parse_concentrations, parse_temperatures, system_from
+from lattherm.errors import LatthermError
 from lattherm.io import load_yaml, table_path, write_json, write_table
 from lattherm.lattices import size_tag
 from lattherm.models import build_model, model_spec
 from lattherm.training import TrainConfig, load_trained_model, resolve_device, system_description, train
 from lattherm.training.distributed import init_from_environment
 from lattherm.training.variational import training_conditioning
-from lattherm.transfer import transfer
+from lattherm.transfer import transfer, transfer_grid
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -109,6 +112,52 @@ def sample(
                      progress=sys.stderr.isatty(), z2_symmetric=z2_symmetric)
             for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures)]
     write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))
+
+
+@app.command()
+def grid(
+    checkpoint: Path = typer.Option(..., help="checkpoint.pt of a model conditioned on temperature and composition."),
+    system: Path = SYSTEM,
+    size: Optional[str] = typer.Option(None, help="The cell, e.g. 4x4x8 (default: the training cell)."),
+    alloys: Path = ALLOYS,
+    concentrations: str = typer.Option(..., help="Fractions of species 1, e.g. '0.25,0.5' (whole numbers of sites)."),
+    temperatures: Optional[str] = typer.Option(None, help="Temperatures, e.g. '500,800' (default: the system's)."),
+    finetune_steps: int = typer.Option(0, help="Variational fine-tuning steps on the cell first, once, over the "
+                                               "trained ranges."),
+    samples: int = typer.Option(10000, help="Samples for importance weighting per point."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    out: Path = typer.Option(..., help="Estimates table (.csv or .parquet), one row per (concentration, temperature)."),
+) -> None:
+    """Importance-sampled F(x, T), its error and the ESS of one composition- and temperature-
+    conditioned model at every point of a grid, on its training cell or, transferred (and
+    fine-tuned once), on a larger cell of the system (the system file's concentration is replaced)."""
+    from dataclasses import replace
+
+    from lattherm.systems import build_system, load_system_config
+
+    table_path(out)
+    xs = parse_concentrations(concentrations)
+    chosen = parse_temperatures(temperatures)
+    base = system_from(system, size, alloys)
+    config = load_system_config(system)
+    if base.ensemble != "canonical":
+        raise LatthermError(f"--system {system}: a composition grid needs a canonical system, it is {base.ensemble}")
+    ce_file = alloys / f"{config.alloy}.json" if config.alloy is not None else None
+    systems = {}
+    for x in xs:
+        count = x * base.n_sites
+        if abs(count - round(count)) > 1e-9:
+            raise LatthermError(f"--concentrations value {x:g} gives {count:g} species-1 sites of {base.n_sites}; "
+                                "it must give a whole number")
+        systems[x] = build_system(replace(config, concentration=x), base.size, ce_file, name=base.name)
+    chosen = chosen or config.temperatures
+    if not chosen:
+        raise LatthermError(f"--system {system} has no temperatures; give --temperatures")
+    rows = transfer_grid(checkpoint, systems, chosen, finetune_steps=finetune_steps, n_samples=samples, seed=seed,
+                         device=device, progress=sys.stderr.isatty())
+    write_table(out, _labelled(rows, base, "neural_grid"))
+    typer.echo(f"wrote {len(rows)} rows to {out}")
 
 
 @app.command()

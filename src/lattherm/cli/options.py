@@ -29,6 +29,16 @@ TEMPERATURES = typer.Option(None, help="Temperatures, e.g. '2.0,2.269' (default:
 
 def parse_temperatures(text: Optional[str]) -> Optional[list[float]]:
     """Positive numbers separated by commas or spaces (None stays None)."""
+    return parse_numbers(text, "--temperatures", lambda v: v > 0, "a positive number")
+
+
+def parse_concentrations(text: Optional[str]) -> Optional[list[float]]:
+    """Fractions of species 1 strictly between 0 and 1, separated by commas or spaces."""
+    return parse_numbers(text, "--concentrations", lambda v: 0 < v < 1, "a fraction between 0 and 1")
+
+
+def parse_numbers(text: Optional[str], option: str, valid, what: str) -> Optional[list[float]]:
+    """Finite numbers separated by commas or spaces, each ``valid`` (None stays None)."""
     if text is None:
         return None
     values = []
@@ -37,11 +47,11 @@ def parse_temperatures(text: Optional[str]) -> Optional[list[float]]:
             value = float(token)
         except ValueError:
             value = math.nan
-        if not (math.isfinite(value) and value > 0):
-            raise LatthermError(f"--temperatures value {token!r} is not a positive number")
+        if not (math.isfinite(value) and valid(value)):
+            raise LatthermError(f"{option} value {token!r} is not {what}")
         values.append(value)
     if not values:
-        raise LatthermError("--temperatures is empty; give numbers separated by commas or spaces")
+        raise LatthermError(f"{option} is empty; give numbers separated by commas or spaces")
     return values
 
 

@@ -81,6 +81,42 @@ def system_cond(model, system, temperature: float, conditioning: Conditioning | 
 
 
 @torch.no_grad()
+def importance_estimates(model, system, temperature: float, n_samples: int = 10000,
+                         conditioning: Conditioning | None = None, batch_size: int = 4096,
+                         generator: torch.Generator | None = None) -> dict:
+    """Importance-sampled F_IS with its error, the ESS and the variational F_q of ``model`` on
+    ``system`` at one temperature, from ``n_samples`` samples (drawn with ``generator``), as one
+    flat dict under the reference tables' column names (totals and ``*_per_site`` copies). A
+    conditional model needs the ``conditioning`` saved with its checkpoint; a ``physics_logits``
+    model its Hamiltonian attached (its beta is set here)."""
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be >= 2, got {n_samples}")
+    device = next(model.parameters()).device
+    hamiltonian = system.hamiltonian.to(device)
+    beta = system.beta(temperature)
+    set_physics_beta(model, beta)  # physics_logits at this temperature (unless beta comes from cond)
+    log_w_parts = []
+    for start in range(0, n_samples, batch_size):
+        n = min(batch_size, n_samples - start)
+        cond = system_cond(model, system, temperature, conditioning, n)
+        x, log_q = model.sample(n, cond=None if cond is None else cond.to(device), n_ones=system.n_ones,
+                                generator=generator)
+        log_w_parts.append(log_weights(hamiltonian.energy(x), log_q, beta))
+    log_w = torch.cat(log_w_parts)
+    f_is, f_is_err = free_energy_is(log_w, beta)
+    reward = -log_w / beta  # E + ln q / beta
+    n_sites = system.n_sites
+    return {
+        "temperature": float(temperature), "beta": beta, "n_sites": n_sites, "n_samples": n_samples,
+        "free_energy": f_is, "free_energy_err": f_is_err,
+        "free_energy_per_site": f_is / n_sites, "free_energy_per_site_err": f_is_err / n_sites,
+        "ess": ess_per_sample(log_w),
+        "variational_free_energy": reward.mean().item(),
+        "variational_free_energy_err": reward.std().item() / math.sqrt(n_samples),
+    }
+
+
+@torch.no_grad()
 def evaluate(model, system, temperature: float, n_samples: int = 10000, conditioning: Conditioning | None = None,
              mcmc_chains: int = 64, mcmc_steps: int = 200, burn_in: int | None = None, batch_size: int = 4096,
              seed: int = 0, z2_symmetric: bool = False) -> dict:
@@ -100,26 +136,13 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     (the ``z2_symmetric`` column says which was sampled). A ``physics_logits`` model must have
     its Hamiltonian attached (training and loading a checkpoint do); its beta is set here.
     """
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be >= 2, got {n_samples}")
     if z2_symmetric and not isinstance(model, Z2Symmetric):
         model = Z2Symmetric(model)
     z2_symmetric = isinstance(model, Z2Symmetric)  # trained symmetrised (z2_symmetric in its spec) or asked for
     device = next(model.parameters()).device
-    hamiltonian = system.hamiltonian.to(device)
-    beta = system.beta(temperature)
-    set_physics_beta(model, beta)  # physics_logits at this temperature (unless beta comes from cond)
     generator = torch.Generator(device=device).manual_seed(seed)
-    log_w_parts = []
-    for start in range(0, n_samples, batch_size):
-        n = min(batch_size, n_samples - start)
-        cond = system_cond(model, system, temperature, conditioning, n)
-        x, log_q = model.sample(n, cond=None if cond is None else cond.to(device), n_ones=system.n_ones,
-                                generator=generator)
-        log_w_parts.append(log_weights(hamiltonian.energy(x), log_q, beta))
-    log_w = torch.cat(log_w_parts)
-    f_is, f_is_err = free_energy_is(log_w, beta)
-    reward = -log_w / beta  # E + ln q / beta
+    estimates = importance_estimates(model, system, temperature, n_samples, conditioning, batch_size, generator)
+    hamiltonian, beta = system.hamiltonian.to(device), estimates["beta"]
     cond1 = system_cond(model, system, temperature, conditioning, 1)
     burn_in = mcmc_steps // 10 if burn_in is None else burn_in
     mc = neural_mcmc(model, hamiltonian, beta, n_chains=mcmc_chains, n_steps=mcmc_steps, burn_in=burn_in,
@@ -128,13 +151,7 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     n_sites = system.n_sites
     energy, energy_err = mc.mean_and_error("energy")
     out = {
-        "temperature": float(temperature), "beta": beta, "n_sites": n_sites, "n_samples": n_samples,
-        "z2_symmetric": z2_symmetric,
-        "free_energy": f_is, "free_energy_err": f_is_err,
-        "free_energy_per_site": f_is / n_sites, "free_energy_per_site_err": f_is_err / n_sites,
-        "ess": ess_per_sample(log_w),
-        "variational_free_energy": reward.mean().item(),
-        "variational_free_energy_err": reward.std().item() / math.sqrt(n_samples),
+        **estimates, "z2_symmetric": z2_symmetric,
         "energy": energy, "energy_err": energy_err,
         "energy_per_site": energy / n_sites, "energy_per_site_err": energy_err / n_sites,
         "heat_capacity": heat_capacity(mc.energy, beta),
