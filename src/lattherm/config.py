@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from lattherm.ce.fit import AlloyConfig
 from lattherm.lattices import MAX_DENSE_SITES
-from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+from lattherm.mcmc.phase_scans import PhaseDiagramConfig
 from lattherm.models.transformer import TransformerConfig
 from lattherm.schema import SCHEMA_PATH, ConfigError, check_block
 from lattherm.systems import SystemConfig
