@@ -284,7 +284,8 @@ def transition_brackets(phases: pd.DataFrame) -> pd.DataFrame:
         rows.append({"concentration": float(x), "phase": phase,
                      "t_low": float(ordered_cooling.max()) if len(ordered_cooling) else np.nan,
                      "t_high": float(disordered_heating.min()) if len(disordered_heating) else np.nan})
-    return pd.DataFrame(rows, columns=["concentration", "phase", "t_low", "t_high"])
+    return pd.DataFrame(rows, columns=["concentration", "phase", "t_low", "t_high"]).astype(
+        {"concentration": float, "t_low": float, "t_high": float})  # typed when empty (no heating scans)
 
 
 def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, names: list[str] | None = None
