@@ -194,7 +194,7 @@ def semi_grand_compositions(
         group = group.sort_values(composition)
         for dmu in np.asarray(dmus, dtype=float):
             rows.append([float(temperature), float(dmu), *composition_at_dmu(group[composition], group[free_energy], dmu)])
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns, dtype=float)
 
 
 HYSTERESIS_SIGMAS = 4.0  # up and down differ by more than this many combined standard errors
