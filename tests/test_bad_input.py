@@ -161,7 +161,7 @@ SPLINE = ("--estimator", "spline")  # a quadrature of <E>(beta); the default, MB
 def phase_diagram(*tables):
     return ["analysis", "phase-diagram", *[f"{{in}}/{t}" for t in tables],
             "--out-boundaries", "b.csv", "--out-phases", "p.csv", "--out-transitions", "t.csv",
-            "--out-semi-grand", "sg.csv"]
+            "--out-semi-grand", "sg.csv", "--out-hysteresis", "h.csv"]
 
 
 def ce_fit(alloy):

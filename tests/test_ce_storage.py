@@ -48,12 +48,12 @@ def enumerate_args(tmp_path, ce_file, lattice="fcc"):
 
 def mchammer_args(tmp_path, ce_file):
     """A canonical mchammer scan of the alloy ``ce_file`` at x = 0.5."""
-    settings = {"alloy": ce_file.stem, "lattice": "fcc_cubic", "size": [2, 2, 2], "steps_per_site": 128,
-                "temperatures": [2000.0], "concentrations": [0.25, 0.5], "dmus": [0.0]}
+    settings = {"alloy": ce_file.stem, "lattice": "fcc_cubic", "size": [2, 2, 2],
+                "temperatures": [2000.0], "concentrations": [0.25, 0.5], "dmus": [0.0, 0.1]}
     path = tmp_path / "phase_diagram.yaml"
     path.write_text(yaml.safe_dump(settings))
     return ["mcmc", "mchammer", "--settings", path, "--alloys", ce_file.parent, "--concentration", "0.5",
-            "--out", tmp_path / "mch.csv"]
+            "--steps-per-site", "128", "--out", tmp_path / "mch.csv"]
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def test_cli_transition_writes_the_crossing_the_heating_scan_and_the_branches(tm
     settings = tmp_path / "pd.yaml"
     settings.write_text(yaml.safe_dump({
         "alloy": "cuau", "lattice": "fcc_cubic", "size": [2, 2, 2], "temperatures": [20000.0, 1500.0, 300.0],
-        "concentrations": [0.25, 0.5], "dmus": [0.0], "heating_concentrations": [0.5],
+        "concentrations": [0.25, 0.5], "dmus": [0.0, 0.1], "heating_concentrations": [0.5],
         "transition_temperatures": [600.0, 800.0, 1000.0], "branch_chains": 8, "branch_sweeps": 200,
         "branch_burn_in": 50}))
     out = {k: tmp_path / f"{k}.csv" for k in ("crossing", "heating", "branches")}

@@ -169,10 +169,17 @@ BAD_CONFIGS = {
     "alloy cell of another lattice": (_set("systems.cuau.lattice", "bcc"), ["systems.cuau.lattice", "'bcc'", "'fcc'"]),
     "phase-diagram cell of another lattice": (_set("phase_diagram.lattice", "bcc_cubic"),
                                               ["phase_diagram.lattice", "'bcc_cubic'", "'fcc'"]),
-    "mchammer composition the cell cannot hold": (_set("phase_diagram.concentrations", [0.25, 0.3]),
-                                                   ["phase_diagram.concentrations[1]", "0.3"]),
-    "mchammer run too short for error analysis": (_set("phase_diagram.steps_per_site", 100),
-                                                  ["phase_diagram.steps_per_site", "100"]),
+    "phase-diagram composition the cell cannot hold": (_set("phase_diagram.concentrations", [0.25, 0.3]),
+                                                        ["phase_diagram.concentrations[1]", "0.3"]),
+    "canonical scan too short for error analysis": (_set("phase_diagram.sweeps", 150),
+                                                    ["phase_diagram.sweeps - burn_in = 118", "128"]),
+    "semi-grand scan too short for error analysis": (_set("phase_diagram.semi_grand_burn_in", 40),
+                                                     ["phase_diagram.semi_grand_sweeps - semi_grand_burn_in = 120", "128"]),
+    "semi-grand temperature without F(x, T)": (_set("phase_diagram.semi_grand_temperatures", [500.0, 650.0]),
+                                               ["phase_diagram.semi_grand_temperatures[1]", "650.0", "temperatures"]),
+    "one dmu cannot be swept both ways": (_set("phase_diagram.dmus", [0.0, 0.0]), ["phase_diagram.dmus", "[0.0, 0.0]"]),
+    "phase-diagram steps_per_site (mchammer's, now sweeps)": (_set("phase_diagram.steps_per_site", 200),
+                                                             ["phase_diagram", "steps_per_site"]),
     # neural samplers
     "model without a section": (_set("neural.models", ["mam", "rnn"]), ["neural.models[1]", "'rnn'"]),
     "key of another model kind": (_set("models.mam.hidden", 64), ["models.mam.hidden", "'transformer'"]),
@@ -242,7 +249,8 @@ def test_checked_config_holds_every_block_with_its_defaults():
                           "sweeps": 200, "burn_in": 50, "rungs": None}
     assert config["systems"]["spin_glass"]["mcmc"]["move"] is None  # the ensemble's natural move, flip
     assert config["alloys"]["cuau"]["lattice"] == "fcc" and config["alloys"]["cuau"]["database"] is None
-    assert config["phase_diagram"]["steps_per_site"] == 128 and config["phase_diagram"]["hull_tolerance"] == 1.0e-4
+    assert config["phase_diagram"]["chains"] == 16 and config["phase_diagram"]["hull_tolerance"] == 1.0e-4
+    assert config["phase_diagram"]["semi_grand_temperatures"] == [500.0, 800.0]
     assert config["training"]["checkpoint_every"] == 100 and config["training"]["shards"] == 1
     assert config["systems"]["ising"]["training"] is None and config["exact"] == {"enumerate_max_sites": 16}
     neural = config["neural_phase_diagram"]

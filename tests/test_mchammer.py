@@ -91,12 +91,13 @@ def test_bad_arguments_raise():
 def test_cli_mchammer_writes_a_tidy_table(tmp_path):
     """`mcmc mchammer` scans the alloy its phase-diagram block names, read from the alloys directory."""
     write_published_ce(tmp_path / "cuau.json")
-    block = {"alloy": "cuau", "lattice": "fcc_cubic", "size": [2, 2, 2], "steps_per_site": 128,
-             "temperatures": [2000.0, 1500.0], "concentrations": [0.25, 0.5], "dmus": [0.0]}
+    block = {"alloy": "cuau", "lattice": "fcc_cubic", "size": [2, 2, 2],
+             "temperatures": [2000.0, 1500.0], "concentrations": [0.25, 0.5], "dmus": [0.0, 0.1]}
     settings = tmp_path / "phase_diagram.yaml"
     settings.write_text(yaml.safe_dump(block))
     out = tmp_path / "mchammer.csv"
-    common = ["mcmc", "mchammer", "--settings", str(settings), "--alloys", str(tmp_path), "--seed", "0"]
+    common = ["mcmc", "mchammer", "--settings", str(settings), "--alloys", str(tmp_path), "--seed", "0",
+              "--steps-per-site", "128"]
     args = [*common, "--concentration", "0.25", "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -103,16 +103,22 @@ def test_semi_grand_composition_above_critical_temperature(x0):
     # Minimising f(x) - dmu (2x - 1) gives f'(x) = 2 dmu: invert at a known x0.
     temperature = 1.0
     dmu = 0.5 * regular_solution_slope(x0, temperature)
-    x = composition_at_dmu(GRID, regular_solution(GRID, temperature), dmu)
-    assert x == pytest.approx(x0, abs=DX)
+    x, low, high = composition_at_dmu(GRID, regular_solution(GRID, temperature), dmu)
+    assert x == pytest.approx(x0, abs=DX) and low < x0 < high
+    # on a coarse grid the vertex is a grid point, and the bracket (its hull neighbours) holds x0
+    coarse = np.linspace(0.1, 0.9, 9)
+    x, low, high = composition_at_dmu(coarse, regular_solution(coarse, temperature), dmu)
+    assert low <= x0 <= high and high - low <= 0.2 + 1e-12 and abs(x - x0) <= 0.1
+    # past the grid's ends the bracket reaches the pure phases
+    assert composition_at_dmu(coarse, regular_solution(coarse, temperature), 5.0)[1:] == (0.8, 1.0)
 
 
 def test_semi_grand_composition_jumps_across_the_gap():
     x_b = 0.15
     temperature = binodal_temperature(x_b)
     f = regular_solution(GRID, temperature)
-    assert composition_at_dmu(GRID, f, +1e-4) == pytest.approx(1 - x_b, abs=2 * DX)
-    assert composition_at_dmu(GRID, f, -1e-4) == pytest.approx(x_b, abs=2 * DX)
+    assert composition_at_dmu(GRID, f, +1e-4)[0] == pytest.approx(1 - x_b, abs=2 * DX)
+    assert composition_at_dmu(GRID, f, -1e-4)[0] == pytest.approx(x_b, abs=2 * DX)
     table = pd.DataFrame({"temperature": temperature, "concentration": GRID, "free_energy_per_site": f})
     predicted = semi_grand_compositions(table, [-1e-4, 1e-4])
     np.testing.assert_allclose(predicted["concentration"], [x_b, 1 - x_b], atol=2 * DX)

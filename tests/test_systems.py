@@ -16,7 +16,7 @@ from lattherm.ce.storage import read_cluster_expansion, write_cluster_expansion
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.hamiltonians.ising import EdwardsAnderson, Ising, SherringtonKirkpatrick
 from lattherm.analysis.neural_free_energy import NeuralPhaseDiagramConfig
-from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+from lattherm.mcmc.phase_scans import PhaseDiagramConfig
 from lattherm.schema import ConfigError, schema, schema_defaults
 from lattherm.systems import McmcConfig, SystemConfig, build_system, load_system
 

@@ -104,9 +104,8 @@ def test_dry_run(workdir, configfile):
                              if config["systems"][name]["model"] in SPIN_GLASSES},
         "figure_spin_glass": {f"results/figures/spin_glass_{name}.png" for name in families
                               if config["systems"][name]["model"] in SPIN_GLASSES},
-        "mchammer_canonical": {f"results/phase_diagram/canonical_x{x:g}.csv"
-                               for x in config["phase_diagram"]["concentrations"]},
-        "mchammer_semi_grand": {f"results/phase_diagram/semi_grand_dmu{d:g}.csv" for d in config["phase_diagram"]["dmus"]},
+        "canonical_scan": {f"results/phase_diagram/canonical_x{x:g}.csv" for x in config["phase_diagram"]["concentrations"]},
+        "semi_grand_scan": {f"results/phase_diagram/semi_grand_{d}.csv" for d in ("up", "down")},
         "transition": {f"results/phase_diagram/transition_x{x:g}.csv"
                        for x in config["phase_diagram"]["heating_concentrations"]},
         "training_block": {f"results/config/training/{s}/{run}.json" for s in systems for run in runs(s)},
@@ -130,8 +129,8 @@ def test_dry_run(workdir, configfile):
     assert expected["neural_train"] and expected["neural_transfer"] and len(expected["exact_reference"]) >= 3
     for rule, outputs in expected.items():
         assert sorted(planned.get(rule, [])) == sorted(outputs), f"{configfile}: {rule} plans {planned.get(rule)}"
-    # the free energy of every MCMC scan and canonical mchammer scan (the comparison and the hull read them)
-    free_energies = {path.replace(".csv", "_free_energy.csv") for path in expected["mcmc_run"] | expected["mchammer_canonical"]}
+    # the free energy of every MCMC scan and canonical scan (the comparison and the hull read them)
+    free_energies = {path.replace(".csv", "_free_energy.csv") for path in expected["mcmc_run"] | expected["canonical_scan"]}
     assert free_energies <= files, f"{configfile}: no job for {sorted(free_energies - files)}"
     for rule in ONE_JOB:
         assert len(planned.get(rule, [])) == 1, f"{configfile}: {rule} has {len(planned.get(rule, []))} jobs"
@@ -205,7 +204,7 @@ def test_tiny_end_to_end_then_nothing_to_do_then_training_change_reruns_dependen
     rerun = {line.split()[0] for line in out.splitlines() if line.strip() and line.split()[0].islower()
              and len(line.split()) == 2 and line.split()[1].isdigit()}
     assert {"training_block", "neural_train", "neural_sample", "neural_transfer", "compare_free_energies"} <= rerun
-    assert not rerun & {"ce_fit", "exact_reference", "mcmc_run", "mcmc_free_energy", "mchammer_canonical",
+    assert not rerun & {"ce_fit", "exact_reference", "mcmc_run", "mcmc_free_energy", "canonical_scan",
                         "config_block"}
 
 

@@ -15,7 +15,7 @@ import math
 from lattherm.analysis.neural_free_energy import NeuralPhaseDiagramConfig
 from lattherm.ce.fit import AlloyConfig
 from lattherm.lattices import MAX_DENSE_SITES, cell_sites, size_tag
-from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+from lattherm.mcmc.phase_scans import PhaseDiagramConfig
 from lattherm.models.transformer import MAX_PATCH_SITES, TransformerConfig
 from lattherm.schema import SCHEMA_PATH, ConfigError, check_block
 from lattherm.systems import SystemConfig

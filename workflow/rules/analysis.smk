@@ -27,6 +27,7 @@ rule phase_diagram:
         phases="results/analysis/phase_diagram/phases.csv",
         transitions="results/analysis/phase_diagram/transitions.csv",
         semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
+        hysteresis="results/analysis/phase_diagram/hysteresis.csv",
     params:
         tolerance=lookup(dpath="phase_diagram/hull_tolerance", within=config),
     log:
@@ -40,7 +41,8 @@ rule phase_diagram:
     shell:
         "lattherm analysis phase-diagram {input.tables} {input.structures} --tolerance {params.tolerance}"
         " --out-boundaries {output.boundaries} --out-phases {output.phases}"
-        " --out-transitions {output.transitions} --out-semi-grand {output.semi_grand} > {log} 2>&1"
+        " --out-transitions {output.transitions} --out-semi-grand {output.semi_grand}"
+        " --out-hysteresis {output.hysteresis} > {log} 2>&1"
 
 
 rule disorder_average:

@@ -33,7 +33,7 @@ wildcard_constraints:
     size=r"\d+(x\d+)*",
     tag=r"all|T[0-9.e+-]+",
     x=r"[0-9.e-]+",
-    dmu=r"-?[0-9.e-]+",
+    direction="up|down",
 
 
 def section_block(wildcards):
@@ -136,17 +136,18 @@ def comparison_inputs(wildcards):
 
 
 def phase_diagram_inputs(wildcards):
-    """Canonical cooling free energies per concentration, the heating scans and free-energy
-    crossings (T_c) of the ordered compositions, and semi-grand scans per dmu."""
+    """Canonical free energies per concentration, the heating scans and free-energy crossings
+    (T_c) of the ordered compositions, and the semi-grand scans up and down (if any temperature)."""
     c = config["phase_diagram"]
     canonical = [f"results/phase_diagram/canonical_x{x:g}_free_energy.csv" for x in c["concentrations"]]
     heating = [f"results/phase_diagram/{kind}_x{x:g}.csv" for x in c["heating_concentrations"]
                for kind in ("heating", "transition")]
-    return canonical + heating + [f"results/phase_diagram/semi_grand_dmu{dmu:g}.csv" for dmu in c["dmus"]]
+    directions = ("up", "down") if c["semi_grand_temperatures"] else ()
+    return canonical + heating + [f"results/phase_diagram/semi_grand_{d}.csv" for d in directions]
 
 
 def phase_diagram_structures(wildcards):
-    """Cooling-scan configurations of the ordered compositions, matched to the prototypes."""
+    """Canonical-scan configurations of the ordered compositions, matched to the prototypes."""
     return [f"results/phase_diagram/canonical_x{x:g}.extxyz" for x in config["phase_diagram"]["heating_concentrations"]]
 
 

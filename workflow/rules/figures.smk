@@ -61,6 +61,7 @@ rule figure_phase_diagram:
         phases="results/analysis/phase_diagram/phases.csv",
         transitions="results/analysis/phase_diagram/transitions.csv",
         semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
+        hysteresis="results/analysis/phase_diagram/hysteresis.csv",
     output:
         png=report("results/figures/phase_diagram.png", caption="../report/phase_diagram.rst", category="4. CuAu phase diagram"),
         pdf="results/figures/phase_diagram.pdf",
@@ -76,7 +77,8 @@ rule figure_phase_diagram:
         "../../envs/lattherm.yaml"
     shell:
         "lattherm analysis figure-phase-diagram --boundaries {input.boundaries} --phases {input.phases}"
-        " --transitions {input.transitions} --semi-grand {input.semi_grand} --cell '{params.cell}'"
+        " --transitions {input.transitions} --semi-grand {input.semi_grand} --hysteresis {input.hysteresis}"
+        " --cell '{params.cell}'"
         " --out {output.png} --out {output.pdf} > {log} 2>&1"
 
 

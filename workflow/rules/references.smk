@@ -68,14 +68,14 @@ rule mcmc_free_energy:
         "lattherm mcmc integrate --table {input.table} --samples {input.samples} --out {output} > {log} 2>&1"
 
 
-rule mchammer_integrate:
+rule canonical_free_energy:
     input:
         table="results/phase_diagram/canonical_x{x}.csv",
         samples="results/phase_diagram/canonical_x{x}_samples.parquet",
     output:
         "results/phase_diagram/canonical_x{x}_free_energy.csv",
     log:
-        "logs/phase_diagram/integrate_x{x}.log",
+        "logs/phase_diagram/free_energy_x{x}.log",
     threads: 1
     resources:
         mem_mb=1000,
@@ -86,7 +86,7 @@ rule mchammer_integrate:
         "lattherm mcmc integrate --table {input.table} --samples {input.samples} --out {output} > {log} 2>&1"
 
 
-rule mchammer_canonical:
+rule canonical_scan:
     input:
         settings="results/config/phase_diagram.json",
         alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
@@ -101,12 +101,12 @@ rule mchammer_canonical:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=120,
+        runtime=60,
     cache: "omit-software"
     conda:
         "../../envs/ce.yaml"
     shell:
-        "lattherm mcmc mchammer --settings {input.settings} --concentration {wildcards.x} --seed {params.seed}"
+        "lattherm mcmc canonical --settings {input.settings} --concentration {wildcards.x} --seed {params.seed}"
         " --out {output.table} --out-samples {output.samples} --out-structures {output.structures} > {log} 2>&1"
 
 
@@ -134,25 +134,25 @@ rule transition:
         " --out {output.crossing} --out-heating {output.heating} --out-branches {output.branches} > {log} 2>&1"
 
 
-rule mchammer_semi_grand:
+rule semi_grand_scan:
     input:
         settings="results/config/phase_diagram.json",
         alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
     output:
-        "results/phase_diagram/semi_grand_dmu{dmu}.csv",
+        "results/phase_diagram/semi_grand_{direction}.csv",
     params:
         seed=config["seed"],
     log:
-        "logs/phase_diagram/semi_grand_dmu{dmu}.log",
+        "logs/phase_diagram/semi_grand_{direction}.log",
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=120,
+        runtime=60,
     cache: "omit-software"
     conda:
         "../../envs/ce.yaml"
     shell:
-        "lattherm mcmc mchammer --settings {input.settings} --dmu {wildcards.dmu} --seed {params.seed}"
+        "lattherm mcmc semi-grand --settings {input.settings} --direction {wildcards.direction} --seed {params.seed}"
         " --out {output} > {log} 2>&1"
 
 

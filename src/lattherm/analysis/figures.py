@@ -202,16 +202,19 @@ PHASE_COLOURS = {"A1": "0.6", "L1_2 A3B": "C0", "L1_0 AB": "C3", "L1_2 AB3": "C2
 
 
 def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transitions: pd.DataFrame,
-                         semi_grand: pd.DataFrame, cell: str = ""):
-    """Left: the T-x diagram: the phase of every scanned point (cooling), two-phase regions
-    shaded, T_c brackets (cooling / heating) of the ordered compositions and, where the
+                         semi_grand: pd.DataFrame, hysteresis: pd.DataFrame, cell: str = ""):
+    """Left: the T-x diagram: the phase of every scanned point (canonical scans), two-phase
+    regions shaded, T_c brackets (cooling / heating) of the ordered compositions and, where the
     transitions table has them, the free-energy crossings' T_c with error bars. Middle: order
     parameters and C_v against T at the ordered compositions, cooling and heating. Right: the
-    semi-grand x(dmu) cross-check, MC against the prediction from F(x, T)."""
+    semi-grand x(dmu) scans up and down with error bars against the prediction from F(x, T)
+    (line) and its bracket (band), hysteresis windows marked."""
     require_columns(boundaries, ["temperature", "x_left", "x_right"], "phase boundaries")
     require_columns(phases, ["concentration", "temperature", "direction", "phase", "order_l12", "order_l10"], "phases")
     require_columns(transitions, ["concentration", "phase", "t_low", "t_high"], "transitions")
-    require_columns(semi_grand, ["temperature", "dmu", "concentration_mc", "concentration_predicted"], "semi-grand check")
+    require_columns(semi_grand, ["temperature", "dmu", "direction", "concentration_mc", "concentration_mc_err",
+                                 "concentration_predicted", "concentration_low", "concentration_high"], "semi-grand check")
+    require_columns(hysteresis, ["temperature", "dmu_low", "dmu_high"], "hysteresis")
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     diagram, order, check = axes
     # show the physical range: up to twice the highest ordered temperature (the scans' highest
@@ -265,12 +268,22 @@ def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transit
     heat.set_ylabel("C_v per site, cooling (dotted)")
     order.legend(fontsize=6)
     for k, (temperature, group) in enumerate(semi_grand.groupby("temperature")):
-        group = group.sort_values("dmu")
-        check.plot(group["dmu"], group["concentration_mc"], "o", color=f"C{k % 10}", label=f"MC, T = {temperature:g} K")
-        check.plot(group["dmu"], group["concentration_predicted"], "-", color=f"C{k % 10}")
+        colour = f"C{k % 10}"
+        for direction, marker in (("up", "^"), ("down", "v")):
+            part = group[group.direction == direction].sort_values("dmu")
+            check.errorbar(part["dmu"], part["concentration_mc"], yerr=part["concentration_mc_err"], fmt=marker,
+                           ms=3, color=colour, mfc=colour if direction == "up" else "none", lw=0.8,
+                           label=f"T = {temperature:g} K" if direction == "up" else None)
+        line = group[group.direction == group.direction.iloc[0]].sort_values("dmu")
+        check.plot(line["dmu"], line["concentration_predicted"], "-", color=colour, lw=0.8)
+        check.fill_between(line["dmu"], line["concentration_low"], line["concentration_high"], color=colour,
+                           alpha=0.08, lw=0, step="mid")
+        for window in hysteresis[hysteresis.temperature == temperature].itertuples():
+            check.axvspan(window.dmu_low, window.dmu_high, ymin=0.02 * k, ymax=0.02 * (k + 1), color=colour)
     check.set_xlabel("Δμ (eV)")
     check.set_ylabel("x (Au)")
-    check.set_title("semi-grand: MC (points) vs F(x, T) (lines)", fontsize=9)
+    check.set_title("semi-grand x(Δμ): ▲ up, ▽ down; F(x, T) line and bracket;\nbars at the bottom: hysteresis",
+                    fontsize=8)
     check.legend(fontsize=6)
     fig.tight_layout()
     return fig

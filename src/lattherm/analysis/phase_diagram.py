@@ -9,8 +9,13 @@ Phases are labelled from the sublattice order parameters of canonical scans; ord
 temperatures of the ordered compositions are bracketed by cooling scans (from random) and
 heating scans (from the perfect phase), with the heat-capacity peak of the cooling scan beside.
 The semi-grand canonical composition at chemical potential dmu (energy E - dmu * sum_i s_i with
-s = 2x - 1) minimises f(x) - dmu (2x - 1), which gives an independent cross-check against
-semi-grand MCMC x(dmu) curves.
+s = 2x - 1) minimises f(x) - dmu (2x - 1), i.e. 2 dmu = df/dx (per site; the 2 because s, not x,
+couples to dmu), which gives an independent cross-check against semi-grand MCMC x(dmu) curves.
+On a composition grid only the hull vertices can be minimisers, so the predicted x(dmu) is a
+staircase on the grid; the exact composition lies between the vertex's hull neighbours (0 and 1
+beyond the grid's ends), the bracket the check reports. Semi-grand scans that sweep dmu up and
+down disagree where a first-order jump lags behind in each direction: their hysteresis windows
+bracket the coexistence dmu at each temperature.
 
 All functions take free energies per site on a composition grid; energies and dmu share units.
 """
@@ -84,16 +89,22 @@ def two_phase_regions(x, f, tol: float = 1e-12) -> list[tuple[float, float]]:
     return regions
 
 
-def composition_at_dmu(x, f, dmu: float) -> float:
-    """Equilibrium semi-grand composition: argmin_x f(x) - dmu (2x - 1).
+def composition_at_dmu(x, f, dmu: float) -> tuple[float, float, float]:
+    """Equilibrium semi-grand composition argmin_x f(x) - dmu (2x - 1) on the grid, and the
+    bracket (low, high) that holds the exact one.
 
     Only hull vertices can be minimisers; at a dmu that equals the slope of a two-phase edge
-    both ends are degenerate and the lower composition is returned.
+    both ends are degenerate and the lower composition is returned. Where 2 dmu lies between
+    the slopes of the hull edges left and right of the vertex, a convex f(x) has its slope
+    2 dmu between the vertex's neighbours (0 or 1 past the grid's first or last point).
     """
     x, f = _check_grid(x, f)
     hull = lower_hull(x, f)
     omega = f[hull] - dmu * (2.0 * x[hull] - 1.0)
-    return float(x[hull][np.argmin(omega)])
+    k = int(np.argmin(omega))
+    low = float(x[hull][k - 1]) if k > 0 else 0.0
+    high = float(x[hull][k + 1]) if k < len(hull) - 1 else 1.0
+    return float(x[hull][k]), low, high
 
 
 def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -173,16 +184,64 @@ def semi_grand_compositions(
 ) -> pd.DataFrame:
     """Predicted semi-grand x(dmu, T) from a canonical F(x, T) table (see :func:`composition_at_dmu`).
 
-    Returns a tidy table with columns temperature, dmu, and ``composition``.
+    Returns a tidy table with columns temperature, dmu, ``composition`` and its bracket
+    ``composition``_low, ``composition``_high.
     """
     _require(table, ["temperature", composition, free_energy], "free-energy")
+    columns = ["temperature", "dmu", composition, f"{composition}_low", f"{composition}_high"]
     rows = []
     for temperature, group in table.groupby("temperature", sort=True):
         group = group.sort_values(composition)
         for dmu in np.asarray(dmus, dtype=float):
-            x = composition_at_dmu(group[composition], group[free_energy], dmu)
-            rows.append({"temperature": float(temperature), "dmu": float(dmu), composition: x})
-    return pd.DataFrame(rows, columns=["temperature", "dmu", composition])
+            rows.append([float(temperature), float(dmu), *composition_at_dmu(group[composition], group[free_energy], dmu)])
+    return pd.DataFrame(rows, columns=columns, dtype=float)
+
+
+HYSTERESIS_SIGMAS = 4.0  # up and down differ by more than this many combined standard errors
+
+
+def hysteresis_windows(table: pd.DataFrame, sigmas: float = HYSTERESIS_SIGMAS) -> pd.DataFrame:
+    """The dmu windows where semi-grand scans swept up and down disagree, per temperature.
+
+    ``table``: tidy semi-grand scans (temperature, dmu, direction ``up`` / ``down``,
+    composition, composition_err, n_sites). At a dmu the directions disagree when their mean
+    compositions differ by more than ``sigmas`` combined standard errors and by more than one
+    site (1 / n_sites: a smaller difference is no phase). Consecutive disagreeing dmus of the
+    scans' grid form one window (a hysteresis loop: the metastable phase of each direction
+    survives past the coexistence dmu, which lies inside). One row per window: temperature,
+    dmu_low, dmu_high, and at the dmu of the largest gap the two compositions and the gap in
+    standard errors. Temperatures without hysteresis have no rows.
+    """
+    _require(table, ["temperature", "dmu", "direction", "composition", "composition_err", "n_sites"], "semi-grand")
+    columns = ["temperature", "dmu_low", "dmu_high", "dmu_max_gap", "composition_up", "composition_down",
+               "gap_sigmas", "n_sites"]
+    rows = []
+    for temperature, group in table.groupby("temperature", sort=True):
+        up, down = (group[group.direction == d].set_index("dmu").sort_index() for d in ("up", "down"))
+        if up.empty or down.empty:
+            raise PhaseDiagramError(f"semi-grand scans at T = {temperature}: need both directions (up and down), "
+                                    f"got {sorted(set(group.direction))}")
+        both = up[["composition", "composition_err"]].join(down[["composition", "composition_err"]], how="inner",
+                                                             lsuffix="_up", rsuffix="_down")
+        n_sites = int(group.n_sites.iloc[0])
+        gap = (both.composition_up - both.composition_down).abs()
+        error = np.hypot(both.composition_err_up, both.composition_err_down)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(error > 0, gap / error, np.where(gap > 0, np.inf, 0.0))
+        disagree = (gap.to_numpy() > sigmas * error.to_numpy()) & (gap.to_numpy() > 1.0 / n_sites)
+        start = None
+        for k in range(len(both) + 1):
+            if k < len(both) and disagree[k]:
+                start = k if start is None else start
+                continue
+            if start is not None:
+                window = slice(start, k)
+                worst = start + int(np.argmax(gap.to_numpy()[window]))
+                rows.append([float(temperature), float(both.index[start]), float(both.index[k - 1]),
+                             float(both.index[worst]), float(both.composition_up.iloc[worst]),
+                             float(both.composition_down.iloc[worst]), float(z[worst]), n_sites])
+                start = None
+    return pd.DataFrame(rows, columns=columns)
 
 
 def phase_labels(free: pd.DataFrame, boundaries: pd.DataFrame) -> pd.DataFrame:
@@ -225,7 +284,8 @@ def transition_brackets(phases: pd.DataFrame) -> pd.DataFrame:
         rows.append({"concentration": float(x), "phase": phase,
                      "t_low": float(ordered_cooling.max()) if len(ordered_cooling) else np.nan,
                      "t_high": float(disordered_heating.min()) if len(disordered_heating) else np.nan})
-    return pd.DataFrame(rows, columns=["concentration", "phase", "t_low", "t_high"])
+    return pd.DataFrame(rows, columns=["concentration", "phase", "t_low", "t_high"]).astype(
+        {"concentration": float, "t_low": float, "t_high": float})  # typed when empty (no heating scans)
 
 
 def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, names: list[str] | None = None
@@ -236,7 +296,8 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
     ``t_c`` column, :func:`lattherm.mcmc.coexistence.crossing`); ``names`` (the files) name
     them in errors. Returns boundaries (two-phase regions per T), phases (label per point),
     transitions (per ordered composition: T_c brackets, the crossing's T_c with its errors, C_v
-    peaks) and semi_grand (x(dmu), MC against the prediction from F(x, T))."""
+    peaks), semi_grand (x(dmu) of each direction, MC against the prediction from F(x, T) and its
+    bracket) and hysteresis (:func:`hysteresis_windows`)."""
     crossings = [t for t in tables if "t_c" in t.columns]
     tables = [t for t in tables if "t_c" not in t.columns]
     heating = [t for t in tables if "direction" in t.columns and (t.direction == "heating").all()]
@@ -251,15 +312,21 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
         elif "concentration" in t.columns:
             _require(t, ["temperature", "free_energy_per_site", "heat_capacity_per_site"], f"{name}canonical")
         elif "dmu" in t.columns:
-            _require(t, ["temperature", "composition"], f"{name}semi-grand")
+            _require(t, ["temperature", "direction", "composition", "composition_err", "n_sites"],
+                     f"{name}semi-grand")
     free = pd.concat(canonical, ignore_index=True)
-    check = pd.concat([pd.DataFrame({"temperature": t["temperature"], "dmu": t["dmu"], "concentration_mc": t["composition"]})
-                       for t in semi_grand], ignore_index=True) if semi_grand else pd.DataFrame(
-        columns=["temperature", "dmu", "concentration_mc"])
+    scans = (pd.concat(semi_grand, ignore_index=True) if semi_grand else
+             pd.DataFrame(columns=["temperature", "dmu", "direction", "composition", "composition_err", "n_sites"]))
+    check = pd.DataFrame({"temperature": scans.temperature.astype(float), "dmu": scans.dmu.astype(float),
+                          "direction": scans.direction, "concentration_mc": scans.composition.astype(float),
+                          "concentration_mc_err": scans.composition_err.astype(float)})
     predicted = semi_grand_compositions(free, sorted(set(check["dmu"])))
     predicted = predicted.rename(columns={"concentration": "concentration_predicted"})
     # Compare only at temperatures both scans share (exact float match: both come from one config).
     check = check.merge(predicted, on=["temperature", "dmu"], how="inner")
+    margin = 3.0 * check.concentration_mc_err
+    check["within_bracket"] = ((check.concentration_mc >= check.concentration_low - margin)
+                               & (check.concentration_mc <= check.concentration_high + margin))
     boundaries = phase_boundaries(free, tol=tolerance)
     phases = phase_labels(pd.concat([free, *heating], ignore_index=True), boundaries)
     transitions = transition_brackets(phases).merge(
@@ -270,4 +337,5 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
     found = (pd.concat(crossings, ignore_index=True)[crossing_columns] if crossings
              else pd.DataFrame(columns=crossing_columns, dtype=float))
     transitions = transitions.merge(found, on="concentration", how="left")
-    return {"boundaries": boundaries, "phases": phases, "transitions": transitions, "semi_grand": check}
+    return {"boundaries": boundaries, "phases": phases, "transitions": transitions, "semi_grand": check,
+            "hysteresis": hysteresis_windows(scans)}

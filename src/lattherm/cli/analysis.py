@@ -1,9 +1,9 @@
 """`lattherm analysis ...` commands: comparisons, the CuAu phase diagram and the figures.
 
     lattherm analysis compare exact_4x4.csv mam_4x4.csv mcmc_free_energy_8x8.csv --out comparison.csv
-    lattherm analysis phase-diagram canonical_x*_free_energy.csv heating_x*.csv semi_grand_dmu*.csv \\
+    lattherm analysis phase-diagram canonical_x*_free_energy.csv heating_x*.csv semi_grand_*.csv \\
         canonical_x0.5.extxyz --out-boundaries b.csv --out-phases p.csv \\
-        --out-transitions t.csv --out-semi-grand sg.csv
+        --out-transitions t.csv --out-semi-grand sg.csv --out-hysteresis h.csv
     lattherm analysis figure-free-energy-error comparison_*.csv --out fig.png --out fig.pdf
     lattherm analysis disorder-average exact_4x4.csv mcmc_4x4_free_energy.csv overlap_*.csv ... --family glass \\
         --out-thermodynamics thermo.csv --out-overlap overlap.csv
@@ -58,17 +58,21 @@ def compare(
 
 @app.command("phase-diagram")
 def phase_diagram(
-    inputs: List[Path] = typer.Argument(..., help="Canonical cooling free-energy tables (with a concentration "
-                                        "column), canonical heating scans and semi-grand scans (with a dmu column), "
-                                        "from `lattherm mcmc mchammer` and `lattherm mcmc integrate`; and .extxyz "
-                                        "configurations of cooling scans (`mcmc mchammer --out-structures`), whose "
+    inputs: List[Path] = typer.Argument(..., help="Canonical free-energy tables (with a concentration column; "
+                                        "`lattherm mcmc canonical` and `lattherm mcmc integrate`), heating scans and "
+                                        "crossings (`lattherm mcmc transition`) and semi-grand scans up and down "
+                                        "(with a dmu column; `lattherm mcmc semi-grand`); and .extxyz configurations "
+                                        "of canonical scans (`mcmc canonical --out-structures`), whose "
                                         "lowest-temperature frame is matched to the ordered prototypes."),
     tolerance: float = typer.Option(1e-4, help="Hull gaps below this (eV/site) are noise, not two-phase regions."),
     out_boundaries: Path = typer.Option(..., help="Two-phase regions: temperature, x_left, x_right."),
     out_phases: Path = typer.Option(..., help="The phase at every scanned (x, T), cooling and heating."),
     out_transitions: Path = typer.Option(..., help="Order-disorder T_c brackets (cooling/heating), C_v peaks and "
                                          "the StructureMatcher check of the ordered compositions."),
-    out_semi_grand: Path = typer.Option(..., help="Semi-grand x(dmu): MC against the prediction from F(x, T)."),
+    out_semi_grand: Path = typer.Option(..., help="Semi-grand x(dmu) up and down: MC against the prediction from "
+                                        "F(x, T) and its bracket."),
+    out_hysteresis: Path = typer.Option(..., help="The dmu windows where the semi-grand scans up and down disagree "
+                                        "(first-order jumps), per temperature."),
 ) -> None:
     """Temperature-composition phase diagram of an alloy from canonical F(x, T) scans."""
     from ase.io import read
@@ -76,7 +80,7 @@ def phase_diagram(
     from lattherm.phases import matching_prototype
 
     outs = {"boundaries": out_boundaries, "phases": out_phases, "transitions": out_transitions,
-            "semi_grand": out_semi_grand}
+            "semi_grand": out_semi_grand, "hysteresis": out_hysteresis}
     for out in outs.values():
         table_path(out)
     structures = [path for path in inputs if path.suffix == ".extxyz"]
@@ -194,12 +198,13 @@ def figure_phase_diagram(
     phases: Path = typer.Option(...),
     transitions: Path = typer.Option(...),
     semi_grand: Path = typer.Option(...),
+    hysteresis: Path = typer.Option(...),
     cell: str = typer.Option("", help="The scans' cell, stated in the title (e.g. 'fcc_cubic 4x4x4, 256 sites')."),
     out: List[Path] = typer.Option(..., help=OUT_HELP),
 ) -> None:
     """CuAu phase diagram (phases, two-phase regions, T_c brackets), order vs T, semi-grand check."""
     fig = figures.phase_diagram_figure(read_table(boundaries), read_table(phases), read_table(transitions),
-                                       read_table(semi_grand), cell)
+                                       read_table(semi_grand), read_table(hysteresis), cell)
     _save(fig, out)
 
 

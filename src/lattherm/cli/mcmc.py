@@ -1,14 +1,17 @@
 """`lattherm mcmc ...` commands: MCMC reference tables and free energies.
 
     lattherm mcmc run --system ising.yaml --size 8x8 --seed 0 --out table.csv --out-samples samples.parquet
+    lattherm mcmc canonical --settings phase_diagram.yaml --concentration 0.5 --seed 0 --out table.csv \
+        --out-samples samples.parquet --out-structures x0.5.extxyz
+    lattherm mcmc semi-grand --settings phase_diagram.yaml --direction up --seed 0 --out semi_grand_up.csv
     lattherm mcmc mchammer --settings phase_diagram.yaml --concentration 0.5 --seed 0 --out table.csv
     lattherm mcmc integrate --table table.csv --samples samples.parquet --out free_energy.csv
     lattherm mcmc integrate --table table.csv --estimator spline --out free_energy.csv
     lattherm mcmc tempering --system spin_glass.yaml --seed 0 --out overlap_pt.csv --out-summary pt.csv
     lattherm mcmc vcsgc --settings phase_diagram.yaml --temperature 600 --kappa 50 --out vcsgc_600.csv
 
-``run`` and ``mchammer`` tables carry ``n_sites`` (and ``n_ones`` when canonical), which
-``integrate`` reads; ``run`` also writes its recorded energies, from which ``integrate`` gets
+``run``, ``canonical`` and ``mchammer`` tables carry ``n_sites`` (and ``n_ones`` when canonical), which
+``integrate`` reads; ``run`` and ``canonical`` also write their recorded energies, from which ``integrate`` gets
 MBAR free energies (no quadrature error); without them it integrates <E>(beta) on the grid.
 """
 
@@ -70,6 +73,51 @@ def tempering(
 
 
 @app.command()
+def canonical(
+    settings: Path = typer.Option(..., help="Phase-diagram block (fields of PhaseDiagramConfig, YAML or JSON)."),
+    alloys: Path = ALLOYS,
+    concentration: float = typer.Option(..., help="Fraction of species 1, fixed."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = TABLE_OUT,
+    out_samples: Path = typer.Option(..., help="The recorded energies (.parquet or .csv), for MBAR free energies."),
+    out_structures: Optional[Path] = typer.Option(None, help="Also write the lowest-energy final configuration at "
+                                                             "each temperature (.extxyz or .cif)."),
+) -> None:
+    """Canonical scan of an alloy's CE at one concentration: parallel tempering from T = inf down (torch MCMC)."""
+    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
+
+    for path in (out, out_samples):
+        table_path(path)
+    config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+    ce_file = alloys / f"{config.alloy}.json"
+    result = config.canonical(ce_file, concentration, seed)
+    write_table(out, result.table)
+    write_table(out_samples, result.samples)
+    if out_structures is not None:
+        _write_structures(out_structures, config, ce_file, result.table, result.final, "concentration", concentration)
+    typer.echo(f"wrote {len(result.table)} rows to {out}")
+
+
+@app.command("semi-grand")
+def semi_grand(
+    settings: Path = typer.Option(..., help="Phase-diagram block (fields of PhaseDiagramConfig, YAML or JSON)."),
+    alloys: Path = ALLOYS,
+    direction: str = typer.Option(..., help="up (dmu increasing from pure species 0) or down (decreasing from "
+                                            "pure species 1)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = TABLE_OUT,
+) -> None:
+    """Semi-grand x(dmu) scan of an alloy's CE at each semi_grand_temperatures, chains carried from dmu to dmu."""
+    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
+
+    table_path(out)
+    config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+    table = config.semi_grand(alloys / f"{config.alloy}.json", direction, seed)
+    write_table(out, table)
+    typer.echo(f"wrote {len(table)} rows to {out}")
+
+
+@app.command()
 def mchammer(
     settings: Path = typer.Option(..., help="Phase-diagram block (fields of PhaseDiagramConfig, YAML or JSON)."),
     alloys: Path = ALLOYS,
@@ -77,15 +125,16 @@ def mchammer(
     dmu: Optional[float] = typer.Option(None, help="Semi-grand scan at this dmu (eV)."),
     direction: str = typer.Option("cooling", help="cooling (down from a random start) or heating (canonical: up "
                                                   "from the perfect ordered phase)."),
+    steps_per_site: int = typer.Option(200, min=1, help="mchammer trial steps per site and temperature."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path = TABLE_OUT,
     out_samples: Optional[Path] = typer.Option(None, help="Also write the recorded energies, for MBAR."),
     out_structures: Optional[Path] = typer.Option(None, help="Also write the last configuration at each "
                                                              "temperature (.extxyz or .cif)."),
 ) -> None:
-    """mchammer scan of an alloy's CE at one concentration or dmu: energies, order parameters."""
-    from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
-    from lattherm.phases import write_structures
+    """mchammer scan (the external reference) of an alloy's CE at one concentration or dmu, on the block's cell."""
+    from lattherm.mcmc.mchammer_runs import phase_diagram_scan
+    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
 
     for path in (out, out_samples):
         if path is not None:
@@ -95,18 +144,23 @@ def mchammer(
     config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
     ensemble, key, point = ("canonical", "concentration", concentration) if dmu is None else ("semi_grand", "dmu", dmu)
     ce_file = alloys / f"{config.alloy}.json"
-    result = config.scan(ce_file, ensemble, point, seed, direction)
+    result = phase_diagram_scan(config, ce_file, ensemble, point, steps_per_site, seed, direction)
     write_table(out, result.table)
     if out_samples is not None:
         write_table(out_samples, result.samples)
     if out_structures is not None:
-        from lattherm.ce.storage import ce_species, read_cluster_expansion
-
-        info = [{"temperature": float(t), "direction": direction, key: point}
-                for t in result.table.temperature]
-        write_structures(out_structures, config.lattice_of(ce_file), result.final,
-                         ce_species(read_cluster_expansion(ce_file)), info)
+        _write_structures(out_structures, config, ce_file, result.table, result.final, key, point, direction)
     typer.echo(f"wrote {len(result.table)} rows to {out}")
+
+
+def _write_structures(path: Path, config, ce_file: Path, table, configurations, key: str, point: float,
+                      direction: str = "cooling") -> None:
+    """One configuration per temperature of a scan as structures, each frame naming its point."""
+    from lattherm.ce.storage import ce_species, read_cluster_expansion
+    from lattherm.phases import write_structures
+
+    info = [{"temperature": float(t), "direction": direction, key: point} for t in table.temperature]
+    write_structures(path, config.lattice_of(ce_file), configurations, ce_species(read_cluster_expansion(ce_file)), info)
 
 
 @app.command()
@@ -120,7 +174,7 @@ def transition(
     out_branches: Path = typer.Option(..., help="Both branches: energies, ln Z and free energies with MBAR errors."),
 ) -> None:
     """T_c of an ordered phase where its free energy crosses the disordered phase's (torch MCMC)."""
-    from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
 
     for path in (out, out_heating, out_branches):
         table_path(path)

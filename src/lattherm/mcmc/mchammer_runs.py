@@ -1,4 +1,5 @@
-"""Temperature scans of a cluster expansion with icet's mchammer (the external MCMC reference).
+"""Temperature scans of a cluster expansion with icet's mchammer (the external MCMC reference of
+the batched torch samplers; the workflow's phase-diagram scans are :mod:`lattherm.mcmc.phase_scans`).
 
 mchammer works in eV and kelvin (k_B in eV/K, :data:`lattherm.K_B_EV`) with atomic numbers as
 occupations. Its ``ClusterExpansionCalculator`` updates energies incrementally; on cells so small
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -34,11 +35,10 @@ from mchammer.calculators import ClusterExpansionCalculator
 from mchammer.ensembles import CanonicalEnsemble, SemiGrandCanonicalEnsemble, VCSGCEnsemble
 
 from lattherm import K_B_EV
-from lattherm.errors import LatthermError
 from lattherm.ce.storage import ce_species, check_lattice, parent_lattice, read_cluster_expansion
-from lattherm.lattices import Lattice, cell_sites, make_lattice
+from lattherm.lattices import Lattice, make_lattice
 from lattherm.mcmc.analysis import jackknife, summarize
-from lattherm.schema import ConfigError, from_block
+from lattherm.mcmc.phase_scans import PhaseDiagramConfig, ScanSettingsError
 from lattherm.observables import evaluate_observables, heat_capacity, standard_observables
 from lattherm.phases import ORDERED, ordered_configuration, ordered_phase_at
 
@@ -46,125 +46,6 @@ ENSEMBLES = ("canonical", "semi_grand", "vcsgc")
 
 
 DIRECTIONS = ("cooling", "heating")
-
-
-@dataclass
-class PhaseDiagramConfig:
-    """The scans of one alloy for its phase diagram (``$defs/phase_diagram``): mchammer canonical
-    at each concentration, cooling from T = inf (random start; MBAR gives F(x, T)), and
-    semi-grand at each dmu; at each of ``heating_concentrations`` the ordered and disordered
-    branches of :mod:`lattherm.mcmc.coexistence` (batched torch MCMC, ``branch_chains`` chains
-    per temperature), whose free energies cross at T_c, sought in ``transition_temperatures``
-    (the ordered branch is the heating scan: with the cooling scans it brackets the transition)."""
-
-    alloy: str
-    size: list[int]
-    temperatures: list[float]
-    concentrations: list[float]
-    dmus: list[float]
-    lattice: str = "fcc_cubic"
-    steps_per_site: int = 500
-    hull_tolerance: float = 1.0e-4
-    heating_concentrations: list[float] = field(default_factory=list)
-    transition_temperatures: list[float] = field(default_factory=list)
-    branch_chains: int = 32
-    branch_sweeps: int = 300
-    branch_burn_in: int = 50
-
-    @classmethod
-    def from_dict(cls, block: dict, where: str = "phase_diagram") -> "PhaseDiagramConfig":
-        config = from_block(cls, block, "phase_diagram", where)
-        try:
-            n = cell_sites(config.lattice, config.size)
-        except LatthermError as exc:
-            raise ConfigError(f"{where}.size = {config.size}: {exc}") from None
-        for i, x in enumerate(config.concentrations):
-            if abs(x * n - round(x * n)) > 1e-9:
-                raise ConfigError(f"{where}.concentrations[{i}] = {x!r} gives {x * n:g} species-1 sites on the "
-                                  f"{config.size} {config.lattice} cell of {n} sites; it must give a whole number")
-        for i, x in enumerate(config.heating_concentrations):
-            if ordered_phase_at(x) is None:
-                raise ConfigError(f"{where}.heating_concentrations[{i}] = {x!r} has no ordered prototype to heat from "
-                                  f"(prototypes: {', '.join(f'{k} at {v[0]}' for k, v in ORDERED.items())})")
-            if not any(abs(x - c) < 1e-9 for c in config.concentrations):
-                raise ConfigError(f"{where}.heating_concentrations[{i}] = {x!r} is not one of the concentrations")
-        if config.heating_concentrations and not config.transition_temperatures:
-            raise ConfigError(f"{where}.transition_temperatures is empty: heating_concentrations "
-                              f"{config.heating_concentrations} need the window (K) where T_c is sought")
-        if config.branch_sweeps - config.branch_burn_in < 128:
-            raise ConfigError(f"{where}.branch_sweeps - branch_burn_in = {config.branch_sweeps - config.branch_burn_in}: "
-                              "a branch needs at least 128 recorded sweeps per chain for its error analysis")
-        if config.heating_concentrations and config.lattice != "fcc_cubic":
-            raise ConfigError(f"{where}.lattice = {config.lattice!r}: heating from an ordered FCC phase needs "
-                              "lattice fcc_cubic, whose cells hold the four simple-cubic sublattices")
-        return config
-
-    def scan(self, ce_file, ensemble: str, point: float, seed: int = 0, direction: str = "cooling") -> RecordedScan:
-        """The scan of the CE in ``ce_file`` at one concentration (canonical) or one dmu
-        (semi_grand). Cooling runs down the temperatures from a random start (canonical: from
-        T = inf, where ln Z is known); heating (canonical) runs up them from the perfect ordered
-        phase of that concentration. The table names its point (``concentration`` or ``dmu``),
-        direction and cell."""
-        if direction not in DIRECTIONS:
-            raise ScanSettingsError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        ce = read_cluster_expansion(ce_file)
-        lattice = make_lattice(self.lattice, self.size, a=parent_lattice(ce)[1])
-        check_lattice(ce, lattice, ce_file)
-        canonical = ensemble == "canonical"
-        start = None
-        temperatures = sorted(self.temperatures, reverse=True)
-        if direction == "heating":
-            phase = ordered_phase_at(point) if canonical else None
-            if phase is None:
-                raise ScanSettingsError(f"a heating scan starts from an ordered phase: canonical at one of "
-                                        f"{[x for x, _ in ORDERED.values()]}, not {ensemble} at {point}")
-            start, temperatures = ordered_configuration(lattice, phase), temperatures[::-1]
-        elif canonical:
-            temperatures = [math.inf, *temperatures]
-        result = run_scan_recorded(ce, lattice, temperatures, ensemble, concentration=point if canonical else None,
-                                   dmu=None if canonical else point, steps_per_site=self.steps_per_site,
-                                   species=ce_species(ce), seed=seed, start=start)
-        table = result.table
-        table["concentration" if canonical else "dmu"] = point
-        table["direction"] = direction
-        table["n_sites"] = lattice.n_sites
-        if canonical:
-            table["n_ones"] = int(round(point * lattice.n_sites))
-        return result
-
-    def transition(self, ce_file, concentration: float, seed: int = 0, progress: bool = True):
-        """The ordered phase of ``concentration`` and the disordered phase on their branches, and
-        where their free energies cross (:func:`lattherm.mcmc.coexistence.transition`): returns
-        (heating table: the ordered branch as a scan, one row per temperature; both branches,
-        tidy; one crossing row with T_c and its errors)."""
-        from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
-        from lattherm.mcmc.coexistence import BranchSettings, transition
-
-        phase = ordered_phase_at(concentration)
-        if phase is None:
-            raise ScanSettingsError(f"no ordered prototype at concentration {concentration} "
-                                    f"(prototypes: {', '.join(f'{k} at {v[0]}' for k, v in ORDERED.items())})")
-        ce = read_cluster_expansion(ce_file)
-        lattice = self.lattice_of(ce_file)
-        check_lattice(ce, lattice, ce_file)
-        hamiltonian = ClusterExpansionHamiltonian(ce, lattice, species=tuple(ce_species(ce)))
-        settings = BranchSettings(self.branch_chains, self.branch_sweeps, self.branch_burn_in)
-        n = lattice.n_sites
-        ordered, disordered, found = transition(hamiltonian, lattice, round(concentration * n), phase,
-                                                self.temperatures, self.transition_temperatures, settings, seed,
-                                                progress)
-        heating = ordered.assign(concentration=concentration, direction="heating")
-        branches = pd.concat([ordered, disordered], ignore_index=True).assign(concentration=concentration)
-        crossing = pd.DataFrame([{"concentration": concentration, "phase": phase, "n_sites": n, **found}])
-        return heating, branches, crossing
-
-    def lattice_of(self, ce_file) -> Lattice:
-        """The scans' cell, with the CE's lattice constant."""
-        return make_lattice(self.lattice, self.size, a=parent_lattice(read_cluster_expansion(ce_file))[1])
-
-
-class ScanSettingsError(LatthermError):
-    """A scan setting (ensemble, composition, temperatures, length) that cannot run."""
 
 
 class IncrementalEnergyError(RuntimeError):
@@ -230,6 +111,43 @@ class RecordedScan:
     table: pd.DataFrame
     samples: pd.DataFrame
     final: np.ndarray
+
+
+def phase_diagram_scan(config: PhaseDiagramConfig, ce_file, ensemble: str, point: float, steps_per_site: int = 200,
+                       seed: int = 0, direction: str = "cooling") -> RecordedScan:
+    """The mchammer scan of the CE in ``ce_file`` on the cell and temperatures of a phase-diagram
+    block, at one concentration (canonical) or one dmu (semi_grand), ``steps_per_site`` trial
+    steps per site and temperature: the external reference of :mod:`lattherm.mcmc.phase_scans`
+    (the workflow's scans). Cooling runs down the temperatures from a random start (canonical: from
+    T = inf, where ln Z is known); heating (canonical) runs up them from the perfect ordered
+    phase of that concentration. The table names its point (``concentration`` or ``dmu``),
+    direction and cell."""
+    if direction not in DIRECTIONS:
+        raise ScanSettingsError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    ce = read_cluster_expansion(ce_file)
+    lattice = make_lattice(config.lattice, config.size, a=parent_lattice(ce)[1])
+    check_lattice(ce, lattice, ce_file)
+    canonical = ensemble == "canonical"
+    start = None
+    temperatures = sorted(config.temperatures, reverse=True)
+    if direction == "heating":
+        phase = ordered_phase_at(point) if canonical else None
+        if phase is None:
+            raise ScanSettingsError(f"a heating scan starts from an ordered phase: canonical at one of "
+                                    f"{[x for x, _ in ORDERED.values()]}, not {ensemble} at {point}")
+        start, temperatures = ordered_configuration(lattice, phase), temperatures[::-1]
+    elif canonical:
+        temperatures = [math.inf, *temperatures]
+    result = run_scan_recorded(ce, lattice, temperatures, ensemble, concentration=point if canonical else None,
+                               dmu=None if canonical else point, steps_per_site=steps_per_site,
+                               species=ce_species(ce), seed=seed, start=start)
+    table = result.table
+    table["concentration" if canonical else "dmu"] = point
+    table["direction"] = direction
+    table["n_sites"] = lattice.n_sites
+    if canonical:
+        table["n_ones"] = int(round(point * lattice.n_sites))
+    return result
 
 
 def run_scan(ce: ClusterExpansion, lattice: Lattice, temperatures: Sequence[float], ensemble: str = "canonical",

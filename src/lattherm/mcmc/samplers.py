@@ -31,7 +31,7 @@ from lattherm.observables import Observable, heat_capacity, overlap, standard_ob
 from lattherm.sampling.overlap import effective_pair_count, histogram_errors, overlap_histogram
 
 # MOVES and colour_classes live in moves.py and stay importable from here
-__all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "initial_configurations", "overlap_tempering",
+__all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "energy_samples", "initial_configurations", "overlap_tempering",
            "parallel_tempering", "partner_overlap", "refine", "run_chains", "scan", "scan_with_samples",
            "summarize_chains"]
 
@@ -313,13 +313,20 @@ def scan_with_samples(hamiltonian: Hamiltonian, betas: Sequence[float], n_chains
         raise ValueError(f"a scan needs at least 128 recorded sweeps per chain, got {n_records}")
     result = run_chains(hamiltonian, betas, n_chains, n_sweeps, **kwargs)
     table = summarize_chains(result, hamiltonian.n_sites, temperatures)
+    return table, energy_samples(result, table)
+
+
+def energy_samples(result: ChainResult, table: pd.DataFrame) -> pd.DataFrame:
+    """The recorded energies of ``result`` after the equilibration prefix that its
+    :func:`summarize_chains` ``table`` dropped, for MBAR: one row per chain and record (beta,
+    chain, record, energy)."""
     samples = []
     for k, (beta, t0) in enumerate(zip(table.beta, table.n_discarded)):
         energies = result.series["energy"][result.group == k][:, t0:]
         chain, record = np.indices(energies.shape)
         samples.append(pd.DataFrame({"beta": beta, "chain": chain.ravel(), "record": record.ravel() + t0,
                                      "energy": energies.ravel()}))
-    return table, pd.concat(samples, ignore_index=True)
+    return pd.concat(samples, ignore_index=True)
 
 
 def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
