@@ -320,7 +320,7 @@ def _settings(tmp_path):
     write_published_ce(alloys / "cuau.json")
     settings = tmp_path / "pd.yaml"
     settings.write_text(yaml.safe_dump({"alloy": "cuau", "lattice": "fcc", "size": [2, 2, 4],
-                                        "temperatures": [1500.0], "concentrations": [0.25, 0.5], "dmus": [0.0]}))
+                                        "temperatures": [1500.0], "concentrations": [0.25, 0.5], "dmus": [-0.1, 0.1]}))
     return alloys, settings
 
 

@@ -208,7 +208,7 @@ def vcsgc(
     """Variance-constrained semi-grand (VCSGC) phi scan at one temperature: <c>, dF/dc and F(c) (torch MCMC)."""
     import numpy as np
 
-    from lattherm.mcmc.mchammer_runs import PhaseDiagramConfig
+    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
     from lattherm.mcmc.vcsgc import alloy_vcsgc_scan
 
     table_path(out)
