@@ -298,3 +298,18 @@ def test_system_training_overrides_reach_its_runs_only(workdir):
                      "refine_weight": 1.0, **own, "seed": config["seed"], "temperature": 1.0}
     assert ising["refine_sweeps"] == 0 and ising["steps"] == config["training"]["steps"] and ising["temperature"] == 2.0
     assert "training" not in system and system["coupling_seed"] == 1
+
+
+def test_a_config_without_the_phase_diagram_blocks_plans_the_rest(workdir):
+    """phase_diagram and neural_phase_diagram are optional: without them no phase-diagram job
+    is planned and everything else is."""
+    config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
+    del config["phase_diagram"], config["neural_phase_diagram"]
+    (workdir / "no_phase_diagram.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "no_phase_diagram.yaml")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    rules = {rule for rule, _ in _planned_jobs(out)}
+    assert {"neural_train", "mcmc_run", "figure_free_energy_error"} <= rules
+    assert not {rule for rule in rules if "phase_diagram" in rule or rule in ("canonical_scan", "transition",
+                                                                                "neural_free_energy")}

@@ -29,7 +29,7 @@ rule phase_diagram:
         semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
         hysteresis="results/analysis/phase_diagram/hysteresis.csv",
     params:
-        tolerance=lookup(dpath="phase_diagram/hull_tolerance", within=config),
+        tolerance=lookup(dpath="phase_diagram/hull_tolerance", within=config, default=None),  # the rule runs only with the block
     log:
         "logs/analysis/phase_diagram.log",
     threads: 1

@@ -153,7 +153,7 @@ rule neural_free_energy:
     params:
         neural=lambda wildcards, input: " ".join(f"--neural {path}" for path in input.neural),
         references=lambda wildcards, input: " ".join(f"--reference {path}" for path in input.references),
-        ess_threshold=lookup(dpath="neural_phase_diagram/ess_threshold", within=config),
+        ess_threshold=lookup(dpath="neural_phase_diagram/ess_threshold", within=config, default=None),  # the rule runs only with the block
     log:
         "logs/analysis/neural_free_energy.log",
     threads: 1
@@ -174,7 +174,7 @@ rule figure_neural_free_energy:
         png=report("results/figures/neural_free_energy.png", caption="../report/neural_free_energy.rst", category="4. CuAu phase diagram"),
         pdf="results/figures/neural_free_energy.pdf",
     params:
-        alloy=lookup(dpath="neural_phase_diagram/alloy", within=config),
+        alloy=lookup(dpath="neural_phase_diagram/alloy", within=config, default=None),
     log:
         "logs/figures/neural_free_energy.log",
     threads: 1
