@@ -15,9 +15,12 @@ from lattherm import K_B_EV
 from lattherm.analysis.phase_diagram import phase_diagram_tables
 from lattherm.ce.published import published_cluster_expansion, write_published_ce
 from lattherm.cli import app
+from lattherm.errors import LatthermError
 from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
 from lattherm.lattices import make_lattice
-from lattherm.mcmc.coexistence import VARIANTS, BranchSettings, crossing, run_branch
+from lattherm.mcmc.coexistence import VARIANTS, BranchSettings, crossing, phase_sum, run_branch, transition
+from lattherm.mcmc.mbar import mbar_scan
+from lattherm.mcmc.phase_scans import canonical_scan
 from lattherm.observables import standard_observables
 from lattherm.phases import ORDER_THRESHOLD
 
@@ -66,6 +69,33 @@ def test_each_branch_gives_the_exact_restricted_free_energy(cell16, phase, tempe
         mean_energy = float((energy[mask] * weights).sum() / weights.sum())
         assert abs(row.energy - mean_energy) < 4 * row.energy_err + 1e-6, (row.temperature, row.energy, mean_energy)
     assert (table.log_z_err[1:] > 0).all()
+
+
+def test_phase_sum_gives_the_exact_free_energy_where_the_ordered_branch_reaches(cell16):
+    """A canonical scan's F with ln Z = ln(Z_L1_0 + Z_A1) wherever the ordered branch is in
+    branch: the full enumerated ln Z within 4 sigma at each such temperature (150 K, where only
+    the anchored ordered branch runs, up into the window where both run), the scan kept
+    elsewhere and beside it; branches of another cell are refused."""
+    lattice, ham, energy, _ = cell16
+    temperatures = [3000.0, 2000.0, 1500.0, 150.0]
+    window = [600.0, 900.0, 1200.0]
+    settings = BranchSettings(chains=64, sweeps=400, burn_in=50)
+    ordered, disordered, _ = transition(ham, lattice, 8, "L1_0 AB", temperatures, window, settings, seed=5,
+                                        progress=False)
+    scan = canonical_scan(ham, lattice, temperatures + window, 8, chains=32, sweeps=300, burn_in=50, seed=5,
+                          progress=False)
+    free = mbar_scan(scan.table, scan.samples, "scan")
+    result = phase_sum(free, pd.concat([ordered, disordered], ignore_index=True))
+    summed = result[result.free_energy_estimator == "mbar phase sum"]
+    assert 150.0 in summed.temperature.tolist() and len(summed) >= 3
+    for row in summed.itertuples():
+        exact = _exact_log_z(energy, row.beta, np.ones(len(energy), bool))
+        assert abs(row.log_z - exact) < 4 * row.log_z_err + 1e-9, (row.temperature, row.log_z, exact, row.log_z_err)
+        assert math.isfinite(row.scan_minus_phases_sigma)
+    rest = result[result.free_energy_estimator == "mbar"]
+    assert (rest.free_energy_per_site == rest.free_energy_per_site_scan).all() and len(rest) >= 3
+    with pytest.raises(LatthermError, match="branches are on"):
+        phase_sum(free, ordered.assign(n_sites=32))
 
 
 def _branch(phase, betas, energy, offset, n_sites=100):

@@ -108,6 +108,8 @@ def test_dry_run(workdir, configfile):
         "semi_grand_scan": {f"results/phase_diagram/semi_grand_{d}.csv" for d in ("up", "down")},
         "transition": {f"results/phase_diagram/transition_x{x:g}.csv"
                        for x in config["phase_diagram"]["heating_concentrations"]},
+        "phase_sum": {f"results/phase_diagram/canonical_x{x:g}_phase_sum.csv"
+                      for x in config["phase_diagram"]["heating_concentrations"]},
         "training_block": {f"results/config/training/{s}/{run}.json" for s in systems for run in runs(s)},
         "config_block": ({f"results/config/systems/{s}.json" for s in systems}
                          | {f"results/config/alloys/{a}.json" for a in config["alloys"]}

@@ -136,10 +136,12 @@ def comparison_inputs(wildcards):
 
 
 def phase_diagram_inputs(wildcards):
-    """Canonical free energies per concentration, the heating scans and free-energy crossings
-    (T_c) of the ordered compositions, and the semi-grand scans up and down (if any temperature)."""
+    """Canonical free energies per concentration (at the ordered compositions the sum over the
+    phases' branches), the heating scans and free-energy crossings (T_c) of the ordered
+    compositions, and the semi-grand scans up and down (if any temperature)."""
     c = config["phase_diagram"]
-    canonical = [f"results/phase_diagram/canonical_x{x:g}_free_energy.csv" for x in c["concentrations"]]
+    canonical = [f"results/phase_diagram/canonical_x{x:g}_{'phase_sum' if x in c['heating_concentrations'] else 'free_energy'}.csv"
+                 for x in c["concentrations"]]
     heating = [f"results/phase_diagram/{kind}_x{x:g}.csv" for x in c["heating_concentrations"]
                for kind in ("heating", "transition")]
     directions = ("up", "down") if c["semi_grand_temperatures"] else ()

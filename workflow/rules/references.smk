@@ -1,8 +1,8 @@
 # Stage 2: references. Exact where the system allows (Kaufman, enumeration), our batched MCMC at
-# every cell size with MBAR free energies over all its samples, and mchammer scans of an alloy for
-# its phase diagram: canonical cooling scans (MBAR free energies) and semi-grand scans; at the
-# ordered compositions the ordered and disordered branches (batched MCMC) whose free energies
-# cross at T_c.
+# every cell size with MBAR free energies over all its samples, and the batched-MCMC scans of an
+# alloy for its phase diagram: canonical parallel-tempering scans (MBAR free energies), semi-grand
+# scans up and down; at the ordered compositions the ordered and disordered branches, whose free
+# energies cross at T_c and whose sum replaces the scan's F below it (rule phase_sum).
 
 
 rule exact_reference:
@@ -84,6 +84,24 @@ rule canonical_free_energy:
         "../../envs/lattherm.yaml"
     shell:
         "lattherm mcmc integrate --table {input.table} --samples {input.samples} --out {output} > {log} 2>&1"
+
+
+rule phase_sum:
+    input:
+        free="results/phase_diagram/canonical_x{x}_free_energy.csv",
+        branches="results/phase_diagram/branches_x{x}.csv",
+    output:
+        "results/phase_diagram/canonical_x{x}_phase_sum.csv",
+    log:
+        "logs/phase_diagram/phase_sum_x{x}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/lattherm.yaml"
+    shell:
+        "lattherm mcmc phase-sum --free {input.free} --branches {input.branches} --out {output} > {log} 2>&1"
 
 
 rule canonical_scan:

@@ -251,3 +251,22 @@ def integrate(
         result = integrate_scan(data, str(table), estimator)
     write_table(out, result)
     typer.echo(f"wrote {len(result)} rows to {out}")
+
+
+@app.command("phase-sum")
+def phase_sum_command(
+    free: Path = typer.Option(..., help="Free-energy table of a canonical scan (`mcmc integrate`)."),
+    branches: Path = typer.Option(..., help="The ordered and disordered branches at its composition "
+                                  "(`mcmc transition --out-branches`)."),
+    out: Path = typer.Option(..., help="Output free-energy table (.csv or .parquet)."),
+) -> None:
+    """A canonical scan's free energies with ln Z = ln(Z_ordered + Z_A1) wherever the branches
+    reach: below a first-order T_c the ordered phase's weight comes from its exact anchor."""
+    from lattherm.mcmc.coexistence import phase_sum
+
+    table_path(out)
+    result = phase_sum(read_table(free, ["temperature", "beta", "n_sites", "free_energy_per_site"]),
+                       read_table(branches, ["phase", "temperature", "n_sites", "in_branch", "log_z", "log_z_err"]))
+    write_table(out, result)
+    changed = result.free_energy_estimator.eq("mbar phase sum").sum()
+    typer.echo(f"wrote {len(result)} rows to {out} ({changed} from the sum over the phases)")
