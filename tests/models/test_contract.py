@@ -6,17 +6,17 @@ field (beta fixed, or read from cond with beta and dmu)."""
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
-from lattherm.hamiltonians.ising import BondIsing
 from lattherm.lattices import make_lattice
 from lattherm.models import Autoregressive, build_model
 from lattherm.models.physics import attach_physics
 from lattherm.models.sampling import random_orders
 from lattherm.models.symmetric import Z2Symmetric
 from lattherm.sampling.evaluate import Conditioning
+
+from pair_models import random_bonds
 
 SMALL = {"d_model": 16, "n_head": 2, "n_layer": 2, "mlp_ratio": 2, "n_freq": 1}
 KINDS = {
@@ -42,23 +42,12 @@ KINDS = {
 SIZE_SPECIFIC = {name for name, spec in KINDS.items() if spec["kind"] == "made" or spec.get("cell") == "sites"}
 
 
-class RandomBonds(BondIsing):
-    def identity(self) -> dict:
-        return {"model": "random_bonds"}
-
-
-def pair_model(lattice, seed: int = 0, h: float = 0.3) -> BondIsing:
-    """Random couplings on the nearest-neighbour bonds, and a field: no symmetry to hide behind."""
-    bonds = lattice.neighbour_pairs(1)
-    return RandomBonds(bonds, np.random.default_rng(seed).normal(0.0, 1.0, len(bonds)), lattice.n_sites, h=h)
-
-
 def attach(model, lattice):
     """Attach the pair model of ``lattice`` to a physics variant: beta 0.7 fixed, or (n_cond 2)
     beta and dmu read from cond."""
     n_cond = model.hyperparameters().get("n_cond", 0)
     conditioning = Conditioning(("beta", "dmu"), {"beta": 1.3, "dmu": 0.5}) if n_cond == 2 else None
-    return attach_physics(model, pair_model(lattice), conditioning, beta=0.7)
+    return attach_physics(model, random_bonds(lattice), conditioning, beta=0.7)
 
 
 def make(name: str, lattice, seed: int = 0):

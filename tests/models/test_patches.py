@@ -15,7 +15,7 @@ import torch
 from lattherm.exact.enumeration import exact_thermo
 from lattherm.exact.kaufman import BETA_C, ising_thermo
 from lattherm.hamiltonians.base import SemiGrand
-from lattherm.hamiltonians.ising import BondIsing, Ising
+from lattherm.hamiltonians.ising import Ising
 from lattherm.lattices import LatticeError, lattice_coordinates, lattice_patches, make_lattice
 from lattherm.models import build_model
 from lattherm.models.physics import PhysicsError, PhysicsLogits, attach_physics
@@ -26,18 +26,9 @@ from lattherm.sampling.evaluate import Conditioning
 from lattherm.systems import build_system
 from lattherm.training import TrainConfig, consistency_residuals, load_trained_model, train
 
+from pair_models import random_bonds
+
 SMALL = {"kind": "transformer", "d_model": 16, "n_head": 2, "n_layer": 2, "mlp_ratio": 2, "n_freq": 1}
-
-
-class RandomBonds(BondIsing):
-    def identity(self) -> dict:
-        return {"model": "random_bonds"}
-
-
-def random_bonds(lattice, seed: int = 0, h: float = 0.3) -> RandomBonds:
-    """Random couplings on the nearest-neighbour bonds, and a field: no symmetry to hide behind."""
-    bonds = lattice.neighbour_pairs(1)
-    return RandomBonds(bonds, np.random.default_rng(seed).normal(0.0, 1.0, len(bonds)), lattice.n_sites, h=h)
 
 
 def all_configs(n: int) -> torch.Tensor:
