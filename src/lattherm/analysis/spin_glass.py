@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from lattherm.analysis.figures import TableError, _label, _panels, require_columns
 
@@ -21,7 +22,8 @@ QUANTITIES = ("free_energy_per_site", "energy_per_site", "heat_capacity_per_site
 QUANTITY_LABELS = {"free_energy_per_site": "F / N", "energy_per_site": "E / N", "heat_capacity_per_site": "C / N"}
 MEAN = "mean"
 IDENTITY_SIGMAS = 3.0
-"""The identity check passes where its two sides are within this many sample-to-sample sigmas."""
+"""The identity check passes where its two sides are within this many sample-to-sample sigmas, as
+a Student-t tail of n - 1 degrees of freedom for n samples: p >= 2 Phi(-3) = 0.0027."""
 IDENTITY_VALUES = ("energy_per_bond", "link_overlap", "link_energy_per_bond", "difference")
 
 
@@ -90,8 +92,10 @@ def link_overlap_identity(summaries: list[pd.DataFrame], family: str, sources: l
     sample-to-sample errors std / sqrt(n): ``energy_per_bond`` [<E>] / N_b,
     ``link_energy_per_bond`` -beta sigma^2 (1 - [<q_l>]), ``difference`` of the two (its error
     from the per-sample differences, which pairs the two sides of each sample), ``sigma`` =
-    difference / its error, and ``check``: ``pass`` within ``sigmas``, else ``fail`` (energy
-    above and link overlap below: not equilibrated), ``too few samples`` for one sample."""
+    difference / its error, ``p_value`` its two-sided Student-t tail (n - 1 degrees of freedom:
+    the error itself is estimated from n samples) and ``check``: ``pass`` where p is at least the
+    Gaussian tail beyond ``sigmas``, else ``fail`` (energy above and link overlap below: not
+    equilibrated), ``too few samples`` for one sample."""
     sources = sources or [f"table {i}" for i in range(len(summaries))]
     if not summaries:
         raise TableError(f"family {family!r}: the link-overlap identity needs the parallel-tempering summaries "
@@ -114,7 +118,9 @@ def link_overlap_identity(summaries: list[pd.DataFrame], family: str, sources: l
     means.insert(2, "beta", per_sample.groupby("temperature", sort=True).beta.first().to_numpy())
     enough = means.n_samples > 1
     means["sigma"] = (means.difference / means.difference_err).where(enough)
-    means["check"] = np.where(~enough, "too few samples", np.where(means.sigma.abs() <= sigmas, "pass", "fail"))
+    means["p_value"] = 2.0 * stats.t.sf(means.sigma.abs(), (means.n_samples - 1).clip(lower=1))
+    passed = means.p_value >= 2.0 * stats.norm.sf(sigmas)
+    means["check"] = np.where(~enough, "too few samples", np.where(passed, "pass", "fail"))
     per_sample["n_samples"] = 1
     result = pd.concat([per_sample, means], ignore_index=True)
     result.insert(0, "family", family)
