@@ -106,7 +106,8 @@ def link_overlap_identity(summaries: list[pd.DataFrame], family: str, sources: l
         if table["link_energy_per_bond"].isna().all():
             raise TableError(f"family {family!r}: the energy/link-overlap identity needs Gaussian couplings (no field), "
                              f"but sample {table.system.iloc[0]!r} ({source}) has none: its identity columns are empty "
-                             "(+-J couplings, where J^2 is the same on every bond and Gaussian integration by parts fails, or a field)")
+                             "(+-J couplings, where J^2 is the same on every bond and Gaussian integration by parts "
+                             "fails, or a field)")
         grid = table[table.on_grid.astype(bool)] if "on_grid" in table.columns else table  # tuned rungs differ per sample
         part = grid[["system", "temperature", "beta", "energy_per_bond", "energy_per_bond_err", "link_overlap",
                      "link_overlap_err", "link_energy_per_bond", "link_energy_per_bond_err"]].copy()
