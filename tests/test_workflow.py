@@ -51,6 +51,7 @@ ONE_JOB = ["phase_diagram_block", "phase_diagram", "figure_free_energy_error", "
            "figure_ess_vs_size", "figure_phase_diagram", "figure_snapshots", "neural_phase_diagram_training",
            "neural_free_energy", "figure_neural_free_energy", "all"]
 SPIN_GLASSES = ("edwards_anderson", "sherrington_kirkpatrick")
+GAUSSIAN_BY_DEFAULT = {"sherrington_kirkpatrick": "gaussian"}
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
@@ -60,7 +61,8 @@ def test_dry_run(workdir, configfile):
     alloy its fit, the phase diagram its scans. Nothing is planned for a system, size, model or
     temperature the config does not have. A spin-glass block of several disorder samples is one
     system per sample (NAME_seedS), each with its P(q) (exact where enumerated, parallel tempering,
-    neural), and one disorder average and figure per block."""
+    neural), and one disorder average and figure per block; a Gaussian block of several samples its
+    energy / link-overlap identity."""
     from lattherm.systems import SystemConfig
 
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", configfile)
@@ -104,6 +106,10 @@ def test_dry_run(workdir, configfile):
                              if config["systems"][name]["model"] in SPIN_GLASSES},
         "figure_spin_glass": {f"results/figures/spin_glass_{name}.png" for name in families
                               if config["systems"][name]["model"] in SPIN_GLASSES},
+        # the energy / link-overlap identity: Gaussian families (SK's default) of several samples
+        "link_overlap_identity": {f"results/analysis/spin_glass/{name}/identity.csv" for name, block in
+                                  config["systems"].items() if block.get("disorder_samples", 1) > 1
+                                  and block.get("couplings", GAUSSIAN_BY_DEFAULT.get(block["model"])) == "gaussian"},
         "canonical_scan": {f"results/phase_diagram/canonical_x{x:g}.csv" for x in config["phase_diagram"]["concentrations"]},
         "semi_grand_scan": {f"results/phase_diagram/semi_grand_{d}.csv" for d in ("up", "down")},
         "transition": {f"results/phase_diagram/transition_x{x:g}.csv"

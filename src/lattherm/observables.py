@@ -53,7 +53,8 @@ lattice sum does). Negative when unlike pairs are favoured (perfect L1_0: -1/3, 
 -1/(N - 1)), NaN when one species is absent. This is mchammer's ``ShortRangeOrderObserver``
 ``sro_A_B_1`` on a one-sublattice lattice (same sign and normalisation; checked in the tests).
 
-Replica overlap (spin glasses): q = mean_i s_i^a s_i^b of two replicas, :func:`overlap`.
+Replica overlap (spin glasses): q = mean_i s_i^a s_i^b of two replicas, :func:`overlap`; link
+overlap q_l = mean_b s_i^a s_j^a s_i^b s_j^b over the bonds b = (i, j), :func:`link_overlap`.
 
 Heat capacity: C = k_B beta^2 var(E) from equilibrium energy samples, :func:`heat_capacity`
 (error analysis, blocking and jackknife, stays in :mod:`lattherm.mcmc.analysis`).
@@ -116,6 +117,22 @@ def overlap(x_a: Tensor, x_b: Tensor) -> Tensor:
     if s_a.shape != s_b.shape:
         raise ValueError(f"replicas must have the same shape, got {tuple(s_a.shape)} and {tuple(s_b.shape)}")
     return (s_a * s_b.to(s_a.device)).mean(dim=1)
+
+
+def link_overlap(x_a: Tensor, x_b: Tensor, bonds=None) -> Tensor:
+    """Link overlap q_l = (1/N_b) sum_b s_i^a s_j^a s_i^b s_j^b of two batches of replicas over the
+    bonds ``bonds`` (M, 2), row by row (B,); ``bonds`` None: all N (N - 1) / 2 pairs i < j (SK),
+    which is (N q^2 - 1) / (N - 1) of the site overlap q. 1 for identical or spin-flipped
+    replicas; its mean over two independent replicas is mean_b <s_i s_j>^2."""
+    if bonds is None:
+        n = _as_batch(x_a).shape[1]
+        return (n * overlap(x_a, x_b) ** 2 - 1.0) / (n - 1)
+    s_a, s_b = spins(x_a), spins(x_b)
+    if s_a.shape != s_b.shape:
+        raise ValueError(f"replicas must have the same shape, got {tuple(s_a.shape)} and {tuple(s_b.shape)}")
+    t = s_a * s_b.to(s_a.device)  # per site s^a s^b: the bond term is t_i t_j
+    bonds = torch.as_tensor(bonds, dtype=torch.int64, device=t.device)
+    return (t[:, bonds[:, 0]] * t[:, bonds[:, 1]]).mean(dim=1)
 
 
 # -- FCC sublattice order -----------------------------------------------------------------------

@@ -48,6 +48,7 @@ _MODEL_LATTICES = {
 }
 _SPIN_SPECIES = ["down", "up"]
 SPIN_GLASS_MODELS = ("edwards_anderson", "sherrington_kirkpatrick")
+DEFAULT_COUPLINGS = {"edwards_anderson": "pm_j", "sherrington_kirkpatrick": "gaussian"}
 
 
 @dataclass
@@ -112,6 +113,17 @@ class SystemConfig:
     def spin_glass(self) -> bool:
         """Quenched random couplings: the replica overlap P(q) is an observable."""
         return self.model in SPIN_GLASS_MODELS
+
+    @property
+    def coupling_kind(self) -> str | None:
+        """A spin glass's couplings: as configured, else its model's default (:data:`DEFAULT_COUPLINGS`)."""
+        return (self.couplings or DEFAULT_COUPLINGS[self.model]) if self.spin_glass else None
+
+    @property
+    def gaussian_glass(self) -> bool:
+        """Gaussian couplings and no semi-grand field: the energy / link-overlap identity holds
+        (:func:`lattherm.hamiltonians.ising.gaussian_bonds`)."""
+        return self.coupling_kind == "gaussian" and not self.dmu
 
     def disorder_members(self, name: str) -> dict[str, "SystemConfig"]:
         """The systems one block stands for, by name: itself, or with ``disorder_samples`` = n > 1,
@@ -265,10 +277,10 @@ def build_system(config: SystemConfig | dict, size: list[int] | None = None,
     if model == "ising":
         hamiltonian: Hamiltonian = Ising(lattice, J=config.J, h=config.h)
     elif model == "edwards_anderson":
-        hamiltonian = EdwardsAnderson(lattice, seed=config.coupling_seed, couplings=config.couplings or "pm_j")
+        hamiltonian = EdwardsAnderson(lattice, seed=config.coupling_seed, couplings=config.coupling_kind)
     elif model == "sherrington_kirkpatrick":
         hamiltonian = SherringtonKirkpatrick(size[0], seed=config.coupling_seed,
-                                             couplings=config.couplings or "gaussian")
+                                             couplings=config.coupling_kind)
     else:
         hamiltonian, lattice, species = _cluster_expansion(config, size, ce_file, name)
     n_ones, dmu = None, None

@@ -19,6 +19,9 @@ SYSTEMS = {member: system for name, block in SYSTEM_BLOCKS.items()
            for member, system in block.disorder_members(name).items()}
 SPIN_GLASS_FAMILIES = {name: list(block.disorder_members(name)) for name, block in SYSTEM_BLOCKS.items()
                        if block.spin_glass}
+# Families whose parallel tempering is checked by the energy / link-overlap identity: Gaussian
+# couplings (it holds for them only) and several samples (it holds for the disorder average only).
+IDENTITY_FAMILIES = [name for name, block in SYSTEM_BLOCKS.items() if block.gaussian_glass and block.disorder_samples > 1]
 
 # The neural F(x, T) block, typed (the config check has filled in its defaults); None without one.
 NEURAL_PD = (NeuralPhaseDiagramConfig.from_dict(config["neural_phase_diagram"])
@@ -127,6 +130,13 @@ def family_inputs(wildcards):
     return tables
 
 
+def family_summaries(wildcards):
+    """The parallel-tempering summaries of a spin-glass family's samples on the training cell
+    (the ingredients of the energy / link-overlap identity)."""
+    return [f"results/references/{system}/overlap_pt_{sizes(system)[0]}_summary.csv"
+            for system in SPIN_GLASS_FAMILIES[wildcards.family]]
+
+
 def comparison_inputs(wildcards):
     """Exact references, MCMC free energies at every size, and the neural estimates of a system."""
     system = wildcards.system
@@ -215,7 +225,8 @@ def snapshot_inputs(wildcards):
 
 
 def final_outputs():
-    """Every alloy's fit, and the figures the config has data for."""
+    """Every alloy's fit, the figures the config has data for, and the equilibration check of
+    every Gaussian spin-glass family."""
     figures = ["free_energy_error", "thermodynamics"]
     figures += ["ess_vs_size"] if any(runs(s) for s in SYSTEMS) else []
     figures += ["snapshots"] if snapshot_inputs(None)["checkpoints"] else []
@@ -223,4 +234,5 @@ def final_outputs():
     figures += ["neural_free_energy"] if NEURAL_PD is not None else []
     figures += [f"spin_glass_{family}" for family in SPIN_GLASS_FAMILIES]
     outputs = [f"results/ce/{alloy}/hull.png" for alloy in config["alloys"]]
+    outputs += [f"results/analysis/spin_glass/{family}/identity.csv" for family in IDENTITY_FAMILIES]
     return outputs + [f"results/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]

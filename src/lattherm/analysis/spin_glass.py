@@ -5,18 +5,26 @@ references and MCMC free energies, neural estimates (thermodynamics), and P(q) t
 parallel tempering, neural; they have a ``q`` column). Each quantity is reported per sample and
 as the mean over samples (``sample`` = ``mean``) with the sample-to-sample standard error
 std / sqrt(n) (for a single sample: its own statistical error, where its table has one).
+
+For a Gaussian family, :func:`link_overlap_identity` checks parallel tempering's equilibration
+on the disorder average: [<E>] / N_b = -beta sigma^2 (1 - [<q_l>]) holds only in equilibrium.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from lattherm.analysis.figures import TableError, _label, _panels, require_columns
 
 QUANTITIES = ("free_energy_per_site", "energy_per_site", "heat_capacity_per_site")
 QUANTITY_LABELS = {"free_energy_per_site": "F / N", "energy_per_site": "E / N", "heat_capacity_per_site": "C / N"}
 MEAN = "mean"
+IDENTITY_SIGMAS = 3.0
+"""The identity check passes where its two sides are within this many sample-to-sample sigmas, as
+a Student-t tail of n - 1 degrees of freedom for n samples: p >= 2 Phi(-3) = 0.0027."""
+IDENTITY_VALUES = ("energy_per_bond", "link_overlap", "link_energy_per_bond", "difference")
 
 
 def _sample_mean(table: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
@@ -72,6 +80,52 @@ def disorder_average(tables: list[pd.DataFrame], family: str,
     overlap_table = (finish(overlaps, ["method", "temperature", "q"], ["probability", "chi_sg"]) if overlaps
                      else pd.DataFrame(columns=["family", "sample", "method", "temperature", "q", "probability", "chi_sg"]))
     return thermo_table, overlap_table
+
+
+def link_overlap_identity(summaries: list[pd.DataFrame], family: str, sources: list[str] | None = None,
+                          sigmas: float = IDENTITY_SIGMAS) -> pd.DataFrame:
+    """The energy / link-overlap identity of a Gaussian family, per temperature of its grid, from
+    its samples' parallel-tempering summaries (:func:`lattherm.mcmc.samplers.overlap_tempering`).
+
+    Rows per sample (the ingredients, with their blocking errors; the identity does not hold per
+    sample, so no check), then per temperature the sample means (``sample`` = ``mean``) with
+    sample-to-sample errors std / sqrt(n): ``energy_per_bond`` [<E>] / N_b,
+    ``link_energy_per_bond`` -beta sigma^2 (1 - [<q_l>]), ``difference`` of the two (its error
+    from the per-sample differences, which pairs the two sides of each sample), ``sigma`` =
+    difference / its error, ``p_value`` its two-sided Student-t tail (n - 1 degrees of freedom:
+    the error itself is estimated from n samples) and ``check``: ``pass`` where p is at least the
+    Gaussian tail beyond ``sigmas``, else ``fail`` (energy above and link overlap below: not
+    equilibrated), ``too few samples`` for one sample."""
+    sources = sources or [f"table {i}" for i in range(len(summaries))]
+    if not summaries:
+        raise TableError(f"family {family!r}: the link-overlap identity needs the parallel-tempering summaries "
+                         "(overlap_pt_*_summary.csv) of its samples; none given")
+    parts = []
+    for table, source in zip(summaries, sources):
+        require_columns(table, ["system", "temperature", "beta", "energy_per_bond", "link_energy_per_bond"], source)
+        if table["link_energy_per_bond"].isna().all():
+            raise TableError(f"family {family!r}: the energy/link-overlap identity needs Gaussian couplings (no field), "
+                             f"but sample {table.system.iloc[0]!r} ({source}) has none: its identity columns are empty "
+                             "(+-J couplings, where J^2 is the same on every bond and Gaussian integration by parts "
+                             "fails, or a field)")
+        grid = table[table.on_grid.astype(bool)] if "on_grid" in table.columns else table  # tuned rungs differ per sample
+        part = grid[["system", "temperature", "beta", "energy_per_bond", "energy_per_bond_err", "link_overlap",
+                     "link_overlap_err", "link_energy_per_bond", "link_energy_per_bond_err"]].copy()
+        part["difference"] = part.energy_per_bond - part.link_energy_per_bond
+        part["difference_err"] = np.hypot(part.energy_per_bond_err, part.link_energy_per_bond_err)
+        parts.append(part)
+    per_sample = pd.concat(parts, ignore_index=True).rename(columns={"system": "sample"})
+    means = _sample_mean(per_sample, ["temperature"], list(IDENTITY_VALUES))
+    means.insert(2, "beta", per_sample.groupby("temperature", sort=True).beta.first().to_numpy())
+    enough = means.n_samples > 1
+    means["sigma"] = (means.difference / means.difference_err).where(enough)
+    means["p_value"] = 2.0 * stats.t.sf(means.sigma.abs(), (means.n_samples - 1).clip(lower=1))
+    passed = means.p_value >= 2.0 * stats.norm.sf(sigmas)
+    means["check"] = np.where(~enough, "too few samples", np.where(passed, "pass", "fail"))
+    per_sample["n_samples"] = 1
+    result = pd.concat([per_sample, means], ignore_index=True)
+    result.insert(0, "family", family)
+    return result
 
 
 def overlap_panel_temperatures(overlaps: pd.DataFrame, count: int = 3) -> list[float]:

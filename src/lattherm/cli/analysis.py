@@ -7,6 +7,7 @@
     lattherm analysis figure-free-energy-error comparison_*.csv --out fig.png --out fig.pdf
     lattherm analysis disorder-average exact_4x4.csv mcmc_4x4_free_energy.csv overlap_*.csv ... --family glass \\
         --out-thermodynamics thermo.csv --out-overlap overlap.csv
+    lattherm analysis disorder-average overlap_pt_8x8_summary.csv ... --family glass --out-identity identity.csv
     lattherm analysis figure-spin-glass --thermodynamics thermo.csv --overlap overlap.csv --out fig.png
     lattherm analysis neural-free-energy --neural grid_2x2x4.csv --neural grid_4x4x8.csv \\
         --reference exact_x0.5_2x2x4.csv --reference mcmc_x0.5_4x4x8_free_energy.csv --out table.csv
@@ -16,7 +17,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import pandas as pd
@@ -105,20 +106,41 @@ def phase_diagram(
 def disorder_average(
     tables: List[Path] = typer.Argument(..., help="Tables of a spin-glass family's samples on the training cell: "
                                         "exact references, MCMC free energies, neural estimates, and P(q) tables "
-                                        "(exact, parallel tempering, neural)."),
+                                        "(exact, parallel tempering, neural); for --out-identity the "
+                                        "parallel-tempering summaries (overlap_pt_*_summary.csv)."),
     family: str = typer.Option(..., help="The family's name (its system block)."),
-    out_thermodynamics: Path = typer.Option(..., help="F, E, C per site per sample and method, and their sample means."),
-    out_overlap: Path = typer.Option(..., help="P(q) and chi_SG per sample and method, and their sample means."),
+    out_thermodynamics: Optional[Path] = typer.Option(None, help="F, E, C per site per sample and method, and their "
+                                                      "sample means."),
+    out_overlap: Optional[Path] = typer.Option(None, help="P(q) and chi_SG per sample and method, and their sample "
+                                               "means."),
+    out_identity: Optional[Path] = typer.Option(None, help="Gaussian couplings only: the energy / link-overlap "
+                                                "identity [<E>]/N_b = -beta sigma^2 (1 - [q_l]) per temperature, its "
+                                                "two sides' distance in sample-to-sample sigmas and the equilibration "
+                                                "check."),
 ) -> None:
     """Disorder averages of a spin-glass family, with sample-to-sample error bars."""
     from lattherm.analysis.spin_glass import disorder_average as average
+    from lattherm.analysis.spin_glass import link_overlap_identity
 
-    for out in (out_thermodynamics, out_overlap):
+    if out_thermodynamics is None and out_overlap is None and out_identity is None:
+        raise LatthermError("give --out-thermodynamics and --out-overlap, --out-identity, or all three")
+    if (out_thermodynamics is None) != (out_overlap is None):
+        raise LatthermError("--out-thermodynamics and --out-overlap go together")
+    outs = [out for out in (out_thermodynamics, out_overlap, out_identity) if out is not None]
+    for out in outs:
         table_path(out)
-    thermo, overlaps = average([read_table(path) for path in tables], family, [str(path) for path in tables])
-    write_table(out_thermodynamics, thermo)
-    write_table(out_overlap, overlaps)
-    typer.echo(f"wrote {out_thermodynamics} and {out_overlap}")
+    read = {str(path): read_table(path) for path in tables}
+    summaries = {source: table for source, table in read.items() if "link_energy_per_bond" in table.columns}
+    others = {source: table for source, table in read.items() if source not in summaries}
+    if summaries and out_identity is None:
+        raise LatthermError(f"{next(iter(summaries))} is a parallel-tempering summary: it goes with --out-identity")
+    if out_identity is not None:
+        write_table(out_identity, link_overlap_identity(list(summaries.values()), family, list(summaries)))
+    if out_thermodynamics is not None:
+        thermo, overlaps = average(list(others.values()), family, list(others))
+        write_table(out_thermodynamics, thermo)
+        write_table(out_overlap, overlaps)
+    typer.echo(f"wrote {' and '.join(map(str, outs))}")
 
 
 @app.command("neural-free-energy")

@@ -8,6 +8,8 @@ through two periodic images (L = 2) is listed twice, as in the infinite-lattice 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -127,8 +129,9 @@ class EdwardsAnderson(BondIsing):
         if lattice.kind not in ("square", "simple_cubic"):
             raise ValueError(f"Edwards-Anderson needs a square or simple_cubic lattice, got {lattice.kind!r}")
         bonds = lattice.neighbour_pairs(1)
-        super().__init__(bonds, draw_couplings(couplings, len(bonds), 1.0, seed), lattice.n_sites)
-        self.seed, self.coupling_kind = int(seed), couplings
+        scale = 1.0
+        super().__init__(bonds, draw_couplings(couplings, len(bonds), scale, seed), lattice.n_sites)
+        self.seed, self.coupling_kind, self.coupling_scale = int(seed), couplings, scale
 
     def identity(self) -> dict:
         return {"model": "edwards_anderson", "couplings": self.coupling_kind, "seed": self.seed}
@@ -147,9 +150,10 @@ class SherringtonKirkpatrick(Hamiltonian):
         super().__init__(n_sites)
         if n_sites < 2:
             raise ValueError(f"Sherrington-Kirkpatrick needs at least 2 sites, got {n_sites}")
-        drawn = draw_couplings(couplings, n_sites * n_sites, 1.0 / np.sqrt(n_sites), seed)
+        scale = 1.0 / np.sqrt(n_sites)
+        drawn = draw_couplings(couplings, n_sites * n_sites, scale, seed)
         upper = np.triu(drawn.reshape(n_sites, n_sites), k=1)
-        self.seed, self.coupling_kind = int(seed), couplings
+        self.seed, self.coupling_kind, self.coupling_scale = int(seed), couplings, float(scale)
         self.register_buffer("coupling_matrix", torch.as_tensor(upper + upper.T))
 
     def identity(self) -> dict:
@@ -174,3 +178,29 @@ class SherringtonKirkpatrick(Hamiltonian):
         fj = (self.coupling_matrix[j] * s).sum(dim=1)
         both = 2.0 * si * fi + 2.0 * sj * fj - 4.0 * self.coupling_matrix[i, j] * si * sj
         return torch.where(si != sj, both, torch.zeros_like(both))
+
+
+@dataclass(frozen=True)
+class GaussianBonds:
+    """What the energy / link-overlap identity of a Gaussian glass needs: the variance sigma^2
+    of its i.i.d. couplings, its number of bonds N_b, and the bonds (M, 2), or None for all
+    N (N - 1) / 2 pairs i < j (SK)."""
+
+    variance: float
+    n_bonds: int
+    bonds: Tensor | None
+
+
+def gaussian_bonds(hamiltonian) -> GaussianBonds | None:
+    """The :class:`GaussianBonds` of an Edwards-Anderson or SK glass with ``gaussian`` couplings
+    (EA: sigma^2 = 1 on its nearest-neighbour bonds; SK: sigma^2 = 1/N on every pair). None for
+    anything else: +-J couplings (J^2 is the same on every bond, so Gaussian integration by parts,
+    the identity's derivation, does not apply), a semi-grand field (its energy is not the bond
+    sum), or no random couplings at all."""
+    if getattr(hamiltonian, "coupling_kind", None) != "gaussian":
+        return None
+    variance = float(hamiltonian.coupling_scale) ** 2
+    if isinstance(hamiltonian, EdwardsAnderson):
+        return GaussianBonds(variance, len(hamiltonian.bonds), hamiltonian.bonds)
+    n = hamiltonian.n_sites
+    return GaussianBonds(variance, n * (n - 1) // 2, None)

@@ -25,14 +25,15 @@ from tqdm import tqdm
 from lattherm.errors import LatthermError
 from lattherm.exact.overlap import overlap_values, susceptibility
 from lattherm.hamiltonians.base import Hamiltonian
+from lattherm.hamiltonians.ising import GaussianBonds, gaussian_bonds
 from lattherm.mcmc.analysis import jackknife, summarize
 from lattherm.mcmc.moves import MOVES, Move, colour_classes
-from lattherm.observables import Observable, heat_capacity, overlap, standard_observables
+from lattherm.observables import Observable, heat_capacity, link_overlap, overlap, standard_observables
 from lattherm.sampling.overlap import effective_pair_count, histogram_errors, overlap_histogram
 
 # MOVES and colour_classes live in moves.py and stay importable from here
 __all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "energy_samples", "initial_configurations", "overlap_tempering",
-           "parallel_tempering", "partner_overlap", "refine", "run_chains", "scan", "scan_with_samples",
+           "parallel_tempering", "partner_link_overlap", "partner_overlap", "refine", "run_chains", "scan", "scan_with_samples",
            "summarize_chains"]
 
 
@@ -407,10 +408,49 @@ def ladder_temperatures(system, betas) -> tuple[list[float], np.ndarray]:
 
 
 # -- overlaps of replica pairs (spin glasses) ---------------------------------------------------
+def _partners(x: Tensor) -> Tensor:
+    """Each row's partner row: rows 2r and 2r+1 pair up."""
+    return x[torch.arange(x.shape[0], device=x.device) ^ 1]
+
+
 def partner_overlap(x: Tensor) -> Tensor:
     """The overlap of each row with its partner row (rows 2r and 2r+1 pair up): with an even
     number of chains per temperature, two independent replicas at the same temperature."""
-    return overlap(x, x[torch.arange(x.shape[0], device=x.device) ^ 1])
+    return overlap(x, _partners(x))
+
+
+def partner_link_overlap(bonds: Tensor | None) -> Observable:
+    """The observable: link overlap (:func:`lattherm.observables.link_overlap` over ``bonds``)
+    of each row with its partner row, paired as in :func:`partner_overlap`."""
+    return lambda x: link_overlap(x, _partners(x), bonds)
+
+
+LINK_IDENTITY_COLUMNS = ("energy_per_bond", "energy_per_bond_err", "link_overlap", "link_overlap_err",
+                         "link_energy_per_bond", "link_energy_per_bond_err", "coupling_variance", "n_bonds")
+
+
+def link_identity_terms(energy: np.ndarray, link: np.ndarray, beta: float, disorder: GaussianBonds | None) -> dict:
+    """Both sides of the energy / link-overlap identity of a Gaussian glass for one sample at one
+    temperature (Katzgraber, Palassini & Young, PRB 63, 184422 (2001)): for i.i.d. couplings
+    J_b ~ N(0, sigma^2) on N_b bonds, Gaussian integration by parts gives, averaged over the
+    disorder, [<E>] / N_b = -beta sigma^2 (1 - [<q_l>]). Per sample it is not exact; out of
+    equilibrium (from random starts) the energy lies above and the link overlap below, so the two
+    meet only once equilibrated.
+
+    ``energy``: recorded total energies (chains, records); ``link``: the link overlaps of the
+    replica pairs (pairs, records). Returns ``energy_per_bond`` = <E> / N_b, ``link_overlap``
+    <q_l> and ``link_energy_per_bond`` = -beta sigma^2 (1 - <q_l>), each with its blocking error,
+    and sigma^2, N_b. Without Gaussian couplings (``disorder`` None: +-J couplings, where J^2 is
+    the same on every bond and the derivation fails, or a field) every column is NaN."""
+    if disorder is None:
+        return dict.fromkeys(LINK_IDENTITY_COLUMNS, math.nan)
+    e = summarize(energy / disorder.n_bonds, discard=0)
+    ql = summarize(link, discard=0)
+    scale = beta * disorder.variance
+    return {"energy_per_bond": e.mean, "energy_per_bond_err": e.error, "link_overlap": ql.mean,
+            "link_overlap_err": ql.error, "link_energy_per_bond": -scale * (1.0 - ql.mean),
+            "link_energy_per_bond_err": scale * ql.error, "coupling_variance": disorder.variance,
+            "n_bonds": disorder.n_bonds}
 
 
 def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -422,8 +462,9 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
     marking the configured ones): chi_SG = N <q^2> with its
     blocking error, the exchange acceptance to the next colder temperature, the equilibration
     check (chi_SG of the first and second half of the recorded sweeps, and their distance in
-    sigmas), and the ladder's round trips with the mean sweeps per round trip of one walker (NaN
-    without any)."""
+    sigmas), the ladder's round trips with the mean sweeps per round trip of one walker (NaN
+    without any), and the ingredients of the energy / link-overlap identity of a Gaussian glass
+    (:func:`link_identity_terms`; NaN for other couplings)."""
     from lattherm.lattices import size_tag
 
     config = system.config
@@ -432,16 +473,21 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
                             f"(got {None if config.mcmc is None else config.mcmc.chains})")
     betas = tempering_ladder(system, seed)
     temperatures, grid = ladder_temperatures(system, betas)
+    disorder = gaussian_bonds(system.hamiltonian)
+    observables = {"overlap": partner_overlap}
+    if disorder is not None:
+        observables["link_overlap"] = partner_link_overlap(disorder.bonds)
     result = parallel_tempering(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps,
                                 move=config.move, n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
-                                observables={"overlap": partner_overlap})
+                                observables=observables)
     n = system.n_sites
     labels = {"system": system.name, "method": "parallel_tempering", "size": size_tag(system.size)}
     walkers = len(betas) * config.mcmc.chains
     round_trip_sweeps = walkers * config.mcmc.sweeps / result.round_trips if result.round_trips else math.nan
     histograms, summary = [], []
     for k, (temperature, beta) in enumerate(zip(temperatures, betas)):
-        q = result.series["overlap"][result.group == k][0::2]  # (pairs, records): one row per pair
+        rows = result.group == k
+        q = result.series["overlap"][rows][0::2]  # (pairs, records): one row per pair
         n_eff = effective_pair_count(q)
         distribution = overlap_histogram(q, n)
         if grid[k]:  # P(q) where results are wanted; the tuned rungs only help the walkers along
@@ -451,11 +497,13 @@ def overlap_tempering(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame
         halves = [summarize(n * part**2, discard=0) for part in np.array_split(q, 2, axis=1)]
         whole = summarize(n * q**2, discard=0)
         distance = abs(halves[0].mean - halves[1].mean) / max(math.hypot(halves[0].error, halves[1].error), 1e-300)
+        link = result.series["link_overlap"][rows][0::2] if disorder is not None else None
         summary.append({**labels, "temperature": temperature, "beta": beta, "on_grid": bool(grid[k]), "n_pairs": q.shape[0],
                         "n_records": q.shape[1], "n_eff": n_eff, "chi_sg": susceptibility(distribution, n),
                         "chi_sg_err": whole.error, "chi_sg_first_half": halves[0].mean,
                         "chi_sg_second_half": halves[1].mean, "halves_sigma": distance,
                         "exchange_acceptance_colder": (float(result.exchange_acceptance[k])
                                                        if k < len(betas) - 1 else math.nan),
-                        "round_trips": result.round_trips, "round_trip_sweeps": round_trip_sweeps})
+                        "round_trips": result.round_trips, "round_trip_sweeps": round_trip_sweeps,
+                        **link_identity_terms(result.series["energy"][rows], link, beta, disorder)})
     return pd.concat(histograms, ignore_index=True), pd.DataFrame(summary)
