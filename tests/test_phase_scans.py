@@ -217,7 +217,8 @@ def test_cli_scans_and_phase_diagram_tables(tmp_path):
         result = CliRunner().invoke(app, ["mcmc", "semi-grand", *common, "--direction", direction, "--out", str(out)])
         assert result.exit_code == 0, result.output
         tables.append(out)
-    outs = {k: tmp_path / f"{k}.csv" for k in ("boundaries", "phases", "transitions", "semi-grand", "hysteresis")}
+    outs = {k: tmp_path / f"{k}.csv" for k in ("boundaries", "phases", "transitions", "semi-grand", "hysteresis",
+                                                "vcsgc-check", "vcsgc-binodals")}
     result = CliRunner().invoke(app, ["analysis", "phase-diagram", *map(str, tables),
                                       *[a for k, path in outs.items() for a in (f"--out-{k}", str(path))]])
     assert result.exit_code == 0, result.output
