@@ -456,3 +456,7 @@ def test_vcsgc_binodals_match_the_canonical_hull_of_a_regular_solution():
     assert abs(row.slope_vcsgc) < 1e-9 and abs(row.slope_canonical) < 1e-9
     wrong, moved = vcsgc_cross_check(free, scan(0.06), tol=1e-6)  # binodal 0.14
     assert not wrong.consistent.all() and len(moved) == 1 and not moved.agree.any()
+    # a canonical grid that starts inside the gap: its region reaches its first point, and the
+    # binodal may lie anywhere below it
+    _, inner = vcsgc_cross_check(free[free.concentration > 0.1], scan(0.05), tol=1e-6)
+    assert inner.x_left_canonical.tolist() == [0.125] and inner.agree.all()

@@ -264,8 +264,8 @@ def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transit
         found = transitions[np.isfinite(transitions.t_c.astype(float))]
         diagram.errorbar(found.concentration, found.t_c, yerr=np.hypot(found.t_c_err, found.t_c_extrapolation),
                          fmt="D", ms=5, color="C1", capsize=3, label="T_c: F(ordered) = F(A1)")
-    found = vcsgc_binodals.dropna(subset=["x_left_vcsgc"]) if len(vcsgc_binodals) else vcsgc_binodals
-    for k, row in enumerate(found.itertuples()):
+    binodals = vcsgc_binodals.dropna(subset=["x_left_vcsgc"]) if len(vcsgc_binodals) else vcsgc_binodals
+    for k, row in enumerate(binodals.itertuples()):
         diagram.plot([row.x_left_vcsgc, row.x_right_vcsgc], [row.temperature] * 2, ls="none", marker="D", ms=4,
                      mfc="none", color="C6", label="binodals of the VCSGC F(c)" if k == 0 else None)
     diagram.set_xlim(0, 1)

@@ -273,10 +273,13 @@ def _edge_slope(x, f, left: float, right: float) -> float:
 
 
 def _bracket(x: np.ndarray, binodal: float, inward: int) -> tuple[float, float]:
-    """Where the exact binodal lies: between the hull vertex and its grid neighbour inside the region."""
+    """Where the exact binodal lies: between the hull vertex and its grid neighbour inside the
+    region; from 0 (or to 1) where the vertex is the grid's first (last) point, since the region
+    may reach beyond the grid."""
     k = int(np.argmin(np.abs(x - binodal)))
-    other = x[min(max(k + inward, 0), len(x) - 1)]
-    return min(binodal, other), max(binodal, other)
+    inside = x[min(max(k + inward, 0), len(x) - 1)]
+    outside = 0.0 if k == 0 and inward > 0 else 1.0 if k == len(x) - 1 and inward < 0 else binodal
+    return min(outside, inside), max(outside, inside)
 
 
 def vcsgc_cross_check(free: pd.DataFrame, scans: pd.DataFrame, tol: float = 1e-4, sigmas: float = VCSGC_SIGMAS
@@ -300,8 +303,9 @@ def vcsgc_cross_check(free: pd.DataFrame, scans: pd.DataFrame, tol: float = 1e-4
     Binodals: the two-phase regions (:func:`two_phase_regions`, gaps above ``tol``) of the
     canonical grid and of the VCSGC F(c) at its interior compositions, matched by overlap, with
     each common tangent's slope d(F/N)/dx (2 dmu at coexistence). A region's binodal lies between
-    its hull vertex and the next grid point inside, on either grid; ``agree`` where these
-    brackets overlap at both ends. A region found by one route only has NaN for the other.
+    its hull vertex and the next grid point inside, on either grid (from 0 or to 1 at the grid's
+    ends); ``agree`` where these brackets overlap at both ends. A region found by one route only,
+    or overlapping several regions of the other, has NaN for the other.
 
     Returns (free-energy check, binodals), tidy, one row per (temperature, concentration) and
     per (temperature, region).
