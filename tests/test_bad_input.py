@@ -161,7 +161,8 @@ SPLINE = ("--estimator", "spline")  # a quadrature of <E>(beta); the default, MB
 def phase_diagram(*tables):
     return ["analysis", "phase-diagram", *[f"{{in}}/{t}" for t in tables],
             "--out-boundaries", "b.csv", "--out-phases", "p.csv", "--out-transitions", "t.csv",
-            "--out-semi-grand", "sg.csv", "--out-hysteresis", "h.csv"]
+            "--out-semi-grand", "sg.csv", "--out-hysteresis", "h.csv", "--out-vcsgc-check", "vc.csv",
+            "--out-vcsgc-binodals", "vb.csv"]
 
 
 def ce_fit(alloy):

@@ -187,13 +187,14 @@ def test_canonical_scan_agrees_with_mchammer_on_32_sites():
 @pytest.mark.slow
 def test_cli_scans_and_phase_diagram_tables(tmp_path):
     """`mcmc canonical` (table, samples, structures), `mcmc integrate`, `mcmc semi-grand` up and
-    down and `analysis phase-diagram` chain up on a tiny block: F with error bars, the
-    semi-grand check against F(x, T) per direction, and the hysteresis table."""
+    down, `mcmc vcsgc` and `analysis phase-diagram` chain up on a tiny block: F with error bars,
+    the semi-grand check against F(x, T) per direction, the hysteresis table and the VCSGC check."""
     write_published_ce(tmp_path / "cuau.json")
     block = {"alloy": "cuau", "size": [2, 2, 1], "temperatures": [3000.0, 1500.0], "concentrations": [0.25, 0.5, 0.75],
              "dmus": [-0.05, 0.0, 0.05], "chains": 8, "sweeps": 140, "burn_in": 10,
              "semi_grand_temperatures": [1500.0], "semi_grand_chains": 8, "semi_grand_sweeps": 140,
-             "semi_grand_burn_in": 10}
+             "semi_grand_burn_in": 10, "vcsgc_temperatures": [1500.0], "vcsgc_kappa": 2.0, "vcsgc_phi_count": 5,
+             "vcsgc_chains": 16, "vcsgc_sweeps": 140, "vcsgc_burn_in": 10}
     settings = tmp_path / "pd.yaml"
     settings.write_text(yaml.safe_dump(block))
     common = ["--settings", str(settings), "--alloys", str(tmp_path), "--seed", "0"]
@@ -217,7 +218,12 @@ def test_cli_scans_and_phase_diagram_tables(tmp_path):
         result = CliRunner().invoke(app, ["mcmc", "semi-grand", *common, "--direction", direction, "--out", str(out)])
         assert result.exit_code == 0, result.output
         tables.append(out)
-    outs = {k: tmp_path / f"{k}.csv" for k in ("boundaries", "phases", "transitions", "semi-grand", "hysteresis")}
+    result = CliRunner().invoke(app, ["mcmc", "vcsgc", *common, "--temperature", "1500", "--out",
+                                      str(tmp_path / "vcsgc_T1500.csv")])
+    assert result.exit_code == 0, result.output
+    tables.append(tmp_path / "vcsgc_T1500.csv")
+    outs = {k: tmp_path / f"{k}.csv" for k in ("boundaries", "phases", "transitions", "semi-grand", "hysteresis",
+                                                "vcsgc-check", "vcsgc-binodals")}
     result = CliRunner().invoke(app, ["analysis", "phase-diagram", *map(str, tables),
                                       *[a for k, path in outs.items() for a in (f"--out-{k}", str(path))]])
     assert result.exit_code == 0, result.output
@@ -225,6 +231,11 @@ def test_cli_scans_and_phase_diagram_tables(tmp_path):
     assert len(check) == 6 and set(check.direction) == {"up", "down"}
     assert {"concentration_predicted", "concentration_low", "concentration_high", "within_bracket"} <= set(check)
     assert list(read_table(outs["hysteresis"]).columns)[:3] == ["temperature", "dmu_low", "dmu_high"]
+    vcsgc = read_table(outs["vcsgc-check"])
+    assert (vcsgc.temperature == 1500.0).all() and set(vcsgc.concentration) <= {0.25, 0.5, 0.75} and len(vcsgc)
+    assert {"difference_sigmas", "difference_mev", "consistent"} <= set(vcsgc)
+    assert list(read_table(outs["vcsgc-binodals"]).columns)[:3] == ["temperature", "x_left_canonical",
+                                                                     "x_right_canonical"]
     bad = CliRunner().invoke(app, ["mcmc", "semi-grand", *common, "--direction", "sideways", "--out",
                                    str(tmp_path / "x.csv")])
     assert bad.exit_code != 0 and "sideways" in str(bad.exception)

@@ -312,15 +312,17 @@ def test_torch_vcsgc_agrees_with_mchammer():
     assert 0.25 < ours.composition < 0.4  # <c> ~ -phi / 2, pulled towards the L1_2-rich side
 
 
-def _settings(tmp_path):
+def _settings(tmp_path, **vcsgc):
     from lattherm.ce.published import write_published_ce
 
     alloys = tmp_path / "ce"
     alloys.mkdir()
     write_published_ce(alloys / "cuau.json")
     settings = tmp_path / "pd.yaml"
-    settings.write_text(yaml.safe_dump({"alloy": "cuau", "lattice": "fcc", "size": [2, 2, 4],
-                                        "temperatures": [1500.0], "concentrations": [0.25, 0.5], "dmus": [-0.1, 0.1]}))
+    block = {"alloy": "cuau", "lattice": "fcc", "size": [2, 2, 4], "temperatures": [3000.0, 1500.0],
+             "concentrations": [0.25, 0.5], "dmus": [-0.1, 0.1], "vcsgc_temperatures": [1500.0], "vcsgc_kappa": 2.0,
+             "vcsgc_phi_count": 3, "vcsgc_chains": 64, "vcsgc_sweeps": 160, "vcsgc_burn_in": 20}
+    settings.write_text(yaml.safe_dump({**block, **vcsgc}))
     return alloys, settings
 
 
@@ -330,8 +332,7 @@ def test_cli_vcsgc_writes_a_tidy_phi_scan(tmp_path, cell16):
     alloys, settings = _settings(tmp_path)
     out = tmp_path / "vcsgc.csv"
     args = ["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--temperature", "1500",
-            "--kappa", "2", "--phi-min", "-1.5", "--phi-max", "-0.5", "--phi-count", "3", "--chains", "64",
-            "--sweeps", "160", "--burn-in", "20", "--out", str(out)]
+            "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
@@ -341,7 +342,7 @@ def test_cli_vcsgc_writes_a_tidy_phi_scan(tmp_path, cell16):
                    "free_energy_derivative_per_site_err", "free_energy_change_per_site",
                    "free_energy_change_per_site_err"):
         assert column in table.columns, column
-    assert table.phi.tolist() == [-0.5, -1.0, -1.5]  # decreasing phi, rising <c>
+    assert table.phi.tolist() == [-0.5, -1.0, -1.5]  # vcsgc_phi_count 3: phi = -2 k / 4, decreasing, <c> rising
     # the CE file's cell is the enumerated one: <c> within 4 sigma of exact
     _, _, energies, n_ones = cell16
     beta = 1.0 / (K_B_EV * 1500.0)
@@ -350,19 +351,112 @@ def test_cli_vcsgc_writes_a_tidy_phi_scan(tmp_path, cell16):
         assert abs(row.composition - exact) < 4 * row.composition_err
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--kappa", "0", "--kappa = 0.0"), ("--phi-count", "1", "--phi-count = 1"),
-    ("--phi-min", "0.5", "--phi-min = 0.5"), ("--sweeps", "100", "--sweeps = 100"),
-    ("--temperature", "-3", "--temperature = -3.0")])
-def test_cli_vcsgc_refuses_bad_options_in_one_line(tmp_path, capsys, option, value, message):
+@pytest.mark.parametrize("field, value, message", [
+    ("vcsgc_kappa", 0.0, "vcsgc_kappa"), ("vcsgc_phi_count", 2, "vcsgc_phi_count"),
+    ("vcsgc_sweeps", 140, "vcsgc_sweeps - vcsgc_burn_in = 120"),
+    ("vcsgc_temperatures", [1500.0, 800.0], "vcsgc_temperatures[1] = 800.0")])
+def test_cli_vcsgc_refuses_bad_settings_in_one_line(tmp_path, capsys, field, value, message):
     from lattherm.cli import main
 
-    alloys, settings = _settings(tmp_path)
-    args = {"--temperature": "1500", "--kappa": "2", "--phi-min": "-1.5", "--phi-max": "-0.5", "--phi-count": "3",
-            "--sweeps": "400", option: value}
+    alloys, settings = _settings(tmp_path, **{field: value})
     with pytest.raises(SystemExit) as exit_info:
-        main(["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--out", str(tmp_path / "t.csv"),
-              *[item for pair in args.items() for item in pair]])
+        main(["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--temperature", "1500",
+              "--out", str(tmp_path / "t.csv")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and err.startswith("error: ") and message in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.csv").exists()
+
+
+def test_cli_vcsgc_runs_only_the_blocks_temperatures(tmp_path, capsys):
+    from lattherm.cli import main
+
+    alloys, settings = _settings(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--temperature", "3000",
+              "--out", str(tmp_path / "t.csv")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "3000" in err and "vcsgc_temperatures" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.csv").exists()
+
+
+def _exact_canonical_table(cell16, temperature):
+    """The exact canonical F(x)/N of the 16-site cell at x = n / 16, 0 < n < 16, as the
+    canonical free-energy tables name it (no statistical error)."""
+    free = exact_canonical_free_energies(cell16, 1.0 / (K_B_EV * temperature)) / 16
+    n = np.arange(1, 16)
+    return pd.DataFrame({"temperature": temperature, "concentration": n / 16, "free_energy_per_site": free[n],
+                         "free_energy_per_site_err": 0.0, "n_sites": 16})
+
+
+def test_vcsgc_cross_check_passes_against_the_exact_canonical_free_energy_and_fails_a_shifted_slope(cell16):
+    # a sampled VCSGC scan of the 16-site cell at 1500 K (no two-phase region) against the exact
+    # canonical F(x) by enumeration: after removing the one constant, every concentration the scan
+    # covers agrees within 4 sigma; the same scan with d(F/N)/dc shifted by 0.1 k_B T (F(c) tilted
+    # accordingly) must fail the check, since no linear term is removed. (The estimator's O(1/N)
+    # bias on 16 sites is up to 0.3 meV/site here, about 2 sigma: exact VCSGC averages show it.)
+    from lattherm.analysis.phase_diagram import vcsgc_cross_check
+
+    _, ham, _, _ = cell16
+    temperature, kappa = 1500.0, 2.0
+    beta = 1.0 / (K_B_EV * temperature)
+    phis = np.linspace(-1.8, 0.0, 13)  # <c> from 0.26 to 0.71: where the composition peak is clear of 0 and 1
+    scan = vcsgc_free_energies(vcsgc_scan(ham, beta, phis, kappa, n_chains=64, n_sweeps=200, burn_in=40,
+                                          temperature=temperature, seed=4, observables={}, progress=False), "scan")
+    free = _exact_canonical_table(cell16, temperature)
+    check, binodals = vcsgc_cross_check(free, scan)
+    c = scan.composition[scan.interior]
+    assert set(check.concentration) == {x for x in free.concentration if c.min() <= x <= c.max()}
+    assert len(check) >= 6 and (check.temperature == temperature).all() and (check.n_sites == 16).all()
+    worst = check.difference_sigmas.abs().max()
+    print(f"\nworst |dF| {check.difference_mev.abs().max():.3f} meV/site, {worst:.2f} sigma; "
+          f"errors {check.difference_err.min() * 1e3:.3f}-{check.difference_err.max() * 1e3:.3f} meV/site")
+    assert check.consistent.all() and worst < 4 and binodals.empty  # above the ordering: no two-phase region
+    shift = 0.1 / beta
+    tilted = scan.assign(free_energy_derivative_per_site=scan.free_energy_derivative_per_site + shift,
+                         free_energy_change_per_site=scan.free_energy_change_per_site + shift * (c - c.min()))
+    wrong, _ = vcsgc_cross_check(free, tilted)
+    print(f"shifted slope: worst {wrong.difference_sigmas.abs().max():.1f} sigma")
+    assert not wrong.consistent.all() and wrong.difference_sigmas.abs().max() > 10
+
+
+def test_vcsgc_binodals_match_the_canonical_hull_of_a_regular_solution():
+    # a regular solution below its critical point, F(c) known exactly: the VCSGC route (F(c) on a
+    # fine grid of <c>, as a scan gives it) and the canonical hull on a coarse grid find the same
+    # symmetric miscibility gap, both brackets holding the exact binodal, with the common tangent
+    # flat (slope 0 by symmetry); negative control: the VCSGC F(c) of a hotter solution, whose gap
+    # is narrower, disagrees in F and in its binodals
+    from scipy.optimize import brentq
+
+    from lattherm.analysis.phase_diagram import vcsgc_cross_check
+
+    omega = 0.15  # eV; a gap below k_B T_c = omega / 2
+
+    def f(x, kt):
+        return omega * x * (1 - x) + kt * (x * np.log(x) + (1 - x) * np.log(1 - x))
+
+    def slope(x, kt):
+        return omega * (1 - 2 * x) + kt * np.log(x / (1 - x))
+
+    def scan(kt):
+        c = np.linspace(0.01, 0.99, 197)
+        return pd.DataFrame({"temperature": 600.0, "composition": c, "interior": True,
+                             "free_energy_derivative_per_site": slope(c, kt), "free_energy_derivative_per_site_err": 1e-6,
+                             "free_energy_change_per_site": f(c, kt) - f(c[0], kt),
+                             "free_energy_change_per_site_err": 1e-6, "n_sites": 256})
+
+    x = np.arange(1, 16) / 16
+    free = pd.DataFrame({"temperature": 600.0, "concentration": x, "free_energy_per_site": f(x, 0.05) + 0.3,
+                         "free_energy_per_site_err": 1e-6})
+    check, binodals = vcsgc_cross_check(free, scan(0.05), tol=1e-6)
+    assert check.consistent.all() and check.difference_mev.abs().max() < 1e-2
+    assert len(binodals) == 1 and bool(binodals.agree.iloc[0])
+    row, exact = binodals.iloc[0], brentq(slope, 1e-4, 0.45, args=(0.05,))  # 0.0707
+    for side, binodal in (("left", exact), ("right", 1 - exact)):
+        assert abs(row[f"x_{side}_vcsgc"] - binodal) <= 0.005 and abs(row[f"x_{side}_canonical"] - binodal) <= 1 / 16
+    assert abs(row.slope_vcsgc) < 1e-9 and abs(row.slope_canonical) < 1e-9
+    wrong, moved = vcsgc_cross_check(free, scan(0.06), tol=1e-6)  # binodal 0.14
+    assert not wrong.consistent.all() and len(moved) == 1 and not moved.agree.any()
+    # a canonical grid that starts inside the gap: its region reaches its first point, and the
+    # binodal may lie anywhere below it
+    _, inner = vcsgc_cross_check(free[free.concentration > 0.1], scan(0.05), tol=1e-6)
+    assert inner.x_left_canonical.tolist() == [0.125] and inner.agree.all()

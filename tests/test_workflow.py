@@ -112,6 +112,8 @@ def test_dry_run(workdir, configfile):
                                   and block.get("couplings", GAUSSIAN_BY_DEFAULT.get(block["model"])) == "gaussian"},
         "canonical_scan": {f"results/phase_diagram/canonical_x{x:g}.csv" for x in config["phase_diagram"]["concentrations"]},
         "semi_grand_scan": {f"results/phase_diagram/semi_grand_{d}.csv" for d in ("up", "down")},
+        "vcsgc_scan": {f"results/phase_diagram/vcsgc_T{t:g}.csv"
+                       for t in config["phase_diagram"].get("vcsgc_temperatures", [])},
         "transition": {f"results/phase_diagram/transition_x{x:g}.csv"
                        for x in config["phase_diagram"]["heating_concentrations"]},
         "phase_sum": {f"results/phase_diagram/canonical_x{x:g}_phase_sum.csv"
@@ -185,6 +187,9 @@ def test_tiny_end_to_end_then_nothing_to_do_then_training_change_reruns_dependen
         for ext in ("png", "pdf"):
             assert (workdir / "results" / "figures" / f"{name}.{ext}").stat().st_size > 0
     analysis = workdir / "results" / "analysis"
+    vcsgc = pd.read_csv(analysis / "phase_diagram" / "vcsgc_check.csv")  # the VCSGC F(c) against the canonical F(x)
+    vcsgc_temperatures = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())["phase_diagram"]["vcsgc_temperatures"]
+    assert len(vcsgc) and set(vcsgc.temperature) == set(vcsgc_temperatures) and np.isfinite(vcsgc.difference_sigmas).all()
     for system in ("ising", "ising_j2", "spin_glass", "sk_seed0", "sk_seed1", "cuau"):
         table = pd.read_csv(analysis / system / "free_energy_comparison.csv")
         mcmc = table[(table.method == "mcmc") & table.reference_free_energy_per_site.notna()]

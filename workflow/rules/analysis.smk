@@ -29,6 +29,8 @@ rule phase_diagram:
         transitions="results/analysis/phase_diagram/transitions.csv",
         semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
         hysteresis="results/analysis/phase_diagram/hysteresis.csv",
+        vcsgc_check="results/analysis/phase_diagram/vcsgc_check.csv",
+        vcsgc_binodals="results/analysis/phase_diagram/vcsgc_binodals.csv",
     params:
         tolerance=lookup(dpath="phase_diagram/hull_tolerance", within=config, default=None),  # the rule runs only with the block
     log:
@@ -43,7 +45,8 @@ rule phase_diagram:
         "lattherm analysis phase-diagram {input.tables} {input.structures} --tolerance {params.tolerance}"
         " --out-boundaries {output.boundaries} --out-phases {output.phases}"
         " --out-transitions {output.transitions} --out-semi-grand {output.semi_grand}"
-        " --out-hysteresis {output.hysteresis} > {log} 2>&1"
+        " --out-hysteresis {output.hysteresis} --out-vcsgc-check {output.vcsgc_check}"
+        " --out-vcsgc-binodals {output.vcsgc_binodals} > {log} 2>&1"
 
 
 rule disorder_average:

@@ -37,6 +37,7 @@ wildcard_constraints:
     tag=r"all|T[0-9.e+-]+",
     x=r"[0-9.e-]+",
     direction="up|down",
+    t=r"[0-9.e+]+",
 
 
 def section_block(wildcards):
@@ -148,14 +149,21 @@ def comparison_inputs(wildcards):
 def phase_diagram_inputs(wildcards):
     """Canonical free energies per concentration (at the ordered compositions the sum over the
     phases' branches), the heating scans and free-energy crossings (T_c) of the ordered
-    compositions, and the semi-grand scans up and down (if any temperature)."""
+    compositions, the semi-grand scans up and down (if any temperature) and the VCSGC scans
+    (one per temperature)."""
     c = config["phase_diagram"]
     canonical = [f"results/phase_diagram/canonical_x{x:g}_{'phase_sum' if x in c['heating_concentrations'] else 'free_energy'}.csv"
                  for x in c["concentrations"]]
     heating = [f"results/phase_diagram/{kind}_x{x:g}.csv" for x in c["heating_concentrations"]
                for kind in ("heating", "transition")]
     directions = ("up", "down") if c["semi_grand_temperatures"] else ()
-    return canonical + heating + [f"results/phase_diagram/semi_grand_{d}.csv" for d in directions]
+    return (canonical + heating + [f"results/phase_diagram/semi_grand_{d}.csv" for d in directions]
+            + vcsgc_tables(wildcards))
+
+
+def vcsgc_tables(wildcards):
+    """The VCSGC phi scans, one per vcsgc_temperatures."""
+    return [f"results/phase_diagram/vcsgc_T{t:g}.csv" for t in config["phase_diagram"]["vcsgc_temperatures"]]
 
 
 def phase_diagram_structures(wildcards):

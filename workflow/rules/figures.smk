@@ -62,6 +62,9 @@ rule figure_phase_diagram:
         transitions="results/analysis/phase_diagram/transitions.csv",
         semi_grand="results/analysis/phase_diagram/semi_grand_check.csv",
         hysteresis="results/analysis/phase_diagram/hysteresis.csv",
+        vcsgc_check="results/analysis/phase_diagram/vcsgc_check.csv",
+        vcsgc_binodals="results/analysis/phase_diagram/vcsgc_binodals.csv",
+        vcsgc=vcsgc_tables,
     output:
         png=report("results/figures/phase_diagram.png", caption="../report/phase_diagram.rst", category="4. CuAu phase diagram"),
         pdf="results/figures/phase_diagram.pdf",
@@ -76,8 +79,9 @@ rule figure_phase_diagram:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm analysis figure-phase-diagram --boundaries {input.boundaries} --phases {input.phases}"
+        "lattherm analysis figure-phase-diagram {input.vcsgc} --boundaries {input.boundaries} --phases {input.phases}"
         " --transitions {input.transitions} --semi-grand {input.semi_grand} --hysteresis {input.hysteresis}"
+        " --vcsgc-check {input.vcsgc_check} --vcsgc-binodals {input.vcsgc_binodals}"
         " --cell '{params.cell}'"
         " --out {output.png} --out {output.pdf} > {log} 2>&1"
 

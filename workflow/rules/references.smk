@@ -1,8 +1,9 @@
 # Stage 2: references. Exact where the system allows (Kaufman, enumeration), our batched MCMC at
 # every cell size with MBAR free energies over all its samples, and the batched-MCMC scans of an
 # alloy for its phase diagram: canonical parallel-tempering scans (MBAR free energies), semi-grand
-# scans up and down; at the ordered compositions the ordered and disordered branches, whose free
-# energies cross at T_c and whose sum replaces the scan's F below it (rule phase_sum).
+# scans up and down, VCSGC phi scans (dF/dc and F(c), also inside two-phase regions); at the
+# ordered compositions the ordered and disordered branches, whose free energies cross at T_c and
+# whose sum replaces the scan's F below it (rule phase_sum).
 
 
 rule exact_reference:
@@ -171,6 +172,28 @@ rule semi_grand_scan:
         "../../envs/ce.yaml"
     shell:
         "lattherm mcmc semi-grand --settings {input.settings} --direction {wildcards.direction} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"
+
+
+rule vcsgc_scan:
+    input:
+        settings="results/config/phase_diagram.json",
+        alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
+    output:
+        "results/phase_diagram/vcsgc_T{t}.csv",
+    params:
+        seed=config["seed"],
+    log:
+        "logs/phase_diagram/vcsgc_T{t}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    cache: "omit-software"
+    conda:
+        "../../envs/ce.yaml"
+    shell:
+        "lattherm mcmc vcsgc --settings {input.settings} --temperature {wildcards.t} --seed {params.seed}"
         " --out {output} > {log} 2>&1"
 
 

@@ -202,21 +202,36 @@ PHASE_COLOURS = {"A1": "0.6", "L1_2 A3B": "C0", "L1_0 AB": "C3", "L1_2 AB3": "C2
 
 
 def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transitions: pd.DataFrame,
-                         semi_grand: pd.DataFrame, hysteresis: pd.DataFrame, cell: str = ""):
-    """Left: the T-x diagram: the phase of every scanned point (canonical scans), two-phase
-    regions shaded, T_c brackets (cooling / heating) of the ordered compositions and, where the
-    transitions table has them, the free-energy crossings' T_c with error bars. Middle: order
-    parameters and C_v against T at the ordered compositions, cooling and heating. Right: the
-    semi-grand x(dmu) scans up and down with error bars against the prediction from F(x, T)
-    (line) and its bracket (band), hysteresis windows marked."""
+                         semi_grand: pd.DataFrame, hysteresis: pd.DataFrame, cell: str = "",
+                         vcsgc: pd.DataFrame | None = None, vcsgc_check: pd.DataFrame | None = None,
+                         vcsgc_binodals: pd.DataFrame | None = None):
+    """Top left: the T-x diagram: the phase of every scanned point (canonical scans), two-phase
+    regions shaded, T_c brackets (cooling / heating) of the ordered compositions, where the
+    transitions table has them the free-energy crossings' T_c with error bars, and the binodals
+    of the VCSGC F(c). Top right: order parameters and C_v against T at the ordered
+    compositions, cooling and heating. Bottom left: the semi-grand x(dmu) scans up and down with
+    error bars against the prediction from F(x, T) (line) and its bracket (band), hysteresis
+    windows marked. Bottom right: d(F/N)/dc of the VCSGC scans (``vcsgc``) with error bars
+    against the canonical chord slopes between neighbouring concentrations (``vcsgc_check``),
+    the common tangents of the VCSGC F(c) dashed (``vcsgc_binodals``)."""
     require_columns(boundaries, ["temperature", "x_left", "x_right"], "phase boundaries")
     require_columns(phases, ["concentration", "temperature", "direction", "phase", "order_l12", "order_l10"], "phases")
     require_columns(transitions, ["concentration", "phase", "t_low", "t_high"], "transitions")
     require_columns(semi_grand, ["temperature", "dmu", "direction", "concentration_mc", "concentration_mc_err",
                                  "concentration_predicted", "concentration_low", "concentration_high"], "semi-grand check")
     require_columns(hysteresis, ["temperature", "dmu_low", "dmu_high"], "hysteresis")
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-    diagram, order, check = axes
+    vcsgc = pd.DataFrame(columns=["temperature"]) if vcsgc is None else vcsgc
+    vcsgc_check = pd.DataFrame(columns=["temperature"]) if vcsgc_check is None else vcsgc_check
+    vcsgc_binodals = pd.DataFrame(columns=["temperature"]) if vcsgc_binodals is None else vcsgc_binodals
+    if len(vcsgc):
+        require_columns(vcsgc, ["temperature", "composition", "interior", "free_energy_derivative_per_site",
+                                "free_energy_derivative_per_site_err", "kappa"], "VCSGC scan")
+        require_columns(vcsgc_check, ["temperature", "concentration", "free_energy_canonical",
+                                      "free_energy_canonical_err"], "VCSGC check")
+        require_columns(vcsgc_binodals, ["temperature", "x_left_vcsgc", "x_right_vcsgc", "slope_vcsgc"],
+                        "VCSGC binodals")
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.4))
+    (diagram, order), (check, slopes) = axes
     # show the physical range: up to twice the highest ordered temperature (the scans' highest
     # temperatures only link T = inf to it)
     ordered = phases[phases.phase != "A1"].temperature
@@ -249,6 +264,10 @@ def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transit
         found = transitions[np.isfinite(transitions.t_c.astype(float))]
         diagram.errorbar(found.concentration, found.t_c, yerr=np.hypot(found.t_c_err, found.t_c_extrapolation),
                          fmt="D", ms=5, color="C1", capsize=3, label="T_c: F(ordered) = F(A1)")
+    binodals = vcsgc_binodals.dropna(subset=["x_left_vcsgc"]) if len(vcsgc_binodals) else vcsgc_binodals
+    for k, row in enumerate(binodals.itertuples()):
+        diagram.plot([row.x_left_vcsgc, row.x_right_vcsgc], [row.temperature] * 2, ls="none", marker="D", ms=4,
+                     mfc="none", color="C6", label="binodals of the VCSGC F(c)" if k == 0 else None)
     diagram.set_xlim(0, 1)
     diagram.set_xlabel("x (Au)")
     diagram.set_ylabel("T (K)")
@@ -285,8 +304,40 @@ def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transit
     check.set_title("semi-grand x(Δμ): ▲ up, ▽ down; F(x, T) line and bracket;\nbars at the bottom: hysteresis",
                     fontsize=8)
     check.legend(fontsize=6)
+    _vcsgc_slope_panel(slopes, vcsgc, vcsgc_check, vcsgc_binodals, cell)
     fig.tight_layout()
     return fig
+
+
+def _vcsgc_slope_panel(ax, vcsgc: pd.DataFrame, check: pd.DataFrame, binodals: pd.DataFrame, cell: str) -> None:
+    """d(F/N)/dc against c at each VCSGC temperature: the VCSGC points, the canonical chord
+    slopes (F(x_i+1) - F(x_i)) / (x_i+1 - x_i) over their intervals, the VCSGC common tangents."""
+    if not len(vcsgc):
+        ax.text(0.5, 0.5, "no VCSGC scans\n(phase_diagram.vcsgc_temperatures is empty)", ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)
+        ax.set_axis_off()
+        return
+    for k, (temperature, scan) in enumerate(vcsgc.groupby("temperature")):
+        colour = f"C{k % 10}"
+        scan = scan[scan.interior.astype(bool)].sort_values("composition")
+        ax.errorbar(scan.composition, scan.free_energy_derivative_per_site,
+                    yerr=scan.free_energy_derivative_per_site_err, fmt="o", ms=3, color=colour, lw=0.8,
+                    label=f"VCSGC, T = {temperature:g} K (κ = {scan.kappa.iloc[0]:g})")
+        canonical = check[np.isclose(check.temperature.astype(float), temperature)].sort_values("concentration")
+        x, f, e = (canonical[c].to_numpy(float) for c in ("concentration", "free_energy_canonical",
+                                                           "free_energy_canonical_err"))
+        if len(x) > 1:
+            ax.errorbar(0.5 * (x[1:] + x[:-1]), np.diff(f) / np.diff(x), xerr=0.5 * np.diff(x),
+                        yerr=np.hypot(e[1:], e[:-1]) / np.diff(x), fmt="none", color=colour, lw=2.0, alpha=0.5,
+                        label=f"canonical chord slopes, T = {temperature:g} K")
+        for row in binodals[np.isclose(binodals.temperature.astype(float), temperature)].dropna(
+                subset=["x_left_vcsgc"]).itertuples():
+            ax.plot([row.x_left_vcsgc, row.x_right_vcsgc], [row.slope_vcsgc] * 2, "--", color=colour, lw=0.8)
+    ax.set_xlabel("c = x (Au)")
+    ax.set_ylabel("d(F/N)/dc (eV/site)")
+    ax.set_title(f"VCSGC d(F/N)/dc vs canonical chord slopes{', ' + cell if cell else ''};\n"
+                 "dashed: common tangents of the VCSGC F(c)", fontsize=8)
+    ax.legend(fontsize=6)
 
 
 def snapshot_figure(snapshots: list[tuple[str, object, np.ndarray]]):

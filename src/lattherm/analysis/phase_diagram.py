@@ -17,6 +17,11 @@ beyond the grid's ends), the bracket the check reports. Semi-grand scans that sw
 down disagree where a first-order jump lags behind in each direction: their hysteresis windows
 bracket the coexistence dmu at each temperature.
 
+A variance-constrained semi-grand (VCSGC) phi scan gives d(F/N)/dc and, by integration, F(c)/N
+up to a constant at one temperature, also inside two-phase regions: :func:`vcsgc_cross_check`
+compares it with the canonical F(x) (after removing the one constant) and its common tangents
+with the canonical hull's.
+
 All functions take free energies per site on a composition grid; energies and dmu share units.
 """
 
@@ -244,6 +249,136 @@ def hysteresis_windows(table: pd.DataFrame, sigmas: float = HYSTERESIS_SIGMAS) -
     return pd.DataFrame(rows, columns=columns)
 
 
+VCSGC_SIGMAS = 4.0  # a canonical and a VCSGC free energy differing by more disagree
+VCSGC_CHECK_COLUMNS = ["temperature", "concentration", "free_energy_canonical", "free_energy_canonical_err",
+                       "free_energy_vcsgc", "free_energy_vcsgc_err", "difference", "difference_err",
+                       "difference_sigmas", "difference_mev", "consistent", "n_sites"]
+VCSGC_BINODAL_COLUMNS = ["temperature", "x_left_canonical", "x_right_canonical", "x_left_vcsgc", "x_right_vcsgc",
+                         "slope_canonical", "slope_vcsgc", "agree", "n_sites"]
+VCSGC_SCAN_COLUMNS = ["temperature", "composition", "interior", "free_energy_derivative_per_site",
+                      "free_energy_derivative_per_site_err", "free_energy_change_per_site",
+                      "free_energy_change_per_site_err", "n_sites"]
+
+
+def _vcsgc_curve(scan: pd.DataFrame) -> pd.DataFrame:
+    """The interior rows of a VCSGC scan, by rising <c>, one row per distinct <c> (rows pinned
+    at the same <c> to rounding, e.g. by an ordered phase, are one point of F(c))."""
+    curve = scan[scan.interior.astype(bool)].sort_values("composition")
+    return curve[np.diff(curve.composition.to_numpy(), prepend=-np.inf) > 1e-12]
+
+
+def _edge_slope(x, f, left: float, right: float) -> float:
+    i, j = int(np.argmin(np.abs(x - left))), int(np.argmin(np.abs(x - right)))
+    return float((f[j] - f[i]) / (x[j] - x[i]))
+
+
+def _bracket(x: np.ndarray, binodal: float, inward: int) -> tuple[float, float]:
+    """Where the exact binodal lies: between the hull vertex and its grid neighbour inside the
+    region; from 0 (or to 1) where the vertex is the grid's first (last) point, since the region
+    may reach beyond the grid."""
+    k = int(np.argmin(np.abs(x - binodal)))
+    inside = x[min(max(k + inward, 0), len(x) - 1)]
+    outside = 0.0 if k == 0 and inward > 0 else 1.0 if k == len(x) - 1 and inward < 0 else binodal
+    return min(outside, inside), max(outside, inside)
+
+
+def vcsgc_cross_check(free: pd.DataFrame, scans: pd.DataFrame, tol: float = 1e-4, sigmas: float = VCSGC_SIGMAS
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The canonical F(x) against the VCSGC F(c) at every temperature of the VCSGC scans.
+
+    ``free``: canonical free energies (temperature, concentration, free_energy_per_site and its
+    ``_err``, n_sites); ``scans``: VCSGC phi scans (:func:`lattherm.mcmc.integration.vcsgc_free_energies`:
+    temperature, composition, interior, d(F/N)/dc and F(c)/N relative to the scan's first interior
+    row, with errors; n_sites), any number of temperatures, each also among the canonical ones.
+
+    Free energies: the VCSGC F(c) is known up to a constant only, so at each canonical
+    concentration inside the range of the scan's interior compositions the VCSGC F is
+    interpolated (cubic Hermite through F(c) and its measured slopes), and the one constant
+    removed is the error-weighted mean of F_canonical - F_vcsgc over those concentrations; no
+    linear term is removed, so the slopes, which VCSGC gives absolutely, are compared too. Each
+    point's difference is in its combined standard errors (the VCSGC error is that of the
+    integral from the scan's first interior row, interpolated) and in meV/site; ``consistent``
+    where within ``sigmas``.
+
+    Binodals: the two-phase regions (:func:`two_phase_regions`, gaps above ``tol``) of the
+    canonical grid and of the VCSGC F(c) at its interior compositions, matched by overlap, with
+    each common tangent's slope d(F/N)/dx (2 dmu at coexistence). A region's binodal lies between
+    its hull vertex and the next grid point inside, on either grid (from 0 or to 1 at the grid's
+    ends); ``agree`` where these brackets overlap at both ends. A region found by one route only,
+    or overlapping several regions of the other, has NaN for the other.
+
+    Returns (free-energy check, binodals), tidy, one row per (temperature, concentration) and
+    per (temperature, region).
+    """
+    _require(free, ["temperature", "concentration", "free_energy_per_site", "free_energy_per_site_err"],
+             "canonical free-energy")
+    _require(scans, VCSGC_SCAN_COLUMNS, "VCSGC scan")
+    from scipy.interpolate import CubicHermiteSpline
+
+    checks, binodals = [], []
+    for temperature, scan in scans.groupby("temperature", sort=True):
+        canonical = free[np.isclose(free.temperature.astype(float), temperature, rtol=1e-12)]
+        if canonical.empty:
+            raise PhaseDiagramError(f"VCSGC scan at T = {temperature:g} K: no canonical free energy at that "
+                                    f"temperature (canonical: {sorted(set(free.temperature))})")
+        canonical = canonical.sort_values("concentration")
+        curve = _vcsgc_curve(scan)
+        if len(curve) < 2:
+            raise PhaseDiagramError(f"VCSGC scan at T = {temperature:g} K has {len(curve)} interior composition(s); "
+                                    "F(c) needs at least two")
+        n_sites = int(scan.n_sites.iloc[0])
+        c, f_v = curve.composition.to_numpy(), curve.free_energy_change_per_site.to_numpy()
+        inside = canonical[(canonical.concentration >= c[0]) & (canonical.concentration <= c[-1])]
+        x = inside.concentration.to_numpy(float)
+        f_c, e_c = inside.free_energy_per_site.to_numpy(float), inside.free_energy_per_site_err.to_numpy(float)
+        f_i = CubicHermiteSpline(c, f_v, curve.free_energy_derivative_per_site.to_numpy())(x)
+        e_i = np.interp(x, c, curve.free_energy_change_per_site_err.to_numpy())
+        error = np.hypot(e_c, e_i)
+        weights = 1.0 / np.maximum(error, 1e-300) ** 2
+        offset = np.sum(weights * (f_c - f_i)) / np.sum(weights) if len(x) else 0.0
+        difference = f_c - offset - f_i
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(error > 0, difference / error, np.where(difference == 0, 0.0, np.inf))
+        checks.append(pd.DataFrame({
+            "temperature": float(temperature), "concentration": x, "free_energy_canonical": f_c - offset,
+            "free_energy_canonical_err": e_c, "free_energy_vcsgc": f_i, "free_energy_vcsgc_err": e_i,
+            "difference": difference, "difference_err": error, "difference_sigmas": z,
+            "difference_mev": 1e3 * difference, "consistent": np.abs(z) <= sigmas, "n_sites": n_sites}))
+        x_all, f_all = canonical.concentration.to_numpy(float), canonical.free_energy_per_site.to_numpy(float)
+        regions = {"canonical": two_phase_regions(x_all, f_all, tol), "vcsgc": two_phase_regions(c, f_v, tol)}
+        grids = {"canonical": (x_all, f_all), "vcsgc": (c, f_v)}
+        matched = set()
+        for left_v, right_v in regions["vcsgc"]:
+            overlap = [r for r in regions["canonical"] if r[0] < right_v and r[1] > left_v]
+            pair = {"vcsgc": (left_v, right_v), "canonical": overlap[0] if len(overlap) == 1 else None}
+            if pair["canonical"] is not None:
+                matched.add(pair["canonical"])
+            binodals.append(_binodal_row(temperature, pair, grids, n_sites))
+        for region in regions["canonical"]:
+            if region not in matched:
+                binodals.append(_binodal_row(temperature, {"canonical": region, "vcsgc": None}, grids, n_sites))
+    check = (pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=VCSGC_CHECK_COLUMNS))
+    binodal = pd.DataFrame(binodals, columns=VCSGC_BINODAL_COLUMNS)
+    return check[VCSGC_CHECK_COLUMNS], binodal.sort_values(["temperature", "x_left_canonical", "x_left_vcsgc"],
+                                                           ignore_index=True)
+
+
+def _binodal_row(temperature: float, pair: dict, grids: dict, n_sites: int) -> dict:
+    row = {"temperature": float(temperature), "n_sites": n_sites}
+    brackets = {}
+    for source, region in pair.items():
+        x, f = grids[source]
+        if region is None:
+            row.update({f"x_left_{source}": np.nan, f"x_right_{source}": np.nan, f"slope_{source}": np.nan})
+            continue
+        row.update({f"x_left_{source}": region[0], f"x_right_{source}": region[1],
+                    f"slope_{source}": _edge_slope(x, f, *region)})
+        brackets[source] = (_bracket(x, region[0], +1), _bracket(x, region[1], -1))
+    row["agree"] = len(brackets) == 2 and all(
+        a[0] <= b[1] + 1e-12 and b[0] <= a[1] + 1e-12 for a, b in zip(brackets["canonical"], brackets["vcsgc"]))
+    return row
+
+
 def phase_labels(free: pd.DataFrame, boundaries: pd.DataFrame) -> pd.DataFrame:
     """The phase at every (concentration, temperature) of canonical scans, from their order
     parameters (:func:`lattherm.phases.phase_label`); a point strictly inside a two-phase region
@@ -292,14 +427,18 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
                          ) -> dict[str, pd.DataFrame]:
     """The phase diagram's tables from scans that name their point: canonical cooling
     free-energy tables (a ``concentration`` column and free energies), canonical heating scans
-    (``direction`` heating), semi-grand scans (a ``dmu`` column) and free-energy crossings (a
-    ``t_c`` column, :func:`lattherm.mcmc.coexistence.crossing`); ``names`` (the files) name
-    them in errors. Returns boundaries (two-phase regions per T), phases (label per point),
-    transitions (per ordered composition: T_c brackets, the crossing's T_c with its errors, C_v
-    peaks), semi_grand (x(dmu) of each direction, MC against the prediction from F(x, T) and its
-    bracket) and hysteresis (:func:`hysteresis_windows`)."""
+    (``direction`` heating), semi-grand scans (a ``dmu`` column), free-energy crossings (a
+    ``t_c`` column, :func:`lattherm.mcmc.coexistence.crossing`) and VCSGC phi scans (a ``phi``
+    column); ``names`` (the files) name them in errors. Returns boundaries (two-phase regions
+    per T), phases (label per point), transitions (per ordered composition: T_c brackets, the
+    crossing's T_c with its errors, C_v peaks), semi_grand (x(dmu) of each direction, MC against
+    the prediction from F(x, T) and its bracket), hysteresis (:func:`hysteresis_windows`) and
+    vcsgc_check, vcsgc_binodals (:func:`vcsgc_cross_check`)."""
     crossings = [t for t in tables if "t_c" in t.columns]
-    tables = [t for t in tables if "t_c" not in t.columns]
+    vcsgc = [t for t in tables if "phi" in t.columns]
+    if names is not None:
+        names = [n for n, t in zip(names, tables) if "t_c" not in t.columns and "phi" not in t.columns]
+    tables = [t for t in tables if "t_c" not in t.columns and "phi" not in t.columns]
     heating = [t for t in tables if "direction" in t.columns and (t.direction == "heating").all()]
     canonical = [t for t in tables if "concentration" in t.columns and not any(t is h for h in heating)]
     semi_grand = [t for t in tables if "dmu" in t.columns and "concentration" not in t.columns]
@@ -337,5 +476,8 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
     found = (pd.concat(crossings, ignore_index=True)[crossing_columns] if crossings
              else pd.DataFrame(columns=crossing_columns, dtype=float))
     transitions = transitions.merge(found, on="concentration", how="left")
+    scans_vcsgc = (pd.concat(vcsgc, ignore_index=True) if vcsgc
+                   else pd.DataFrame(columns=VCSGC_SCAN_COLUMNS).astype({"temperature": float}))
+    vcsgc_check, vcsgc_binodals = vcsgc_cross_check(free, scans_vcsgc, tol=tolerance)
     return {"boundaries": boundaries, "phases": phases, "transitions": transitions, "semi_grand": check,
-            "hysteresis": hysteresis_windows(scans)}
+            "hysteresis": hysteresis_windows(scans), "vcsgc_check": vcsgc_check, "vcsgc_binodals": vcsgc_binodals}

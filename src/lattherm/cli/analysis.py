@@ -1,9 +1,10 @@
 """`lattherm analysis ...` commands: comparisons, the CuAu phase diagram and the figures.
 
     lattherm analysis compare exact_4x4.csv mam_4x4.csv mcmc_free_energy_8x8.csv --out comparison.csv
-    lattherm analysis phase-diagram canonical_x*_free_energy.csv heating_x*.csv semi_grand_*.csv \\
+    lattherm analysis phase-diagram canonical_x*_free_energy.csv heating_x*.csv semi_grand_*.csv vcsgc_T*.csv \\
         canonical_x0.5.extxyz --out-boundaries b.csv --out-phases p.csv \\
-        --out-transitions t.csv --out-semi-grand sg.csv --out-hysteresis h.csv
+        --out-transitions t.csv --out-semi-grand sg.csv --out-hysteresis h.csv \\
+        --out-vcsgc-check vc.csv --out-vcsgc-binodals vb.csv
     lattherm analysis figure-free-energy-error comparison_*.csv --out fig.png --out fig.pdf
     lattherm analysis disorder-average exact_4x4.csv mcmc_4x4_free_energy.csv overlap_*.csv ... --family glass \\
         --out-thermodynamics thermo.csv --out-overlap overlap.csv
@@ -62,7 +63,8 @@ def phase_diagram(
     inputs: List[Path] = typer.Argument(..., help="Canonical free-energy tables (with a concentration column; "
                                         "`lattherm mcmc canonical` and `lattherm mcmc integrate`), heating scans and "
                                         "crossings (`lattherm mcmc transition`) and semi-grand scans up and down "
-                                        "(with a dmu column; `lattherm mcmc semi-grand`); and .extxyz configurations "
+                                        "(with a dmu column; `lattherm mcmc semi-grand`), VCSGC phi scans (with a phi "
+                                        "column; `lattherm mcmc vcsgc`); and .extxyz configurations "
                                         "of canonical scans (`mcmc canonical --out-structures`), whose "
                                         "lowest-temperature frame is matched to the ordered prototypes."),
     tolerance: float = typer.Option(1e-4, help="Hull gaps below this (eV/site) are noise, not two-phase regions."),
@@ -74,6 +76,10 @@ def phase_diagram(
                                         "F(x, T) and its bracket."),
     out_hysteresis: Path = typer.Option(..., help="The dmu windows where the semi-grand scans up and down disagree "
                                         "(first-order jumps), per temperature."),
+    out_vcsgc_check: Path = typer.Option(..., help="Canonical F(x) against the VCSGC F(c) at each VCSGC "
+                                         "temperature and canonical concentration, one constant removed."),
+    out_vcsgc_binodals: Path = typer.Option(..., help="Two-phase regions of the canonical hull and of the VCSGC "
+                                            "F(c), matched, with their common-tangent slopes."),
 ) -> None:
     """Temperature-composition phase diagram of an alloy from canonical F(x, T) scans."""
     from ase.io import read
@@ -81,7 +87,8 @@ def phase_diagram(
     from lattherm.phases import matching_prototype
 
     outs = {"boundaries": out_boundaries, "phases": out_phases, "transitions": out_transitions,
-            "semi_grand": out_semi_grand, "hysteresis": out_hysteresis}
+            "semi_grand": out_semi_grand, "hysteresis": out_hysteresis, "vcsgc_check": out_vcsgc_check,
+            "vcsgc_binodals": out_vcsgc_binodals}
     for out in outs.values():
         table_path(out)
     structures = [path for path in inputs if path.suffix == ".extxyz"]
@@ -216,17 +223,22 @@ def figure_thermodynamics(
 
 @app.command("figure-phase-diagram")
 def figure_phase_diagram(
+    vcsgc: Optional[List[Path]] = typer.Argument(None, help="VCSGC phi scans (`lattherm mcmc vcsgc`), if any."),
     boundaries: Path = typer.Option(...),
     phases: Path = typer.Option(...),
     transitions: Path = typer.Option(...),
     semi_grand: Path = typer.Option(...),
     hysteresis: Path = typer.Option(...),
+    vcsgc_check: Path = typer.Option(..., help="`phase-diagram --out-vcsgc-check`."),
+    vcsgc_binodals: Path = typer.Option(..., help="`phase-diagram --out-vcsgc-binodals`."),
     cell: str = typer.Option("", help="The scans' cell, stated in the title (e.g. 'fcc_cubic 4x4x4, 256 sites')."),
     out: List[Path] = typer.Option(..., help=OUT_HELP),
 ) -> None:
-    """CuAu phase diagram (phases, two-phase regions, T_c brackets), order vs T, semi-grand check."""
+    """CuAu phase diagram (phases, two-phase regions, T_c brackets), order vs T, semi-grand and VCSGC checks."""
+    scans = pd.concat([read_table(path) for path in vcsgc], ignore_index=True) if vcsgc else None
     fig = figures.phase_diagram_figure(read_table(boundaries), read_table(phases), read_table(transitions),
-                                       read_table(semi_grand), read_table(hysteresis), cell)
+                                       read_table(semi_grand), read_table(hysteresis), cell, scans,
+                                       read_table(vcsgc_check), read_table(vcsgc_binodals))
     _save(fig, out)
 
 

@@ -8,7 +8,7 @@
     lattherm mcmc integrate --table table.csv --samples samples.parquet --out free_energy.csv
     lattherm mcmc integrate --table table.csv --estimator spline --out free_energy.csv
     lattherm mcmc tempering --system spin_glass.yaml --seed 0 --out overlap_pt.csv --out-summary pt.csv
-    lattherm mcmc vcsgc --settings phase_diagram.yaml --temperature 600 --kappa 50 --out vcsgc_600.csv
+    lattherm mcmc vcsgc --settings phase_diagram.yaml --temperature 600 --seed 0 --out vcsgc_T600.csv
 
 ``run``, ``canonical`` and ``mchammer`` tables carry ``n_sites`` (and ``n_ones`` when canonical), which
 ``integrate`` reads; ``run`` and ``canonical`` also write their recorded energies, from which ``integrate`` gets
@@ -17,7 +17,6 @@ MBAR free energies (no quadrature error); without them it integrates <E>(beta) o
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -191,42 +190,18 @@ def transition(
 @app.command()
 def vcsgc(
     settings: Path = typer.Option(..., help="Phase-diagram block (fields of PhaseDiagramConfig, YAML or JSON): "
-                                            "the alloy and the cell."),
+                                            "the alloy, the cell and the vcsgc_* settings."),
     alloys: Path = ALLOYS,
-    temperature: float = typer.Option(..., help="Temperature (K)."),
-    kappa: float = typer.Option(..., help="Variance constraint (mchammer's kappa): the composition's spread is about "
-                                          "sqrt(N / 2 kappa) sites; larger pins <c> nearer -phi / 2."),
-    phi_min: float = typer.Option(-2.1, help="Lowest phi (mchammer's phis of species 1; <c> ~ -phi / 2)."),
-    phi_max: float = typer.Option(0.1, help="Highest phi."),
-    phi_count: int = typer.Option(23, help="Number of evenly spaced phi values from --phi-min to --phi-max."),
-    chains: int = typer.Option(16, help="Torch MCMC chains per phi."),
-    sweeps: int = typer.Option(400, help="Sweeps per chain."),
-    burn_in: int = typer.Option(100, help="Sweeps per chain not recorded."),
+    temperature: float = typer.Option(..., help="Temperature (K), one of the block's vcsgc_temperatures."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path = TABLE_OUT,
 ) -> None:
     """Variance-constrained semi-grand (VCSGC) phi scan at one temperature: <c>, dF/dc and F(c) (torch MCMC)."""
-    import numpy as np
-
     from lattherm.mcmc.phase_scans import PhaseDiagramConfig
-    from lattherm.mcmc.vcsgc import alloy_vcsgc_scan
 
     table_path(out)
-    for option, ok, value, rule in (
-            ("--temperature", math.isfinite(temperature) and temperature > 0, temperature, "a positive number of kelvin"),
-            ("--kappa", math.isfinite(kappa) and kappa > 0, kappa, "a positive number"),
-            ("--phi-min", math.isfinite(phi_min) and math.isfinite(phi_max) and phi_min < phi_max, phi_min,
-             f"finite and below --phi-max = {phi_max}"),
-            ("--phi-count", phi_count >= 2, phi_count, "at least 2"),
-            ("--chains", chains >= 1, chains, "at least 1"),
-            ("--burn-in", burn_in >= 0, burn_in, "at least 0"),
-            ("--sweeps", sweeps - burn_in >= 128, sweeps, f"at least 128 more than --burn-in = {burn_in} (recorded "
-             "sweeps for the error analysis)")):
-        if not ok:
-            raise LatthermError(f"{option} = {value}: it must be {rule}")
     config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
-    result = alloy_vcsgc_scan(config.alloy, alloys / f"{config.alloy}.json", config.lattice, config.size, temperature,
-                              np.linspace(phi_min, phi_max, phi_count), kappa, chains, sweeps, burn_in, seed)
+    result = config.vcsgc(alloys / f"{config.alloy}.json", temperature, seed)
     write_table(out, result)
     typer.echo(f"wrote {len(result)} rows to {out}")
 

@@ -11,6 +11,10 @@
   each chain's configuration carried from one dmu to the next, the analogue of heating and
   cooling. Where the two directions disagree beyond their error bars a first-order jump has
   left a hysteresis loop (:func:`lattherm.analysis.phase_diagram.hysteresis_windows`).
+* VCSGC scans, one per temperature of ``vcsgc_temperatures``: a variance-constrained
+  semi-grand phi scan (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`) that samples inside the
+  two-phase regions too and gives d(F/N)/dc and F(c) directly, cross-checked against the
+  canonical F(x, T) (:func:`lattherm.analysis.phase_diagram.vcsgc_cross_check`).
 
 Conventions: x = 1 is ``species[1]`` (Au for CuAu); dmu as in
 :class:`lattherm.hamiltonians.SemiGrand` (energy E - dmu sum_i s_i, s = 2x - 1), so the
@@ -54,7 +58,9 @@ class PhaseDiagramConfig:
     (``semi_grand_sweeps`` sweeps per chain at each dmu); and at each of
     ``heating_concentrations`` the ordered and disordered branches of
     :mod:`lattherm.mcmc.coexistence` (``branch_chains`` chains per temperature), whose free
-    energies cross at T_c, sought in ``transition_temperatures``."""
+    energies cross at T_c, sought in ``transition_temperatures``; and a VCSGC phi scan at each
+    of ``vcsgc_temperatures`` (``vcsgc_phi_count`` phis, ``vcsgc_chains`` chains per phi,
+    constraint ``vcsgc_kappa``)."""
 
     alloy: str
     size: list[int]
@@ -75,6 +81,12 @@ class PhaseDiagramConfig:
     branch_chains: int = 32
     branch_sweeps: int = 300
     branch_burn_in: int = 50
+    vcsgc_temperatures: list[float] = field(default_factory=list)
+    vcsgc_kappa: float = 50.0
+    vcsgc_phi_count: int = 39
+    vcsgc_chains: int = 8
+    vcsgc_sweeps: int = 300
+    vcsgc_burn_in: int = 60
 
     @classmethod
     def from_dict(cls, block: dict, where: str = "phase_diagram") -> "PhaseDiagramConfig":
@@ -96,7 +108,7 @@ class PhaseDiagramConfig:
         if config.heating_concentrations and not config.transition_temperatures:
             raise ConfigError(f"{where}.transition_temperatures is empty: heating_concentrations "
                               f"{config.heating_concentrations} need the window (K) where T_c is sought")
-        for prefix in ("", "semi_grand_", "branch_"):
+        for prefix in ("", "semi_grand_", "branch_", "vcsgc_"):
             sweeps, burn_in = getattr(config, f"{prefix}sweeps"), getattr(config, f"{prefix}burn_in")
             if sweeps - burn_in < MIN_RECORDED:
                 raise ConfigError(f"{where}.{prefix}sweeps - {prefix}burn_in = {sweeps - burn_in}: a scan needs at "
@@ -105,6 +117,10 @@ class PhaseDiagramConfig:
             if t not in config.temperatures:
                 raise ConfigError(f"{where}.semi_grand_temperatures[{i}] = {t!r} is not one of the temperatures: the "
                                   "semi-grand scans are checked against F(x, T) of the canonical scans there")
+        for i, t in enumerate(config.vcsgc_temperatures):
+            if t not in config.temperatures:
+                raise ConfigError(f"{where}.vcsgc_temperatures[{i}] = {t!r} is not one of the temperatures: the "
+                                  "VCSGC F(c) is checked against F(x, T) of the canonical scans there")
         if len(set(config.dmus)) < 2:
             raise ConfigError(f"{where}.dmus = {config.dmus}: the semi-grand scans sweep dmu both ways and need "
                               "at least two distinct values")
@@ -143,6 +159,25 @@ class PhaseDiagramConfig:
         hamiltonian, lattice = self._hamiltonian(ce_file)
         return semi_grand_scan(hamiltonian, lattice, self.semi_grand_temperatures, self.dmus, direction,
                                self.semi_grand_chains, self.semi_grand_sweeps, self.semi_grand_burn_in, seed, progress)
+
+    @property
+    def vcsgc_phis(self) -> np.ndarray:
+        """The phis of a VCSGC scan: -2 c for ``vcsgc_phi_count`` c evenly inside (0, 1), the
+        compositions that <c> ~ -phi / 2 aims at (pulled towards lower F by d(F/N)/dc / (2 kappa k_B T))."""
+        return -2.0 * np.arange(1, self.vcsgc_phi_count + 1) / (self.vcsgc_phi_count + 1)
+
+    def vcsgc(self, ce_file, temperature: float, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+        """The VCSGC phi scan of the CE in ``ce_file`` at ``temperature``, one of
+        ``vcsgc_temperatures`` (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`): <c>, d(F/N)/dc and
+        F(c)/N with errors, one row per phi."""
+        from lattherm.mcmc.vcsgc import alloy_vcsgc_scan
+
+        if not any(math.isclose(temperature, t, rel_tol=1e-12) for t in self.vcsgc_temperatures):
+            raise ScanSettingsError(f"temperature {temperature} K is not one of phase_diagram.vcsgc_temperatures "
+                                    f"{self.vcsgc_temperatures}")
+        return alloy_vcsgc_scan(self.alloy, ce_file, self.lattice, self.size, temperature, self.vcsgc_phis,
+                                self.vcsgc_kappa, self.vcsgc_chains, self.vcsgc_sweeps, self.vcsgc_burn_in, seed,
+                                progress)
 
     def transition(self, ce_file, concentration: float, seed: int = 0, progress: bool = True):
         """The ordered phase of ``concentration`` and the disordered phase on their branches, and
