@@ -30,6 +30,9 @@ charged, by bench_time_to_f's rule (the drawn samples' error bar extrapolated as
 ESS is below 0.01: "never within budget"). Per feature: ratios of ESS and time-to-F of the variant
 with it to the variant without it. Results are written after every variant (and kept for cases
 not rerun) to bench/results/ablation.json.
+
+Measured (2026-12-06, both cases): 21 CPU-min, 37 min of wall time on the shared 2-core CPU;
+the figures and what they say are in bench/README.md.
 """
 
 from __future__ import annotations
