@@ -32,6 +32,13 @@ from lattherm.mcmc.samplers import overlap_tempering, reference_scan
 app = typer.Typer(no_args_is_help=True)
 
 
+def _phase_diagram_settings(settings: Path):
+    """The phase-diagram block in ``settings`` (YAML or JSON), validated; errors name the file."""
+    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
+
+    return PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+
+
 @app.command()
 def run(
     system: Path = SYSTEM,
@@ -83,11 +90,9 @@ def canonical(
                                                              "each temperature (.extxyz or .cif)."),
 ) -> None:
     """Canonical scan of an alloy's CE at one concentration: parallel tempering from T = inf down (torch MCMC)."""
-    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
-
     for path in (out, out_samples):
         table_path(path)
-    config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+    config = _phase_diagram_settings(settings)
     ce_file = alloys / f"{config.alloy}.json"
     result = config.canonical(ce_file, concentration, seed)
     write_table(out, result.table)
@@ -107,10 +112,8 @@ def semi_grand(
     out: Path = TABLE_OUT,
 ) -> None:
     """Semi-grand x(dmu) scan of an alloy's CE at each semi_grand_temperatures, chains carried from dmu to dmu."""
-    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
-
     table_path(out)
-    config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+    config = _phase_diagram_settings(settings)
     table = config.semi_grand(alloys / f"{config.alloy}.json", direction, seed)
     write_table(out, table)
     typer.echo(f"wrote {len(table)} rows to {out}")
@@ -133,14 +136,13 @@ def mchammer(
 ) -> None:
     """mchammer scan (the external reference) of an alloy's CE at one concentration or dmu, on the block's cell."""
     from lattherm.mcmc.mchammer_runs import phase_diagram_scan
-    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
 
     for path in (out, out_samples):
         if path is not None:
             table_path(path)
     if (concentration is None) == (dmu is None):
         raise LatthermError("give exactly one of --concentration (canonical) and --dmu (semi-grand)")
-    config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+    config = _phase_diagram_settings(settings)
     ensemble, key, point = ("canonical", "concentration", concentration) if dmu is None else ("semi_grand", "dmu", dmu)
     ce_file = alloys / f"{config.alloy}.json"
     result = phase_diagram_scan(config, ce_file, ensemble, point, steps_per_site, seed, direction)
@@ -173,11 +175,9 @@ def transition(
     out_branches: Path = typer.Option(..., help="Both branches: energies, ln Z and free energies with MBAR errors."),
 ) -> None:
     """T_c of an ordered phase where its free energy crosses the disordered phase's (torch MCMC)."""
-    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
-
     for path in (out, out_heating, out_branches):
         table_path(path)
-    config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+    config = _phase_diagram_settings(settings)
     heating, branches, crossing = config.transition(alloys / f"{config.alloy}.json", concentration, seed)
     write_table(out_heating, heating)
     write_table(out_branches, branches)
@@ -197,10 +197,8 @@ def vcsgc(
     out: Path = TABLE_OUT,
 ) -> None:
     """Variance-constrained semi-grand (VCSGC) phi scan at one temperature: <c>, dF/dc and F(c) (torch MCMC)."""
-    from lattherm.mcmc.phase_scans import PhaseDiagramConfig
-
     table_path(out)
-    config = PhaseDiagramConfig.from_dict(load_yaml(settings, mapping=True), where=str(settings))
+    config = _phase_diagram_settings(settings)
     result = config.vcsgc(alloys / f"{config.alloy}.json", temperature, seed)
     write_table(out, result)
     typer.echo(f"wrote {len(result)} rows to {out}")
