@@ -5,20 +5,25 @@ T = 1.0. The reference is the workflow's: `reference_scan` (parallel tempering o
 from beta = 0, MBAR free energies with error bars) and `overlap_tempering` (a second,
 independent parallel-tempering run whose chains pair into replicas: P(q), exchange acceptances,
 round trips and the equilibration check, chi_SG of the two halves of the run in sigmas). The
-neural sampler is MADE with the exact local Boltzmann factor in its logits (`physics_logits`,
-spin-flip symmetrised), trained by the variational free energy and evaluated with importance
+neural sampler (``--model``) is MADE with the exact local Boltzmann factor in its logits
+(`physics_logits`, spin-flip symmetrised) or, on the EA lattice, config.yaml's transformer with
+physics logits and 2x2 patches (bench_ablation's best on Ising), optionally with MC refinement
+(``--refine-sweeps``), trained by the variational free energy and evaluated with importance
 sampling: F_IS against the MBAR F in combined sigmas, ESS, and its importance-weighted P(q)
 against the tempering P(q) (total-variation distance, and the chi-square p-value with the
 tempering histogram taken as the expectation, which ignores its own error: a lower bound).
 
-    python bench/bench_spin_glass_large.py [--quick]
+    python bench/bench_spin_glass_large.py [--quick] [--systems sk_128 ea_16x16] [--model made_physics]
+        [--steps N] [--refine-sweeps K]
 
 One torch thread; about 30 min (--quick: SK only, short runs). Writes
-bench/results/spin_glass_large.json after every system.
+bench/results/spin_glass_large.json after every system, keeping the runs of other systems and
+models (a run's key: system, temperature and, but for MADE, the model).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -34,7 +39,11 @@ from lattherm.sampling.overlap import chi_square_test, sampler_overlaps
 from lattherm.systems import build_system
 from lattherm.training.variational import TrainConfig, train
 
-MODEL = {"kind": "made", "width": 4, "depth": 2, "z2_symmetric": True, "physics_logits": True}
+MODELS = {  # name: spec, Adam lr
+    "made_physics": ({"kind": "made", "width": 4, "depth": 2, "z2_symmetric": True, "physics_logits": True}, 5e-3),
+    "transformer_patch": ({"kind": "transformer", "d_model": 32, "n_layer": 1, "n_head": 2, "attention_shells": 2,
+                           "z2_symmetric": True, "physics_logits": True, "patch": [2, 2]}, 2e-3),
+}
 SYSTEMS = {
     "sk_128": ({"model": "sherrington_kirkpatrick", "train_size": [128], "coupling_seed": 1},
                [1.0, 0.5], [20.0, 3.0, 2.0, 1.6, 1.3, 1.1, 1.0, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5],
@@ -51,14 +60,21 @@ def main() -> None:
     p.add_argument("--chains", type=int, default=32, help="parallel-tempering chains per temperature")
     p.add_argument("--sweeps", type=int, default=4000)
     p.add_argument("--samples", type=int, default=20000, help="importance samples per temperature")
+    p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    p.add_argument("--model", default="made_physics", choices=list(MODELS))
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the system's budget)")
+    p.add_argument("--refine-sweeps", type=int, default=0, help="MC refinement sweeps per training step")
     args = p.parse_args()
+    spec, lr = MODELS[args.model]
     torch.set_num_threads(1)
     chains, sweeps = (16, 1000) if args.quick else (args.chains, args.sweeps)
-    results = {}
-    for name, (block, temperatures, ladder, budget) in SYSTEMS.items():
+    out = args.out or benchlib.RESULTS_DIR / "spin_glass_large.json"
+    results = json.loads(out.read_text())["results"]["runs"] if out.exists() and not args.quick else {}
+    for name in args.systems:
+        block, temperatures, ladder, budget = SYSTEMS[name]
         if args.quick and not name.startswith("sk"):
             continue
-        steps = budget["steps"] // 5 if args.quick else budget["steps"]
+        steps = args.steps or (budget["steps"] // 5 if args.quick else budget["steps"])
         config = {**block, "temperatures": temperatures,
                   "mcmc": {"temperatures": ladder, "chains": chains, "sweeps": sweeps, "burn_in": sweeps // 5}}
         system = build_system(config, name=name)
@@ -74,10 +90,11 @@ def main() -> None:
             pt = histograms[np.isclose(histograms.temperature, temperature)]
             pt_row = summary[np.isclose(summary.temperature, temperature)].iloc[0]
             torch.manual_seed(0)
-            model = build_model(MODEL, system.cell)
+            model = build_model(spec, system.cell)
             t0 = time.perf_counter()
             train(model, system, TrainConfig(temperature=temperature, steps=steps, batch_size=budget["batch_size"],
-                                             lr=5e-3, anneal=0.98, seed=0), progress=False)
+                                             lr=lr, anneal=0.98, seed=0, refine_sweeps=args.refine_sweeps),
+                  progress=False)
             train_seconds = time.perf_counter() - t0
             ev = evaluate(model, system, temperature, n_samples=args.samples, mcmc_chains=8, mcmc_steps=20, seed=1)
             distribution, n_eff = sampler_overlaps(model, system, temperature, args.samples, seed=2)
@@ -89,7 +106,8 @@ def main() -> None:
                 "free_energy": ev["free_energy"], "free_energy_err": ev["free_energy_err"],
                 "rel_difference": (ev["free_energy"] - float(at.free_energy)) / abs(float(at.free_energy)),
                 "sigmas": (ev["free_energy"] - float(at.free_energy)) / sigma,
-                "ess": ev["ess"], "train_seconds": train_seconds, "train_steps": steps,
+                "ess": ev["ess"], "train_seconds": train_seconds, "train_steps": steps, "model": args.model,
+                "model_spec": spec, "lr": lr, "refine_sweeps": args.refine_sweeps,
                 "p_of_q_total_variation": 0.5 * float(np.abs(distribution - reference).sum()),
                 "p_of_q_p_value_vs_tempering": chi_square_test(distribution, n_eff, reference).p_value,
                 "p_of_q_n_eff": n_eff,
@@ -98,25 +116,25 @@ def main() -> None:
                               "exchange_acceptance": summary.exchange_acceptance_colder.dropna().round(3).tolist(),
                               "reference_seconds": reference_seconds, "overlap_seconds": tempering_seconds},
             }
-            key = f"{name}_T{temperature:g}"
+            key = f"{name}_T{temperature:g}" + ("" if args.model == "made_physics" else f"_{args.model}")
             results[key] = row
             print(f"{key}: F_IS {row['free_energy']:.4f} +- {row['free_energy_err']:.4f} vs PT+MBAR "
                   f"{row['mbar_free_energy']:.4f} +- {row['mbar_free_energy_err']:.4f} ({row['sigmas']:+.1f} sigma), "
                   f"ESS {row['ess']:.3f}, P(q) TV {row['p_of_q_total_variation']:.3f}; PT halves "
                   f"{row['tempering']['halves_sigma']:.1f} sigma, {row['tempering']['round_trips']} round trips; "
                   f"{train_seconds:.0f} s training", flush=True)
-        write(results, args, chains, sweeps)
+        write(results, args, chains, sweeps, out)
 
 
-def write(results: dict, args, chains: int, sweeps: int) -> None:
-    headline = [{"metric": f"F_IS/N {key} ({r['n_sites']} sites), MADE physics logits vs PT + MBAR: "
+def write(results: dict, args, chains: int, sweeps: int, out) -> None:
+    headline = [{"metric": f"F_IS/N {key} ({r['n_sites']} sites), {r.get('model', 'made_physics')} vs PT + MBAR: "
                            f"{r['sigmas']:+.1f} sigma, ESS {r['ess']:.3f}",
                  "value": r["free_energy"] / r["n_sites"], "baseline": r["mbar_free_energy"] / r["n_sites"],
                  "ratio": r["free_energy"] / r["mbar_free_energy"]} for key, r in results.items()]
-    benchlib.write_result("spin_glass_large", {"model": MODEL, "systems": {k: v[0] for k, v in SYSTEMS.items()},
+    benchlib.write_result("spin_glass_large", {"models": MODELS, "systems": {k: v[0] for k, v in SYSTEMS.items()},
                                                "chains": chains, "sweeps": sweeps, "n_samples": args.samples,
                                                "torch_threads": 1, "quick": args.quick},
-                          {"runs": results, "headline": headline}, args.out)
+                          {"runs": results, "headline": headline}, out)
 
 
 if __name__ == "__main__":

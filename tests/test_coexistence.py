@@ -153,7 +153,8 @@ def test_cli_transition_writes_the_crossing_the_heating_scan_and_the_branches(tm
     assert set(branches.phase) == {"L1_0 AB", "A1"}
     cooling = [pd.DataFrame({"temperature": [300.0, 1000.0], "concentration": x, "direction": "cooling",
                              "order_l12": 0.0, "order_l10": [1.0, 0.0], "heat_capacity_per_site": [0.0, 0.0],
-                             "free_energy_per_site": [-0.04, -0.05]}) for x in (0.25, 0.5)]
+                             "free_energy_per_site": [-0.04, -0.05], "free_energy_per_site_err": 1e-5})
+               for x in (0.25, 0.5)]
     transitions = phase_diagram_tables([*cooling, heating, crossing_row])["transitions"]
     assert transitions.t_c.iloc[0] == crossing_row.t_c.iloc[0] or (
         math.isnan(transitions.t_c.iloc[0]) and math.isnan(crossing_row.t_c.iloc[0]))

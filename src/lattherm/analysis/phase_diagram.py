@@ -449,7 +449,7 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
         if any(t is h for h in heating):
             _require(t, ["temperature", "concentration", "order_l12", "order_l10"], f"{name}heating")
         elif "concentration" in t.columns:
-            _require(t, ["temperature", "free_energy_per_site", "heat_capacity_per_site"], f"{name}canonical")
+            _require(t, ["temperature", "free_energy_per_site", "free_energy_per_site_err", "heat_capacity_per_site"], f"{name}canonical")
         elif "dmu" in t.columns:
             _require(t, ["temperature", "direction", "composition", "composition_err", "n_sites"],
                      f"{name}semi-grand")
