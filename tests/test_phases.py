@@ -64,7 +64,8 @@ def _scan(x, temperatures, ordered_below, direction, phase_column):
                          "order_l12": order if phase_column == "order_l12" else 0.0,
                          "order_l10": order if phase_column == "order_l10" else 0.0,
                          "heat_capacity_per_site": np.exp(-((np.asarray(temperatures) - ordered_below) / 50.0) ** 2),
-                         "free_energy_per_site": -0.01 * x * (1 - x) - 1e-5 * np.asarray(temperatures)})
+                         "free_energy_per_site": -0.01 * x * (1 - x) - 1e-5 * np.asarray(temperatures),
+                         "free_energy_per_site_err": 1e-6})
 
 
 def test_hysteresis_brackets_the_transition_and_labels_every_point():
