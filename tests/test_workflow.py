@@ -169,6 +169,27 @@ def test_every_shipped_config_runs_its_first_training_step(workdir, configfile):
     assert len(summaries) == sum(runs)
 
 
+def _run_tiny(workdir: Path) -> None:
+    """The tiny config end to end in ``workdir``, or, where ``LATTHERM_TINY_RUN`` names a checkout
+    of this commit that has finished it (CI's stage (a)), its outputs and Snakemake's records
+    copied in: the checks below then also show that a finished run moved elsewhere is up to date."""
+    import os
+    import shutil
+
+    finished = os.environ.get("LATTHERM_TINY_RUN")
+    if finished:
+        finished = Path(finished)
+        skip = {finished / ".snakemake": {"locks", "log", "incomplete"}}  # that run's own state, not its records
+        for name in ["results", "logs", "benchmarks", ".snakemake"]:
+            if (finished / name).is_dir():
+                shutil.copytree(finished / name, workdir / name, dirs_exist_ok=True,
+                                ignore=lambda folder, names: skip.get(Path(folder), set()) & set(names))
+    run = snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml")
+    assert run.returncode == 0, run.stdout + run.stderr
+    if finished:
+        assert "Nothing to be done" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end_then_nothing_to_do_then_training_change_reruns_dependents(workdir):
     """The tiny config's five systems (Ising J = 1 and J = 2, an Edwards-Anderson spin glass, an
@@ -180,8 +201,7 @@ def test_tiny_end_to_end_then_nothing_to_do_then_training_change_reruns_dependen
 
     from lattherm.exact.kaufman import ising_thermo
 
-    run = snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml")
-    assert run.returncode == 0, run.stdout + run.stderr
+    _run_tiny(workdir)
     for name in ["free_energy_error", "thermodynamics", "ess_vs_size", "phase_diagram", "snapshots",
                  "spin_glass_spin_glass", "spin_glass_sk"]:
         for ext in ("png", "pdf"):
@@ -250,8 +270,9 @@ def _every_result_parses(results: Path) -> int:
 @pytest.mark.slow
 def test_killed_pipeline_resumes_training_and_leaves_no_partial_file(workdir):
     """SIGKILL snakemake and every job it started mid-training; after `--unlock` (Snakemake
-    cannot tell a dead run's lock from a live one) the same command finishes every output, and
-    the killed training continues from its progress checkpoint instead of step 0."""
+    cannot tell a dead run's lock from a live one) the same command finishes every training run
+    and what it needs, and the killed training continues from its progress checkpoint instead
+    of step 0. (The tiny run end to end is the test above's and CI's stage (a).)"""
     import os
     import signal
     import time
@@ -260,7 +281,7 @@ def test_killed_pipeline_resumes_training_and_leaves_no_partial_file(workdir):
     config["training"].update(steps=400, checkpoint_every=20)
     (workdir / "long.yaml").write_text(yaml.safe_dump(config))
     command = [SNAKEMAKE, "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"),
-               "--cores", "2", "--configfile", "long.yaml"]
+               "--cores", "2", "--configfile", "long.yaml", "--until", "neural_train"]
     run = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     progress = workdir / "results" / "neural"
@@ -275,11 +296,11 @@ def test_killed_pipeline_resumes_training_and_leaves_no_partial_file(workdir):
     assert killed and max(killed.values()) > 0
 
     assert snakemake(workdir, "--unlock", "--configfile", "long.yaml").returncode == 0
-    rerun = snakemake(workdir, "--cores", "2", "--configfile", "long.yaml")
+    rerun = snakemake(workdir, "--cores", "2", "--configfile", "long.yaml", "--until", "neural_train")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    for name in ["free_energy_error", "thermodynamics", "ess_vs_size", "phase_diagram", "snapshots"]:
-        assert (workdir / "results" / "figures" / f"{name}.png").is_file()
-    assert _every_result_parses(workdir / "results") > 50
+    again = snakemake(workdir, "-n", "--configfile", "long.yaml", "--until", "neural_train")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    assert _every_result_parses(workdir / "results") > 10
     for run_dir, step in killed.items():
         system, model, tag = run_dir.parts[-3:]
         log = workdir / "logs" / "neural" / f"train_{system}_{model}_{tag}.log"
