@@ -233,7 +233,7 @@ def canonical_scan(hamiltonian, lattice: Lattice, temperatures, n_ones: int, cha
     temperatures = [math.inf, *sorted((float(t) for t in temperatures), reverse=True)]
     betas = _betas(temperatures)
     result = run_chains(hamiltonian, betas, chains, sweeps, move=Swap(hamiltonian, parallel=True), n_ones=n_ones,
-                        burn_in=burn_in, seed=seed, observables=standard_observables(lattice), tempering=True,
+                        burn_in=burn_in, seed=seed, observables=standard_observables(lattice), exchange=True,
                         progress=progress)
     table = summarize_chains(result, lattice.n_sites, temperatures)
     table.insert(0, "ensemble", "canonical")
