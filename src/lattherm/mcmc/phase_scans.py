@@ -12,8 +12,8 @@
   cooling. Where the two directions disagree beyond their error bars a first-order jump has
   left a hysteresis loop (:func:`lattherm.analysis.phase_diagram.hysteresis_windows`).
 * VCSGC scans, one per temperature of ``vcsgc_temperatures``: a variance-constrained
-  semi-grand phi scan (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`) that samples inside the
-  two-phase regions too and gives d(F/N)/dc and F(c) directly, cross-checked against the
+  semi-grand phi scan (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`, replica exchange between
+  neighbouring phis) that samples inside the two-phase regions too and gives d(F/N)/dc and F(c) directly, cross-checked against the
   canonical F(x, T) (:func:`lattherm.analysis.phase_diagram.vcsgc_cross_check`).
 
 Conventions: x = 1 is ``species[1]`` (Au for CuAu); dmu as in

@@ -83,9 +83,10 @@ def alloy_vcsgc_scan(alloy: str, ce_file, lattice_kind: str, size: Sequence[int]
                      progress: bool = True) -> pd.DataFrame:
     """A VCSGC phi scan of ``alloy``'s CE in ``ce_file`` on the ``lattice_kind`` cell ``size`` (with the
     CE's lattice constant) at one ``temperature`` (K): :func:`vcsgc_scan` with ``chains`` chains
-    per phi from random starts, then :func:`lattherm.mcmc.integration.vcsgc_free_energies`. One
+    per phi from random starts, neighbouring phis exchanging configurations, then :func:`lattherm.mcmc.integration.vcsgc_free_energies`. One
     tidy row per phi (decreasing): alloy, cell, T, phi, kappa, <c>, <E>, the order parameters,
-    d(F/N)/dc and F(<c>)/N relative to the first row, all with errors."""
+    d(F/N)/dc and F(<c>)/N relative to the first row, all with errors, and the phi-exchange
+    acceptance and round trips."""
     if not (math.isfinite(temperature) and temperature > 0):
         raise LatthermError(f"the VCSGC temperature must be a finite positive number of kelvin, got {temperature}")
     ce = read_cluster_expansion(ce_file)
