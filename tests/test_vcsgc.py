@@ -131,7 +131,8 @@ def test_exchange_log_ratio_is_that_of_the_reduced_potentials():
     phi = torch.linspace(-0.3, -1.7, n_rungs * n_chains, dtype=torch.float64)  # a phi per row, as the move allows
     energy = ham.energy(x)
     c = x.sum(dim=1).double() / 10
-    for betas in (torch.full((n_rungs,), 0.8, dtype=torch.float64), torch.tensor([0.2, 0.5, 0.9, 1.4], dtype=torch.float64)):
+    one_beta = torch.full((n_rungs,), 0.8, dtype=torch.float64)
+    for betas in (one_beta, torch.tensor([0.2, 0.5, 0.9, 1.4], dtype=torch.float64)):
         ratio = VarianceConstrainedFlip(ham, phi, kappa).exchange_log_ratio(x, energy, betas, n_chains)
         assert ratio.shape == (n_rungs - 1, n_chains)
         for k in range(n_rungs - 1):

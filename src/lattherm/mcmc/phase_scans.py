@@ -13,8 +13,8 @@
   left a hysteresis loop (:func:`lattherm.analysis.phase_diagram.hysteresis_windows`).
 * VCSGC scans, one per temperature of ``vcsgc_temperatures``: a variance-constrained
   semi-grand phi scan (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`, replica exchange between
-  neighbouring phis) that samples inside the two-phase regions too and gives d(F/N)/dc and F(c) directly, cross-checked against the
-  canonical F(x, T) (:func:`lattherm.analysis.phase_diagram.vcsgc_cross_check`).
+  neighbouring phis) that samples inside the two-phase regions too and gives d(F/N)/dc and F(c)
+  directly, cross-checked against the canonical F(x, T) (:func:`lattherm.analysis.phase_diagram.vcsgc_cross_check`).
 
 Conventions: x = 1 is ``species[1]`` (Au for CuAu); dmu as in
 :class:`lattherm.hamiltonians.SemiGrand` (energy E - dmu sum_i s_i, s = 2x - 1), so the
