@@ -272,14 +272,14 @@ def _edge_slope(x, f, left: float, right: float) -> float:
     return float((f[j] - f[i]) / (x[j] - x[i]))
 
 
-def _bracket(x: np.ndarray, binodal: float, inward: int) -> tuple[float, float]:
-    """Where the exact binodal lies: between the hull vertex and its grid neighbour inside the
-    region; from 0 (or to 1) where the vertex is the grid's first (last) point, since the region
-    may reach beyond the grid."""
+def _bracket(x: np.ndarray, binodal: float) -> tuple[float, float]:
+    """Where the exact binodal lies: between the grid neighbours of its hull vertex (from 0, or
+    to 1, past the grid's first or last point). Inside the vertex where F rises above the common
+    tangent next to it; outside where F lies nearly on the tangent up to the vertex and the
+    tangent touches F between the vertex and the next grid point (tests/test_vcsgc.py), as the
+    semi-grand bracket of :func:`composition_at_dmu`."""
     k = int(np.argmin(np.abs(x - binodal)))
-    inside = x[min(max(k + inward, 0), len(x) - 1)]
-    outside = 0.0 if k == 0 and inward > 0 else 1.0 if k == len(x) - 1 and inward < 0 else binodal
-    return min(outside, inside), max(outside, inside)
+    return (float(x[k - 1]) if k > 0 else 0.0), (float(x[k + 1]) if k < len(x) - 1 else 1.0)
 
 
 def vcsgc_cross_check(free: pd.DataFrame, scans: pd.DataFrame, tol: float = 1e-4, sigmas: float = VCSGC_SIGMAS
@@ -303,9 +303,9 @@ def vcsgc_cross_check(free: pd.DataFrame, scans: pd.DataFrame, tol: float = 1e-4
     Binodals: the two-phase regions (:func:`two_phase_regions`, gaps above ``tol``) of the
     canonical grid and of the VCSGC F(c) at its interior compositions, matched by overlap, with
     each common tangent's slope d(F/N)/dx (2 dmu at coexistence). A region's binodal lies between
-    its hull vertex and the next grid point inside, on either grid (from 0 or to 1 at the grid's
-    ends); ``agree`` where these brackets overlap at both ends. A region found by one route only,
-    or overlapping several regions of the other, has NaN for the other.
+    the grid neighbours of its hull vertex, on either grid (from 0 or to 1 past the grid's ends;
+    :func:`_bracket`); ``agree`` where these brackets overlap at both ends. A region found by one
+    route only, or overlapping several regions of the other, has NaN for the other.
 
     Returns (free-energy check, binodals), tidy, one row per (temperature, concentration) and
     per (temperature, region).
@@ -373,7 +373,7 @@ def _binodal_row(temperature: float, pair: dict, grids: dict, n_sites: int) -> d
             continue
         row.update({f"x_left_{source}": region[0], f"x_right_{source}": region[1],
                     f"slope_{source}": _edge_slope(x, f, *region)})
-        brackets[source] = (_bracket(x, region[0], +1), _bracket(x, region[1], -1))
+        brackets[source] = (_bracket(x, region[0]), _bracket(x, region[1]))
     row["agree"] = len(brackets) == 2 and all(
         a[0] <= b[1] + 1e-12 and b[0] <= a[1] + 1e-12 for a, b in zip(brackets["canonical"], brackets["vcsgc"]))
     return row

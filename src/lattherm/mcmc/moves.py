@@ -176,6 +176,15 @@ class Move(ABC):
         """Per-chain acceptance from the accepted counts summed over ``n_sweeps`` sweeps."""
         return accepted / (n_sweeps * self.trials_per_sweep)
 
+    def exchange_log_ratio(self, x: Tensor, energy: Tensor, betas: Tensor, n_chains: int) -> Tensor:
+        """Replica exchange between neighbouring rungs (rows ordered (rung, chain), ``betas`` one per
+        rung, ``energy`` per row): the log acceptance ratio (K - 1, R) of exchanging the
+        configuration a of chain r at rung k with b at rung k + 1, u_k(a) + u_{k+1}(b) - u_k(b) -
+        u_{k+1}(a), u_k = -ln of rung k's weight. Here u = beta E: (beta_k - beta_{k+1}) (E_a - E_b),
+        parallel tempering."""
+        e = energy.view(len(betas), n_chains)
+        return (betas[:-1] - betas[1:])[:, None] * (e[:-1] - e[1:])
+
 
 class Flip(Move):
     """Single-site flips through ``flip_delta`` (any Hamiltonian; wrap a CE in ``SemiGrand``).
@@ -296,6 +305,17 @@ class VarianceConstrainedFlip(Flip):
         self.phi, self.kappa = phi, float(kappa)
         self._ones: Tensor | None = None  # species-1 count of each chain during a sweep
         self._phi_rows: Tensor | None = None
+
+    def exchange_log_ratio(self, x: Tensor, energy: Tensor, betas: Tensor, n_chains: int) -> Tensor:
+        """:meth:`Move.exchange_log_ratio` with the kappa term, which differs between rungs of
+        different phi: kappa N [(c_a + phi_a/2)^2 + (c_b + phi_b/2)^2 - (c_a + phi_b/2)^2 -
+        (c_b + phi_a/2)^2] = kappa (n_a - n_b) (phi_a - phi_b), n the species-1 counts. Between
+        neighbouring phis at one beta the energy cancels: only compositions are exchanged."""
+        k = len(betas)
+        ones = x.sum(dim=1).to(torch.float64).view(k, n_chains)
+        phi = self.phi.expand(x.shape[0]).view(k, n_chains)
+        kappa_term = self.kappa * (ones[:-1] - ones[1:]) * (phi[:-1] - phi[1:])
+        return super().exchange_log_ratio(x, energy, betas, n_chains) + kappa_term
 
     def log_weight_change(self, ones: Tensor, gain: Tensor, phi: Tensor) -> Tensor:
         """Change of -kappa N (c + phi / 2)^2 when a chain's ``ones`` species-1 sites become

@@ -12,9 +12,9 @@
   cooling. Where the two directions disagree beyond their error bars a first-order jump has
   left a hysteresis loop (:func:`lattherm.analysis.phase_diagram.hysteresis_windows`).
 * VCSGC scans, one per temperature of ``vcsgc_temperatures``: a variance-constrained
-  semi-grand phi scan (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`) that samples inside the
-  two-phase regions too and gives d(F/N)/dc and F(c) directly, cross-checked against the
-  canonical F(x, T) (:func:`lattherm.analysis.phase_diagram.vcsgc_cross_check`).
+  semi-grand phi scan (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`, replica exchange between
+  neighbouring phis) that samples inside the two-phase regions too and gives d(F/N)/dc and F(c)
+  directly, cross-checked against the canonical F(x, T) (:func:`lattherm.analysis.phase_diagram.vcsgc_cross_check`).
 
 Conventions: x = 1 is ``species[1]`` (Au for CuAu); dmu as in
 :class:`lattherm.hamiltonians.SemiGrand` (energy E - dmu sum_i s_i, s = 2x - 1), so the
@@ -233,7 +233,7 @@ def canonical_scan(hamiltonian, lattice: Lattice, temperatures, n_ones: int, cha
     temperatures = [math.inf, *sorted((float(t) for t in temperatures), reverse=True)]
     betas = _betas(temperatures)
     result = run_chains(hamiltonian, betas, chains, sweeps, move=Swap(hamiltonian, parallel=True), n_ones=n_ones,
-                        burn_in=burn_in, seed=seed, observables=standard_observables(lattice), tempering=True,
+                        burn_in=burn_in, seed=seed, observables=standard_observables(lattice), exchange=True,
                         progress=progress)
     table = summarize_chains(result, lattice.n_sites, temperatures)
     table.insert(0, "ensemble", "canonical")

@@ -38,21 +38,20 @@ __all__ = ["MOVES", "ChainResult", "Move", "colour_classes", "energy_samples", "
 
 
 # -- replica exchange ---------------------------------------------------------------------------
-def _exchange(x: Tensor, energy: Tensor, betas: Tensor, n_chains: int, parity: int,
-              gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Replica exchange between neighbouring temperatures k, k+1 (k of the given parity).
+def _exchange(x: Tensor, log_ratio: Tensor, parity: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Replica exchange between neighbouring rungs k, k+1 (k of the given parity).
 
-    Rows are ordered (temperature, chain). Accept with min(1, exp((b_k - b_{k+1})(E_k - E_{k+1})))
-    and exchange the configurations; returns (accepted (K-1, R) bool, attempted (K-1,) bool).
+    Rows are ordered (rung, chain); ``log_ratio`` (K-1, R) is the log acceptance ratio of each
+    exchange (:meth:`lattherm.mcmc.moves.Move.exchange_log_ratio`: temperatures, or VCSGC's phis).
+    Accept with min(1, exp(log_ratio)) and exchange the configurations; returns (accepted
+    (K-1, R) bool, attempted (K-1,) bool).
     """
-    k_temps = len(betas)
-    e = energy.view(k_temps, n_chains)
-    attempted = torch.zeros(k_temps - 1, dtype=torch.bool, device=x.device)
+    k_rungs, n_chains = log_ratio.shape[0] + 1, log_ratio.shape[1]
+    attempted = torch.zeros(k_rungs - 1, dtype=torch.bool, device=x.device)
     attempted[parity::2] = True
-    log_ratio = (betas[:-1] - betas[1:])[:, None] * (e[:-1] - e[1:])
     u = torch.rand(log_ratio.shape, generator=gen, device=x.device, dtype=torch.float64)
     ok = (torch.log(u) < log_ratio) & attempted[:, None]
-    xs = x.view(k_temps, n_chains, -1)
+    xs = x.view(k_rungs, n_chains, -1)
     lower, upper = xs[:-1].clone(), xs[1:].clone()
     xs[:-1] = torch.where(ok[:, :, None], upper, lower)
     xs[1:] = torch.where(ok[:, :, None], lower, xs[1:])
@@ -70,9 +69,9 @@ class ChainResult:
         series: name -> (B, T) float64 array per recorded sweep ("energy" and observables).
         acceptance: per chain, (B,), as the move defines it (``Move.acceptance``): accepted trials /
             trials (flip/swap); for Wolff the mean cluster size divided by N.
-        exchange_acceptance: parallel tempering only, acceptance of each neighbouring pair (K-1,).
-        round_trips: parallel tempering only, round trips completed by all walkers together
-            (hottest -> coldest -> hottest, :class:`RoundTrips`).
+        exchange_acceptance: with replica exchange only, acceptance of each neighbouring pair (K-1,).
+        round_trips: with replica exchange only, round trips completed by all walkers together
+            (first rung -> last -> first, :class:`RoundTrips`).
         final: last configurations (B, N).
         trials: total trials over all chains, ``Move.trials_per_sweep`` per sweep (flip/swap: N
             single-site trials; wolff: one cluster flip).
@@ -91,9 +90,10 @@ class ChainResult:
 
 
 class RoundTrips:
-    """The walkers of a tempering ladder (K temperatures, R chains each): which walker each row
-    holds, moved by every accepted exchange, and the round trips each completes from the hottest
-    temperature to the coldest and back, the figure of merit of a temperature set."""
+    """The walkers of a replica-exchange ladder (K rungs, R chains each): which walker each row
+    holds, moved by every accepted exchange, and the round trips each completes from the first
+    rung to the last and back (for a tempering ladder hottest -> coldest -> hottest), the figure
+    of merit of a ladder."""
 
     def __init__(self, k_temps: int, n_chains: int, device) -> None:
         self.k_temps, self.n_chains = k_temps, n_chains
@@ -161,7 +161,7 @@ def _resolve_move(move: Move | str, hamiltonian: Hamiltonian, n_ones: int | None
 def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains: int, n_sweeps: int,
                move: Move | str = "flip", n_ones: int | None = None, burn_in: int = 0, thin: int = 1,
                seed: int = 0, observables: Mapping[str, Observable] | None = None,
-               tempering: bool = False, progress: bool = True, start: Tensor | None = None) -> ChainResult:
+               exchange: bool = False, progress: bool = True, start: Tensor | None = None) -> ChainResult:
     """Run ``n_chains`` independent chains, from random starts, at each inverse temperature in ``beta``.
 
     Args:
@@ -171,8 +171,9 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
             :data:`MOVES`: "flip", "swap" (needs ``n_ones``) or "wolff" (ferromagnetic Ising, h = 0).
         burn_in: sweeps run before recording; thin: record every ``thin``-th sweep after that.
         observables: name -> function (B, N) -> (B,); defaults to :func:`standard_observables`.
-        tempering: exchange configurations between neighbouring betas after every sweep
-            (parallel tempering; the ladder should be sorted).
+        exchange: replica exchange between neighbouring rungs (ladder entries k, k+1, chain by
+            chain) after every sweep, accepted by the move's ``exchange_log_ratio``: parallel
+            tempering (the ladder should be sorted), or for VCSGC between neighbouring phis.
         start: the configurations to start from instead of random ones, (N,) for every chain or
             (B, N) one per chain (e.g. a perfect ordered phase, to heat it); canonical chains must
             hold ``n_ones`` ones.
@@ -180,8 +181,8 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
     betas = np.atleast_1d(np.asarray(beta, dtype=np.float64))
     _check_run(betas, n_chains, n_sweeps, burn_in, thin)
     move = _resolve_move(move, hamiltonian, n_ones)
-    if tempering and len(betas) < 2:
-        raise ValueError("parallel tempering needs at least two temperatures")
+    if exchange and len(betas) < 2:
+        raise ValueError("replica exchange needs at least two rungs")
     device = hamiltonian.device
     gen = torch.Generator(device=device).manual_seed(int(seed))
     rows = len(betas) * n_chains
@@ -195,14 +196,15 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
     accepted = torch.zeros(rows, dtype=torch.float64, device=device)
     ex_ok = torch.zeros(max(len(betas) - 1, 0), dtype=torch.float64, device=device)
     ex_tried = torch.zeros_like(ex_ok)
-    walkers = RoundTrips(len(betas), n_chains, device) if tempering else None
+    walkers = RoundTrips(len(betas), n_chains, device) if exchange else None
     start = time.perf_counter()
     desc = f"mcmc {type(move).__name__}"
     for sweep in tqdm(range(n_sweeps), desc=desc, disable=not (progress and sys.stderr.isatty())):
         with torch.no_grad():
             accepted += move.sweep(x, beta_rows, gen)
-            if tempering:
-                ok, tried = _exchange(x, hamiltonian.energy(x), ladder, n_chains, sweep % 2, gen)
+            if exchange:
+                log_ratio = move.exchange_log_ratio(x, hamiltonian.energy(x), ladder, n_chains)
+                ok, tried = _exchange(x, log_ratio, sweep % 2, gen)
                 ex_ok += ok.double().sum(dim=1)
                 ex_tried += tried.double() * n_chains
                 walkers.exchange(ok)
@@ -219,8 +221,8 @@ def run_chains(hamiltonian: Hamiltonian, beta: float | Sequence[float], n_chains
         final=x,
         trials=rows * n_sweeps * move.trials_per_sweep,
         seconds=seconds,
-        exchange_acceptance=(ex_ok / ex_tried.clamp_min(1)).cpu().numpy() if tempering else None,
-        round_trips=int(walkers.trips.sum()) if tempering else None,
+        exchange_acceptance=(ex_ok / ex_tried.clamp_min(1)).cpu().numpy() if exchange else None,
+        round_trips=int(walkers.trips.sum()) if exchange else None,
     )
 
 
@@ -243,7 +245,7 @@ def parallel_tempering(hamiltonian: Hamiltonian, betas: Sequence[float], n_chain
     betas = np.asarray(betas, dtype=np.float64)
     if np.any(np.diff(betas) <= 0):
         raise ValueError(f"the beta ladder must be strictly increasing, got {betas}")
-    return run_chains(hamiltonian, betas, n_chains, n_sweeps, tempering=True, **kwargs)
+    return run_chains(hamiltonian, betas, n_chains, n_sweeps, exchange=True, **kwargs)
 
 
 # -- tables -------------------------------------------------------------------------------------
@@ -359,7 +361,7 @@ def reference_scan(system, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     table, samples = scan_with_samples(system.hamiltonian, betas, config.mcmc.chains, config.mcmc.sweeps,
                                        move=config.move, n_ones=system.n_ones, burn_in=config.mcmc.burn_in, seed=seed,
                                        observables=standard_observables(system.lattice), temperatures=temperatures,
-                                       tempering=tempering)
+                                       exchange=tempering)
     if tempering:
         table["on_grid"] = grid
     columns = {"system": system.name, "method": "mcmc", "size": size_tag(system.size), "ensemble": system.ensemble,

@@ -6,7 +6,12 @@ a large kappa pins c near -phi / 2, also inside a miscibility gap, where semi-gr
 across. A phi scan at one temperature gives d(F/N)/dc at each <c> and F(c) by integration
 (:func:`lattherm.mcmc.integration.vcsgc_free_energies`). The trial step is
 :class:`lattherm.mcmc.moves.VarianceConstrainedFlip`, run by :func:`lattherm.mcmc.samplers.run_chains`
-with a phi per chain.
+with a phi per chain, and neighbouring phis exchange configurations after every sweep (replica
+exchange at one temperature: the energy cancels, accepted with
+min(1, exp(kappa (n_a - n_b) (phi_a - phi_b))), n the species-1 counts), so a configuration
+trapped in one arrangement of ordered domains can leave it through the other phis. Exchanges are
+accepted often where neighbouring phis hold similar n (an ordered phase's plateau), rarely where
+F(c) is flat and they differ by several sites (the default scan: median 0.7 % per pair).
 """
 
 from __future__ import annotations
@@ -35,12 +40,15 @@ def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kap
                observables: Mapping[str, Observable] | None = None, progress: bool = True) -> pd.DataFrame:
     """A variance-constrained semi-grand (VCSGC) scan at one inverse temperature: ``n_chains``
     chains at each of ``phis`` (with one ``kappa``), all in one batch of
-    :class:`~lattherm.mcmc.moves.VarianceConstrainedFlip` sweeps from random starts. One tidy row
-    per phi as :func:`~lattherm.mcmc.samplers.summarize_chains` (energy is the Hamiltonian's,
-    ``composition`` <c> with its error and ``composition_std`` the spread of c, the observables),
-    without its heat capacity (beta^2 var(E) is not the canonical one here); ``temperature``
-    labels the rows. :func:`lattherm.mcmc.integration.vcsgc_free_energies`
-    turns the table into dF/dc and F(c)."""
+    :class:`~lattherm.mcmc.moves.VarianceConstrainedFlip` sweeps from random starts, with replica
+    exchange between neighbouring phis after every sweep. One tidy row per phi, by decreasing phi
+    (rising <c>), as :func:`~lattherm.mcmc.samplers.summarize_chains` (energy is the
+    Hamiltonian's, ``composition`` <c> with its error and ``composition_std`` the spread of c, the
+    observables), without its heat capacity (beta^2 var(E) is not the canonical one here), and
+    ``phi_exchange_acceptance`` (of the exchanges with the next row's phi; NaN on the last) and
+    ``round_trips`` (of all walkers between the first and the last phi); ``temperature`` labels
+    the rows. :func:`lattherm.mcmc.integration.vcsgc_free_energies` turns the table into dF/dc
+    and F(c)."""
     phis = np.atleast_1d(np.asarray(phis, dtype=np.float64))
     if phis.ndim != 1 or len(phis) == 0 or not np.all(np.isfinite(phis)) or len(np.unique(phis)) != len(phis):
         raise LatthermError(f"phis must be distinct finite numbers, got {phis.tolist()}")
@@ -52,10 +60,11 @@ def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kap
         raise LatthermError(f"a VCSGC scan needs at least 128 recorded sweeps per chain, got {n_sweeps - burn_in}")
     observables = dict(standard_observables() if observables is None else observables)
     observables.setdefault("composition", composition)  # the estimator's <c>
+    phis = np.sort(phis)[::-1]  # neighbouring rungs are neighbouring phis
     phi_rows = torch.as_tensor(np.repeat(phis, n_chains), device=hamiltonian.device)
     move = VarianceConstrainedFlip(hamiltonian, phi_rows, kappa)
     result = run_chains(hamiltonian, np.full(len(phis), beta), n_chains, n_sweeps, move=move, burn_in=burn_in,
-                        seed=seed, observables=observables, progress=progress)
+                        seed=seed, observables=observables, progress=progress, exchange=len(phis) > 1)
     labels = None if temperature is None else [temperature] * len(phis)
     table = summarize_chains(result, hamiltonian.n_sites, labels)
     table = table.drop(columns=[c for c in table.columns if c.startswith("heat_capacity")])
@@ -64,6 +73,9 @@ def vcsgc_scan(hamiltonian: Hamiltonian, beta: float, phis: Sequence[float], kap
                                 for k, t0 in enumerate(table.n_discarded)]
     table.insert(2, "phi", phis)
     table.insert(3, "kappa", float(kappa))
+    acceptance = table.pop("exchange_acceptance_up") if len(phis) > 1 else math.nan
+    table["phi_exchange_acceptance"] = acceptance
+    table["round_trips"] = result.round_trips or 0
     table["n_sites"] = hamiltonian.n_sites
     return table
 
@@ -73,9 +85,10 @@ def alloy_vcsgc_scan(alloy: str, ce_file, lattice_kind: str, size: Sequence[int]
                      progress: bool = True) -> pd.DataFrame:
     """A VCSGC phi scan of ``alloy``'s CE in ``ce_file`` on the ``lattice_kind`` cell ``size`` (with the
     CE's lattice constant) at one ``temperature`` (K): :func:`vcsgc_scan` with ``chains`` chains
-    per phi from random starts, then :func:`lattherm.mcmc.integration.vcsgc_free_energies`. One
-    tidy row per phi (decreasing): alloy, cell, T, phi, kappa, <c>, <E>, the order parameters,
-    d(F/N)/dc and F(<c>)/N relative to the first row, all with errors."""
+    per phi from random starts, neighbouring phis exchanging configurations, then
+    :func:`lattherm.mcmc.integration.vcsgc_free_energies`. One tidy row per phi (decreasing):
+    alloy, cell, T, phi, kappa, <c>, <E>, the order parameters, d(F/N)/dc and F(<c>)/N relative to
+    the first row, all with errors, and the phi-exchange acceptance and round trips."""
     if not (math.isfinite(temperature) and temperature > 0):
         raise LatthermError(f"the VCSGC temperature must be a finite positive number of kelvin, got {temperature}")
     ce = read_cluster_expansion(ce_file)
