@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from scipy.interpolate import CubicSpline
 from scipy.special import gammaln, logsumexp
 from scipy.stats import chi2
 from typer.testing import CliRunner

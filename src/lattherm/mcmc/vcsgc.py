@@ -224,7 +224,14 @@ def _wham_log_z(counts: np.ndarray, bias: np.ndarray, source: str) -> np.ndarray
         _, _, w = parts(g)
         return (np.diag(w @ h) - (w * h) @ w.T)[1:, 1:]
 
-    solution = minimize(objective, np.zeros(len(m) - 1), jac=True, hess=hessian, method="trust-exact", options={"gtol": 1e-9})
+    solution = minimize(objective, np.zeros(len(m) - 1), jac=True, hess=hessian, method="trust-exact",
+                        options={"gtol": 1e-9})
+    # the gradient is each window's count minus its predicted count; trust-exact may stop at the
+    # rounding floor with success False, so the residual itself decides
+    residual = np.abs(objective(solution.x)[1]).max() / m.sum()
+    if residual > 1e-6:  # a millionth of the records: far below any statistical error
+        raise LatthermError(f"{source}: reweighting the composition histograms did not converge (count residual "
+                            f"{residual:.1e} of all records; {solution.message})")
     _, log_den, _ = parts(solution.x)
     log_z = np.full(counts.shape[1], -np.inf)
     log_z[seen] = np.log(h) - log_den
@@ -265,7 +272,8 @@ def vcsgc_free_energy(histograms: pd.DataFrame, source: str) -> pd.DataFrame:
     n = np.arange(n_sites + 1)
     bias = kappa * n_sites * (n[None, :] / n_sites + phis[:, None] / 2) ** 2
     if (counts.sum(axis=2) == 0).any():
-        raise LatthermError(f"histograms {source}: some (phi, chain) has no records; every chain of every phi needs some")
+        raise LatthermError(f"histograms {source}: some (phi, chain) has no records; every chain of every phi "
+                            "needs some")
     estimates = [_wham_log_z(counts.sum(axis=0), bias, source)]
     estimates += [_wham_log_z(counts.sum(axis=0) - counts[r], bias, f"{source} without chain {chains[r]}")
                   for r in range(len(chains))]
