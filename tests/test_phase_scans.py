@@ -219,9 +219,10 @@ def test_cli_scans_and_phase_diagram_tables(tmp_path):
         assert result.exit_code == 0, result.output
         tables.append(out)
     result = CliRunner().invoke(app, ["mcmc", "vcsgc", *common, "--temperature", "1500", "--out",
-                                      str(tmp_path / "vcsgc_T1500.csv")])
+                                      str(tmp_path / "vcsgc_T1500.csv"), "--out-histograms",
+                                      str(tmp_path / "vcsgc_T1500_histograms.csv")])
     assert result.exit_code == 0, result.output
-    tables.append(tmp_path / "vcsgc_T1500.csv")
+    tables.append(tmp_path / "vcsgc_T1500_histograms.csv")
     outs = {k: tmp_path / f"{k}.csv" for k in ("boundaries", "phases", "transitions", "semi-grand", "hysteresis",
                                                 "vcsgc-check", "vcsgc-binodals")}
     result = CliRunner().invoke(app, ["analysis", "phase-diagram", *map(str, tables),

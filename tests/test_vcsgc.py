@@ -1,6 +1,7 @@
 """The variance-constrained semi-grand ensemble (VCSGC): the torch move against the exact VCSGC
-distribution (enumeration reweighted by composition), its dF/dc estimator and F(c) against the
-exact canonical free energies of the 16-site CuAu cell, mchammer's VCSGCEnsemble, and the CLI."""
+distribution (enumeration reweighted by composition), its dF/dc estimator and F(c) by reweighting
+the composition histograms against the exact canonical free energies of the 16-site CuAu cell,
+mchammer's VCSGCEnsemble, and the CLI."""
 
 import math
 
@@ -9,7 +10,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from scipy.interpolate import CubicSpline
 from scipy.special import gammaln, logsumexp
 from scipy.stats import chi2
 from typer.testing import CliRunner
@@ -21,10 +21,10 @@ from lattherm.exact.enumeration import configurations, enumerate_energies, vcsgc
 from lattherm.hamiltonians.cluster_expansion import ClusterExpansionHamiltonian
 from lattherm.hamiltonians.ising import EdwardsAnderson, SherringtonKirkpatrick
 from lattherm.lattices import make_lattice
-from lattherm.mcmc.integration import vcsgc_free_energies, vcsgc_free_energy_derivative
 from lattherm.mcmc.moves import VarianceConstrainedFlip
 from lattherm.mcmc.samplers import run_chains
-from lattherm.mcmc.vcsgc import vcsgc_scan
+from lattherm.mcmc.vcsgc import (HISTOGRAM_COLUMNS, vcsgc_derivatives, vcsgc_free_energy,
+                                 vcsgc_free_energy_derivative, vcsgc_scan)
 from lattherm.observables import standard_observables
 
 
@@ -198,8 +198,8 @@ def test_cuau_16_site_vcsgc_scan_matches_enumeration(cell16, temperature, kappa,
     lattice, ham, _, _ = cell16
     beta = 1.0 / (K_B_EV * temperature)
     obs = {k: standard_observables(lattice)[k] for k in ("composition", "order_parameter")}
-    table = vcsgc_free_energies(vcsgc_scan(ham, beta, phis, kappa, n_chains=192, n_sweeps=200, burn_in=40,
-                                           temperature=temperature, seed=1, observables=obs, progress=False), "scan")
+    table = vcsgc_derivatives(vcsgc_scan(ham, beta, phis, kappa, n_chains=192, n_sweeps=200, burn_in=40,
+                                         temperature=temperature, seed=1, observables=obs, progress=False)[0], "scan")
     assert sorted(table.phi) == sorted(phis) and (table.temperature == temperature).all()
     worst, wrong = 0.0, 0.0
     for row in table.itertuples():
@@ -224,29 +224,26 @@ def exact_canonical_free_energies(cell16, beta):
     return np.array([-logsumexp(-beta * energies[n_ones == n]) / beta for n in range(17)])
 
 
-def test_vcsgc_derivative_and_integral_match_the_exact_canonical_free_energy(cell16):
+def test_vcsgc_derivative_matches_the_exact_canonical_free_energy(cell16):
     # exact VCSGC averages (no sampling) against the exact canonical F(c) of the 16-site cell at
     # 1500 K: the estimator -2 kappa k_B T (<c> + phi / 2) is the saddle point of the composition
     # distribution, exact up to O(1/N) (test below); on 16 sites with kappa = 2 (<c> spread over
-    # ~1.4 sites) it is within 0.04 k_B T of the finite difference F_{n+1} - F_n, and F(c) by
-    # integration over the phi scan within 0.002 k_B T of F interpolated between the F_n
+    # ~1.4 sites) it is within 0.04 k_B T of the finite difference F_{n+1} - F_n
     temperature, kappa = 1500.0, 2.0
     beta = 1.0 / (K_B_EV * temperature)
     kt = 1.0 / beta
     free = exact_canonical_free_energies(cell16, beta)
     phis = np.linspace(-1.6, -0.4, 13)
     exact = pd.DataFrame([exact_vcsgc_averages(cell16, beta, phi, kappa) for phi in phis])
-    table = vcsgc_free_energies(exact.assign(beta=beta, phi=phis, kappa=kappa, composition_err=1e-4), "exact")
+    table = vcsgc_derivatives(exact.assign(beta=beta, phi=phis, kappa=kappa, composition_err=1e-4), "exact")
     assert table.interior.all()
     c = table.composition.to_numpy()
     assert np.all(np.diff(c) > 0)  # sorted by decreasing phi: <c> rises
     # d(F/N)/dc = dF/dn: forward differences at n + 1/2, interpolated to N <c>
     slope = np.interp(16 * c, np.arange(16) + 0.5, np.diff(free))
     deviation = np.abs(table.free_energy_derivative_per_site - slope) / kt
-    change = (CubicSpline(np.arange(17), free)(16 * c) - CubicSpline(np.arange(17), free)(16 * c[0])) / 16
-    integral_deviation = np.abs(table.free_energy_change_per_site - change) / kt
-    print(f"\nworst |dF/dc - exact| {deviation.max():.3f} kT, |F(c) - exact| {integral_deviation.max():.4f} kT")
-    assert deviation.max() < 0.1 and integral_deviation.max() < 0.01
+    print(f"\nworst |dF/dc - exact| {deviation.max():.3f} kT")
+    assert deviation.max() < 0.1
     # negative control: the estimator without its factor 2 (or with +kappa) misses by far more
     for wrong in (-kappa * kt * (c + table.phi / 2), 2 * kappa * kt * (c + table.phi / 2)):
         assert np.abs(wrong - slope).max() / kt > 0.25
@@ -274,41 +271,61 @@ def test_vcsgc_derivative_converges_as_one_over_n_for_an_ideal_solution():
 def test_rows_pinned_at_a_pure_element_are_flagged_not_estimated(cell16):
     # phi = +2 pins the 16-site cell near pure Cu (exactly: <c> = 0.013, spread 0.028 at 1500 K,
     # kappa = 2), where the composition distribution is cut off at c = 0 and the saddle-point
-    # estimator fails (-0.52 eV against the exact F_1 - F_0 = -0.33 eV): NaN, and the integral
-    # starts at the first interior row
+    # estimator fails (-0.52 eV against the exact F_1 - F_0 = -0.33 eV): NaN
     temperature, kappa = 1500.0, 2.0
     beta = 1.0 / (K_B_EV * temperature)
     phis = [2.0, -0.4, -1.0]
     exact = pd.DataFrame([exact_vcsgc_averages(cell16, beta, phi, kappa) for phi in phis])
-    table = vcsgc_free_energies(exact.assign(beta=beta, phi=phis, kappa=kappa, composition_err=1e-4), "exact")
+    table = vcsgc_derivatives(exact.assign(beta=beta, phi=phis, kappa=kappa, composition_err=1e-4), "exact")
     assert table.phi.tolist() == phis and table.interior.tolist() == [False, True, True]
-    assert table.iloc[0][["free_energy_derivative_per_site", "free_energy_change_per_site"]].isna().all()
-    assert table.free_energy_change_per_site.iloc[1] == 0.0 and table.free_energy_change_per_site.iloc[2] != 0.0
+    assert table.iloc[0][["free_energy_derivative_per_site", "free_energy_derivative_per_site_err"]].isna().all()
+    assert table.free_energy_derivative_per_site[1:].notna().all()
     free = exact_canonical_free_energies(cell16, beta)
     estimate = vcsgc_free_energy_derivative(exact.composition[0], phis[0], kappa, beta)
     assert abs(estimate - (free[1] - free[0])) > 1.0 / beta  # what the flag keeps out of the table
 
 
-def test_free_energy_integral_is_exact_for_a_quadratic_f_and_propagates_errors():
-    # f(c) = a c^2 + b c: the compositions where the VCSGC relation holds exactly at each phi;
-    # the trapezoid over a linear dF/dc is exact, and the error of each F(c) is that of a linear
-    # function of independent <c>s (checked against resampling)
-    a, b, kappa, beta = 0.3, -0.1, 20.0, 40.0
-    c = np.linspace(0.1, 0.9, 9)
-    phis = -2.0 * c - beta * (2 * a * c + b) / kappa
-    errors = np.full(9, 2e-4)
-    table = vcsgc_free_energies(pd.DataFrame({"beta": beta, "phi": phis, "kappa": kappa, "composition": c,
-                                              "composition_err": errors, "composition_std": 0.02}), "quadratic")
-    exact = a * table.composition**2 + b * table.composition - (a * c[0] ** 2 + b * c[0])
-    assert np.allclose(table.free_energy_change_per_site, exact, atol=1e-12)
-    assert np.allclose(table.free_energy_derivative_per_site, 2 * a * table.composition + b, atol=1e-12)
-    rng = np.random.default_rng(0)
-    draws = np.array([vcsgc_free_energies(table[["beta", "phi", "kappa", "composition_std"]].assign(
-        composition=table.composition + rng.normal(0, errors), composition_err=errors), "draw")
-        .free_energy_change_per_site for _ in range(300)])
-    assert np.allclose(draws.std(axis=0)[1:], table.free_energy_change_per_site_err[1:], rtol=0.2)
-    assert table.free_energy_change_per_site_err.iloc[0] == 0
-    assert np.allclose(table.free_energy_derivative_per_site_err, 2 * kappa / beta * errors)
+def _histograms(counts, beta, kappa, phis, n_sites, temperature=600.0):
+    """Tidy VCSGC histograms (:data:`HISTOGRAM_COLUMNS`) from counts (chains, phis, N + 1)."""
+    chain, k, n = np.nonzero(counts)
+    return pd.DataFrame({"temperature": temperature, "beta": beta, "phi": np.asarray(phis)[k], "kappa": kappa,
+                         "n_sites": n_sites, "chain": chain, "n_ones": n, "count": counts[chain, k, n]})
+
+
+def _window_distributions(free, beta, kappa, phis):
+    """The exact composition distribution of each VCSGC window (phis, N + 1), from F_n (total)."""
+    n_sites = len(free) - 1
+    n = np.arange(n_sites + 1)
+    log_w = -beta * free[None, :] - kappa * n_sites * (n[None, :] / n_sites + np.asarray(phis)[:, None] / 2) ** 2
+    return np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
+
+
+def test_reweighted_free_energy_errors_are_calibrated(cell16):
+    # independent draws from the exact window distributions of the 16-site cell (1500 K, kappa 2,
+    # 7 phis, 8 chains of 100 records): the jackknife error over chains is the spread of F(c) over
+    # 200 repetitions (each F shifted to zero mean over the compositions that all repetitions hold)
+    # within 30 %, and the mean over repetitions sits on the exact F_n / N within 4 standard errors
+    temperature, kappa, phis, chains, records = 1500.0, 2.0, np.linspace(-1.8, -0.2, 7), 8, 100
+    beta = 1.0 / (K_B_EV * temperature)
+    free = exact_canonical_free_energies(cell16, beta)
+    p = _window_distributions(free, beta, kappa, phis)
+    rng = np.random.default_rng(5)
+    runs = []
+    for _ in range(200):
+        counts = np.stack([[rng.multinomial(records, q) for q in p] for _ in range(chains)])
+        runs.append(vcsgc_free_energy(_histograms(counts, beta, kappa, phis, 16, temperature), "draw")
+                    .set_index("n_ones"))
+    common = sorted(set.intersection(*(set(r.index) for r in runs)))
+    assert len(common) >= 9
+    estimates = np.array([r.free_energy_per_site[common] for r in runs])
+    estimates -= estimates.mean(axis=1, keepdims=True)
+    spread = estimates.std(axis=0)
+    reported = np.median([r.free_energy_per_site_err[common] for r in runs], axis=0)
+    ratio = reported / spread
+    exact = free[common] / 16 - np.mean(free[common] / 16)
+    z = (estimates.mean(axis=0) - exact) / (spread / np.sqrt(len(runs)))
+    print(f"\nreported / actual error: {np.round(ratio, 2).tolist()}; mean vs exact up to {np.abs(z).max():.1f} sigma")
+    assert np.all((ratio > 0.7) & (ratio < 1.3)) and np.abs(z).max() < 4
 
 
 def test_bad_scan_tables_and_arguments_raise(cell16):
@@ -316,11 +333,22 @@ def test_bad_scan_tables_and_arguments_raise(cell16):
     good = pd.DataFrame({"beta": 10.0, "phi": [-1.0, -0.5], "kappa": 5.0, "composition": [0.5, 0.3],
                          "composition_err": 1e-3, "composition_std": 0.02})
     with pytest.raises(LatthermError, match="kappa"):
-        vcsgc_free_energies(good.assign(kappa=[5.0, 6.0]), "t.csv")
+        vcsgc_derivatives(good.assign(kappa=[5.0, 6.0]), "t.csv")
     with pytest.raises(LatthermError, match="phi"):
-        vcsgc_free_energies(good.assign(phi=-1.0), "t.csv")
+        vcsgc_derivatives(good.assign(phi=-1.0), "t.csv")
     with pytest.raises(LatthermError, match="composition_err"):
-        vcsgc_free_energies(good.drop(columns="composition_err"), "t.csv")
+        vcsgc_derivatives(good.drop(columns="composition_err"), "t.csv")
+    # histograms: windows that share no composition cannot be joined; one chain gives no error
+    counts = np.zeros((2, 2, 17))
+    counts[:, 0, 3:5], counts[:, 1, 9:11] = 10, 10
+    with pytest.raises(LatthermError, match="h.csv: the composition histograms of neighbouring phis do not overlap"):
+        vcsgc_free_energy(_histograms(counts, 10.0, 5.0, [-0.4, -1.2], 16), "h.csv")
+    counts[:, 1, 4] = 10
+    assert len(vcsgc_free_energy(_histograms(counts, 10.0, 5.0, [-0.4, -1.2], 16), "h.csv")) == 4
+    with pytest.raises(LatthermError, match=r"1 chain\(s\) per phi"):
+        vcsgc_free_energy(_histograms(counts[:1], 10.0, 5.0, [-0.4, -1.2], 16), "h.csv")
+    with pytest.raises(LatthermError, match="count"):
+        vcsgc_free_energy(_histograms(counts, 10.0, 5.0, [-0.4, -1.2], 16).drop(columns="count"), "h.csv")
     with pytest.raises(LatthermError, match="kappa"):
         vcsgc_scan(ham, 10.0, [-1.0], 0.0, 2, 200)
     with pytest.raises(LatthermError, match="phis"):
@@ -361,9 +389,10 @@ def test_torch_vcsgc_agrees_with_mchammer():
     temperature, phi, kappa = 1200.0, -0.6, 10.0
     beta = 1.0 / (K_B_EV * temperature)
     mch = run_scan(ce, lattice, [temperature], "vcsgc", phi=phi, kappa=kappa, steps_per_site=2000, seed=2).iloc[0]
-    ours = vcsgc_free_energies(vcsgc_scan(ClusterExpansionHamiltonian(ce, lattice), beta, [phi], kappa, n_chains=64,
-                                          n_sweeps=160, burn_in=20, temperature=temperature, seed=3,
-                                          observables=standard_observables(lattice), progress=False), "torch").iloc[0]
+    ours = vcsgc_derivatives(vcsgc_scan(ClusterExpansionHamiltonian(ce, lattice), beta, [phi], kappa, n_chains=64,
+                                        n_sweeps=160, burn_in=20, temperature=temperature, seed=3,
+                                        observables=standard_observables(lattice), progress=False)[0],
+                             "torch").iloc[0]
     # mchammer's own dF/dc series is the same estimator of its <c>: the conventions agree exactly
     assert mch.free_energy_derivative_per_site == pytest.approx(
         vcsgc_free_energy_derivative(mch.composition, phi, kappa, beta), rel=1e-9, abs=1e-12)
@@ -392,18 +421,23 @@ def test_cli_vcsgc_writes_a_tidy_phi_scan(tmp_path, cell16):
     from lattherm.cli import app
 
     alloys, settings = _settings(tmp_path)
-    out = tmp_path / "vcsgc.csv"
+    out, out_histograms = tmp_path / "vcsgc.csv", tmp_path / "vcsgc_histograms.csv"
     args = ["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--temperature", "1500",
-            "--out", str(out)]
+            "--out", str(out), "--out-histograms", str(out_histograms)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert len(table) == 3 and (table.ensemble == "vcsgc").all() and (table.n_sites == 16).all()
     for column in ("temperature", "phi", "kappa", "composition", "composition_err", "composition_std", "interior",
                    "energy_per_site", "order_parameter", "order_l12", "order_l10", "free_energy_derivative_per_site",
-                   "free_energy_derivative_per_site_err", "free_energy_change_per_site",
-                   "free_energy_change_per_site_err", "phi_exchange_acceptance", "round_trips"):
+                   "free_energy_derivative_per_site_err", "phi_exchange_acceptance", "round_trips"):
         assert column in table.columns, column
+    # the histograms: every record the table kept, per phi and chain, labelled as the table
+    histograms = pd.read_csv(out_histograms)
+    assert set(HISTOGRAM_COLUMNS) <= set(histograms.columns) and (histograms.ensemble == "vcsgc").all()
+    kept = histograms.groupby("phi")["count"].sum()
+    assert (kept[table.phi].to_numpy() == (table.n_samples * 64).to_numpy()).all()
+    assert set(histograms.chain) == set(range(64)) and histograms.n_ones.between(0, 16).all()
     # neighbouring phis exchange: every pair but the last row's accepts some exchanges
     assert (table.phi_exchange_acceptance.iloc[:-1] > 0).all() and np.isnan(table.phi_exchange_acceptance.iloc[-1])
     assert table.phi.tolist() == [-0.5, -1.0, -1.5]  # vcsgc_phi_count 3: phi = -2 k / 4, decreasing, <c> rising
@@ -425,7 +459,7 @@ def test_cli_vcsgc_refuses_bad_settings_in_one_line(tmp_path, capsys, field, val
     alloys, settings = _settings(tmp_path, **{field: value})
     with pytest.raises(SystemExit) as exit_info:
         main(["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--temperature", "1500",
-              "--out", str(tmp_path / "t.csv")])
+              "--out", str(tmp_path / "t.csv"), "--out-histograms", str(tmp_path / "h.csv")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and err.startswith("error: ") and message in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.csv").exists()
@@ -437,7 +471,7 @@ def test_cli_vcsgc_runs_only_the_blocks_temperatures(tmp_path, capsys):
     alloys, settings = _settings(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(["mcmc", "vcsgc", "--settings", str(settings), "--alloys", str(alloys), "--temperature", "3000",
-              "--out", str(tmp_path / "t.csv")])
+              "--out", str(tmp_path / "t.csv"), "--out-histograms", str(tmp_path / "h.csv")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and "3000" in err and "vcsgc_temperatures" in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.csv").exists()
@@ -453,39 +487,36 @@ def _exact_canonical_table(cell16, temperature):
 
 
 def test_vcsgc_cross_check_passes_against_the_exact_canonical_free_energy_and_fails_a_shifted_slope(cell16):
-    # a sampled VCSGC scan of the 16-site cell at 1500 K (no two-phase region) against the exact
-    # canonical F(x) by enumeration: after removing the one constant, every concentration the scan
-    # covers agrees within 4 sigma; the same scan with d(F/N)/dc shifted by 0.1 k_B T (F(c) tilted
-    # accordingly) must fail the check, since no linear term is removed. (The estimator's O(1/N)
-    # bias on 16 sites is up to 0.3 meV/site here, about 2 sigma: exact VCSGC averages show it.)
+    # a sampled VCSGC scan of the 16-site cell at 1500 K (no two-phase region), F(c) by reweighting
+    # its composition histograms, against the exact canonical F(x) by enumeration: after removing
+    # the one constant, every concentration agrees within 4 sigma; the same F(c) tilted by 0.1 k_B T
+    # per unit c must fail the check, since no linear term is removed
     from lattherm.analysis.phase_diagram import vcsgc_cross_check
 
     _, ham, _, _ = cell16
     temperature, kappa = 1500.0, 2.0
     beta = 1.0 / (K_B_EV * temperature)
-    phis = np.linspace(-1.8, 0.0, 13)  # <c> from 0.26 to 0.71: where the composition peak is clear of 0 and 1
-    scan = vcsgc_free_energies(vcsgc_scan(ham, beta, phis, kappa, n_chains=64, n_sweeps=200, burn_in=40,
-                                          temperature=temperature, seed=4, observables={}, progress=False), "scan")
+    phis = np.linspace(-1.8, 0.0, 13)
+    _, histograms = vcsgc_scan(ham, beta, phis, kappa, n_chains=64, n_sweeps=200, burn_in=40,
+                               temperature=temperature, seed=4, observables={}, progress=False)
+    curve = vcsgc_free_energy(histograms, "scan")
     free = _exact_canonical_table(cell16, temperature)
-    check, binodals = vcsgc_cross_check(free, scan)
-    c = scan.composition[scan.interior]
-    assert set(check.concentration) == {x for x in free.concentration if c.min() <= x <= c.max()}
-    assert len(check) >= 6 and (check.temperature == temperature).all() and (check.n_sites == 16).all()
+    check, binodals = vcsgc_cross_check(free, curve)
+    assert set(check.concentration) == set(curve.composition) & set(free.concentration)
+    assert len(check) >= 13 and (check.temperature == temperature).all() and (check.n_sites == 16).all()
     worst = check.difference_sigmas.abs().max()
     print(f"\nworst |dF| {check.difference_mev.abs().max():.3f} meV/site, {worst:.2f} sigma; "
           f"errors {check.difference_err.min() * 1e3:.3f}-{check.difference_err.max() * 1e3:.3f} meV/site")
     assert check.consistent.all() and worst < 4 and binodals.empty  # above the ordering: no two-phase region
-    shift = 0.1 / beta
-    tilted = scan.assign(free_energy_derivative_per_site=scan.free_energy_derivative_per_site + shift,
-                         free_energy_change_per_site=scan.free_energy_change_per_site + shift * (c - c.min()))
+    tilted = curve.assign(free_energy_per_site=curve.free_energy_per_site + 0.1 / beta * curve.composition)
     wrong, _ = vcsgc_cross_check(free, tilted)
-    print(f"shifted slope: worst {wrong.difference_sigmas.abs().max():.1f} sigma")
+    print(f"tilted: worst {wrong.difference_sigmas.abs().max():.1f} sigma")
     assert not wrong.consistent.all() and wrong.difference_sigmas.abs().max() > 10
 
 
 def test_vcsgc_binodals_match_the_canonical_hull_of_a_regular_solution():
-    # a regular solution below its critical point, F(c) known exactly: the VCSGC route (F(c) on a
-    # fine grid of <c>, as a scan gives it) and the canonical hull on a coarse grid find the same
+    # a regular solution below its critical point, F(c) known exactly: the VCSGC route (F(c) on the
+    # fine grid n / 256, as a scan of 256 sites gives it) and the canonical hull on a coarse grid find the same
     # symmetric miscibility gap, both brackets holding the exact binodal, with the common tangent
     # flat (slope 0 by symmetry); negative control: the VCSGC F(c) of a hotter solution, whose gap
     # is narrower, disagrees in F and in its binodals
@@ -502,11 +533,9 @@ def test_vcsgc_binodals_match_the_canonical_hull_of_a_regular_solution():
         return omega * (1 - 2 * x) + kt * np.log(x / (1 - x))
 
     def scan(kt):
-        c = np.linspace(0.01, 0.99, 197)
-        return pd.DataFrame({"temperature": 600.0, "composition": c, "interior": True,
-                             "free_energy_derivative_per_site": slope(c, kt), "free_energy_derivative_per_site_err": 1e-6,
-                             "free_energy_change_per_site": f(c, kt) - f(c[0], kt),
-                             "free_energy_change_per_site_err": 1e-6, "n_sites": 256})
+        c = np.arange(3, 254) / 256
+        return pd.DataFrame({"temperature": 600.0, "composition": c, "free_energy_per_site": f(c, kt) - f(c[0], kt),
+                             "free_energy_per_site_err": 1e-6, "n_sites": 256})
 
     x = np.arange(1, 16) / 16
     free = pd.DataFrame({"temperature": 600.0, "concentration": x, "free_energy_per_site": f(x, 0.05) + 0.3,
@@ -531,7 +560,7 @@ def test_binodals_beyond_the_canonical_hull_vertex_are_bracketed():
     # cell's interface cost), convex outside: on the 1/16 grid the two-phase region is
     # 0.3125-0.6875, both ends inside the exact one, since the grid points next to the binodals
     # lie almost on the tangent; the exact binodals lie beyond the hull vertices, between them and
-    # their outer neighbours. The VCSGC route on a fine grid finds them, and the brackets agree;
+    # their outer neighbours. The VCSGC route on a fine grid (n / 512) finds them, and the brackets agree;
     # negative control: a VCSGC F(c) whose gap ends at 0.85, two grid steps further, disagrees
     from lattherm.analysis.phase_diagram import vcsgc_cross_check
 
@@ -541,11 +570,9 @@ def test_binodals_beyond_the_canonical_hull_vertex_are_bracketed():
         return env + bump - 0.05 * x
 
     def scan(x_b):
-        c = np.linspace(0.02, 0.98, 481)
-        return pd.DataFrame({"temperature": 600.0, "composition": c, "interior": True,
-                             "free_energy_derivative_per_site": np.gradient(f(c, x_b), c),
-                             "free_energy_derivative_per_site_err": 1e-6, "free_energy_change_per_site": f(c, x_b),
-                             "free_energy_change_per_site_err": 1e-6, "n_sites": 256})
+        c = np.arange(10, 503) / 512
+        return pd.DataFrame({"temperature": 600.0, "composition": c, "free_energy_per_site": f(c, x_b),
+                             "free_energy_per_site_err": 1e-6, "n_sites": 512})
 
     x = np.arange(2, 15) / 16
     free = pd.DataFrame({"temperature": 600.0, "concentration": x, "free_energy_per_site": f(x),
@@ -558,33 +585,33 @@ def test_binodals_beyond_the_canonical_hull_vertex_are_bracketed():
     assert len(wider) == 1 and not wider.agree.any()
 
 
-def test_the_vcsgc_free_energy_is_biased_at_a_cusp():
-    # a known limit of the estimator, exact averages (no sampling): F(c) of 256 sites with a cusp
-    # at c = 1/4 (slopes -0.16 and -0.008 eV/site either side, as at the L1_2 composition at 400 K
-    # in the default run), the default scan (39 phis, kappa 50): where the composition peak
-    # straddles the cusp, <c> + phi / 2 is not the slope of F, and the integrated F(c) lies about
-    # 0.3 meV/site (5 sigma of the default run) above F at the cusp, exact elsewhere; what
-    # vcsgc_check.csv shows at the ordered compositions, however well sampled
-    from lattherm.analysis.phase_diagram import vcsgc_cross_check
+def test_the_reweighted_free_energy_is_exact_at_a_cusp_where_the_slope_route_is_biased():
+    # exact window distributions (no sampling) of an F(c) of 256 sites with a cusp at c = 1/4
+    # (slopes -0.16 and -0.008 eV/site either side, as at the L1_2 composition at 400 K in the
+    # default run) in the default scan (39 phis, kappa 50): reweighting gives F exactly everywhere,
+    # the cusp included. Negative control, the former estimator: integrating d(F/N)/dc =
+    # -2 kappa k_B T (<c> + phi / 2) from the exact <c> (a cubic Hermite through F(<c>) and its
+    # slopes) lies 0.28 meV/site above F at the cusp (5 sigma of the default run), where the
+    # composition peak straddles the cusp and <c> + phi / 2 is no slope of F
+    from scipy.interpolate import CubicHermiteSpline
 
-    n_sites, kappa, temperature = 256, 50.0, 400.0
+    n_sites, kappa, temperature, chains = 256, 50.0, 400.0, 4
     beta = 1.0 / (K_B_EV * temperature)
     n = np.arange(n_sites + 1)
-    free = np.where(n < 64, -0.16 * (n - 64), -0.008 * (n - 64))  # total, eV
-    rows = []
-    for phi in -2.0 * np.arange(1, 40) / 40:
-        log_w = -beta * free - kappa * n_sites * (n / n_sites + phi / 2) ** 2
-        p = np.exp(log_w - logsumexp(log_w))
-        c = float(p @ n) / n_sites
-        rows.append({"beta": beta, "phi": phi, "kappa": kappa, "composition": c, "composition_err": 2e-4,
-                     "composition_std": float(np.sqrt(p @ (n / n_sites - c) ** 2))})
-    scan = vcsgc_free_energies(pd.DataFrame(rows), "cusp").assign(temperature=temperature, n_sites=n_sites)
+    free = np.where(n < 64, -0.16 * (n - 64), -0.008 * (n - 64)).astype(float)  # total, eV
+    phis = -2.0 * np.arange(1, 40) / 40
+    p = _window_distributions(free, beta, kappa, phis)
+    counts = np.repeat(1e6 * np.where(p > 1e-12, p, 0.0)[None], chains, axis=0)  # expected counts
+    curve = vcsgc_free_energy(_histograms(counts, beta, kappa, phis, n_sites, temperature), "cusp")
+    exact = free[curve.n_ones] / n_sites
+    deviation = (curve.free_energy_per_site - exact) - np.mean(curve.free_energy_per_site - exact)
     x = np.arange(2, 15) / 16
-    canonical = pd.DataFrame({"temperature": temperature, "concentration": x,
-                              "free_energy_per_site": free[np.rint(x * n_sites).astype(int)] / n_sites,
-                              "free_energy_per_site_err": 1e-5})
-    check, _ = vcsgc_cross_check(canonical, scan)
-    bias = dict(zip(check.concentration, check.difference_mev))  # canonical - VCSGC, one constant removed
-    print(f"\nbias at the cusp {bias[0.25]:.3f} meV/site, elsewhere up to "
-          f"{max(abs(v) for k, v in bias.items() if k != 0.25):.3f}")
-    assert -0.5 < bias[0.25] < -0.2 and all(abs(v) < 0.05 for k, v in bias.items() if k != 0.25)
+    c = p @ n / n_sites
+    slope = vcsgc_free_energy_derivative(c, phis, kappa, beta)
+    integral = np.concatenate([[0.0], np.cumsum(0.5 * (slope[1:] + slope[:-1]) * np.diff(c))])
+    former = CubicHermiteSpline(c, integral, slope)(x) - free[np.rint(x * n_sites).astype(int)] / n_sites
+    former -= former.mean()
+    bias = dict(zip(x, 1e3 * former))
+    print(f"\nreweighted: worst {np.abs(deviation).max():.1e} eV/site; former route at the cusp "
+          f"{bias[0.25]:+.3f} meV/site, elsewhere up to {max(abs(v) for k, v in bias.items() if k != 0.25):.3f}")
+    assert 64 in set(curve.n_ones) and np.abs(deviation).max() < 1e-9 and 0.2 < bias[0.25] < 0.5

@@ -142,6 +142,9 @@ def test_dry_run(workdir, configfile):
     # the free energy of every MCMC scan and canonical scan (the comparison and the hull read them)
     free_energies = {path.replace(".csv", "_free_energy.csv") for path in expected["mcmc_run"] | expected["canonical_scan"]}
     assert free_energies <= files, f"{configfile}: no job for {sorted(free_energies - files)}"
+    # the composition histograms of every VCSGC scan (the analysis reweights them into F(c))
+    histograms = {path.replace(".csv", "_histograms.csv") for path in expected["vcsgc_scan"]}
+    assert histograms <= files, f"{configfile}: no job for {sorted(histograms - files)}"
     for rule in ONE_JOB:
         assert len(planned.get(rule, [])) == 1, f"{configfile}: {rule} has {len(planned.get(rule, []))} jobs"
     # each stage reads the block of its own system, on the cell of its job

@@ -149,8 +149,8 @@ def comparison_inputs(wildcards):
 def phase_diagram_inputs(wildcards):
     """Canonical free energies per concentration (at the ordered compositions the sum over the
     phases' branches), the heating scans and free-energy crossings (T_c) of the ordered
-    compositions, the semi-grand scans up and down (if any temperature) and the VCSGC scans
-    (one per temperature)."""
+    compositions, the semi-grand scans up and down (if any temperature) and the composition
+    histograms of the VCSGC scans (one per temperature), whose F(c) the analysis finds."""
     c = config["phase_diagram"]
     canonical = [f"results/phase_diagram/canonical_x{x:g}_{'phase_sum' if x in c['heating_concentrations'] else 'free_energy'}.csv"
                  for x in c["concentrations"]]
@@ -158,7 +158,7 @@ def phase_diagram_inputs(wildcards):
                for kind in ("heating", "transition")]
     directions = ("up", "down") if c["semi_grand_temperatures"] else ()
     return (canonical + heating + [f"results/phase_diagram/semi_grand_{d}.csv" for d in directions]
-            + vcsgc_tables(wildcards))
+            + [path.replace(".csv", "_histograms.csv") for path in vcsgc_tables(wildcards)])
 
 
 def vcsgc_tables(wildcards):

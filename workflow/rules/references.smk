@@ -180,7 +180,8 @@ rule vcsgc_scan:
         settings="results/config/phase_diagram.json",
         alloy=f"results/ce/{config.get('phase_diagram', {}).get('alloy')}.json",
     output:
-        "results/phase_diagram/vcsgc_T{t}.csv",
+        table="results/phase_diagram/vcsgc_T{t}.csv",
+        histograms="results/phase_diagram/vcsgc_T{t}_histograms.csv",
     params:
         seed=config["seed"],
     log:
@@ -194,7 +195,7 @@ rule vcsgc_scan:
         "../../envs/ce.yaml"
     shell:
         "lattherm mcmc vcsgc --settings {input.settings} --temperature {wildcards.t} --seed {params.seed}"
-        " --out {output} > {log} 2>&1"
+        " --out {output.table} --out-histograms {output.histograms} > {log} 2>&1"
 
 
 # Spin glasses: the replica-overlap distribution P(q), exact where enumerated, and from

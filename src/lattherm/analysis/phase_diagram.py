@@ -17,10 +17,11 @@ beyond the grid's ends), the bracket the check reports. Semi-grand scans that sw
 down disagree where a first-order jump lags behind in each direction: their hysteresis windows
 bracket the coexistence dmu at each temperature.
 
-A variance-constrained semi-grand (VCSGC) phi scan gives d(F/N)/dc and, by integration, F(c)/N
-up to a constant at one temperature, also inside two-phase regions: :func:`vcsgc_cross_check`
-compares it with the canonical F(x) (after removing the one constant) and its common tangents
-with the canonical hull's.
+A variance-constrained semi-grand (VCSGC) phi scan gives F(c)/N up to a constant at one
+temperature on the grid of compositions n / N it visits, also inside two-phase regions (its
+composition histograms reweighted together, :func:`lattherm.mcmc.vcsgc.vcsgc_free_energy`):
+:func:`vcsgc_cross_check` compares it with the canonical F(x) (after removing the one constant)
+and its common tangents with the canonical hull's.
 
 All functions take free energies per site on a composition grid; energies and dmu share units.
 """
@@ -255,16 +256,7 @@ VCSGC_CHECK_COLUMNS = ["temperature", "concentration", "free_energy_canonical", 
                        "difference_sigmas", "difference_mev", "consistent", "n_sites"]
 VCSGC_BINODAL_COLUMNS = ["temperature", "x_left_canonical", "x_right_canonical", "x_left_vcsgc", "x_right_vcsgc",
                          "slope_canonical", "slope_vcsgc", "agree", "n_sites"]
-VCSGC_SCAN_COLUMNS = ["temperature", "composition", "interior", "free_energy_derivative_per_site",
-                      "free_energy_derivative_per_site_err", "free_energy_change_per_site",
-                      "free_energy_change_per_site_err", "n_sites"]
-
-
-def _vcsgc_curve(scan: pd.DataFrame) -> pd.DataFrame:
-    """The interior rows of a VCSGC scan, by rising <c>, one row per distinct <c> (rows pinned
-    at the same <c> to rounding, e.g. by an ordered phase, are one point of F(c))."""
-    curve = scan[scan.interior.astype(bool)].sort_values("composition")
-    return curve[np.diff(curve.composition.to_numpy(), prepend=-np.inf) > 1e-12]
+VCSGC_CURVE_COLUMNS = ["temperature", "composition", "free_energy_per_site", "free_energy_per_site_err", "n_sites"]
 
 
 def _edge_slope(x, f, left: float, right: float) -> float:
@@ -282,28 +274,26 @@ def _bracket(x: np.ndarray, binodal: float) -> tuple[float, float]:
     return (float(x[k - 1]) if k > 0 else 0.0), (float(x[k + 1]) if k < len(x) - 1 else 1.0)
 
 
-def vcsgc_cross_check(free: pd.DataFrame, scans: pd.DataFrame, tol: float = 1e-4, sigmas: float = VCSGC_SIGMAS
+def vcsgc_cross_check(free: pd.DataFrame, curves: pd.DataFrame, tol: float = 1e-4, sigmas: float = VCSGC_SIGMAS
                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The canonical F(x) against the VCSGC F(c) at every temperature of the VCSGC scans.
+    """The canonical F(x) against the VCSGC F(c) at every temperature of the VCSGC curves.
 
     ``free``: canonical free energies (temperature, concentration, free_energy_per_site and its
-    ``_err``, n_sites); ``scans``: VCSGC phi scans (:func:`lattherm.mcmc.integration.vcsgc_free_energies`:
-    temperature, composition, interior, d(F/N)/dc and F(c)/N relative to the scan's first interior
-    row, with errors; n_sites), any number of temperatures, each also among the canonical ones.
+    ``_err``, n_sites); ``curves``: VCSGC F(c)/N up to a constant on the grid c = n / N
+    (:func:`lattherm.mcmc.vcsgc.vcsgc_free_energy`: temperature, composition,
+    free_energy_per_site and its ``_err``, n_sites), any number of temperatures, each also among
+    the canonical ones.
 
-    Free energies: the VCSGC F(c) is known up to a constant only, so at each canonical
-    concentration inside the range of the scan's interior compositions the VCSGC F is
-    interpolated (cubic Hermite through F(c) and its measured slopes), and the one constant
-    removed is the error-weighted mean of F_canonical - F_vcsgc over those concentrations; no
-    linear term is removed, so the slopes, which VCSGC gives absolutely, are compared too. Each
-    point's difference is in its combined standard errors (the VCSGC error is that of the
-    integral from the scan's first interior row, interpolated) and in meV/site; ``consistent``
-    where within ``sigmas``.
+    Free energies: at each canonical concentration on the VCSGC grid (the same cell: x N a
+    whole number that the scan visited), the one constant removed is the error-weighted mean of
+    F_canonical - F_vcsgc over those concentrations; no linear term is removed, so the slopes are
+    compared too. Each point's difference is in its combined standard errors and in meV/site;
+    ``consistent`` where within ``sigmas``.
 
     Binodals: the two-phase regions (:func:`two_phase_regions`, gaps above ``tol``) of the
-    canonical grid and of the VCSGC F(c) at its interior compositions, matched by overlap, with
-    each common tangent's slope d(F/N)/dx (2 dmu at coexistence). A region's binodal lies between
-    the grid neighbours of its hull vertex, on either grid (from 0 or to 1 past the grid's ends;
+    canonical grid and of the VCSGC F(c) on its grid, matched by overlap, with each common
+    tangent's slope d(F/N)/dx (2 dmu at coexistence). A region's binodal lies between the grid
+    neighbours of its hull vertex, on either grid (from 0 or to 1 past the grid's ends;
     :func:`_bracket`); ``agree`` where these brackets overlap at both ends. A region found by one
     route only, or overlapping several regions of the other, has NaN for the other.
 
@@ -312,27 +302,28 @@ def vcsgc_cross_check(free: pd.DataFrame, scans: pd.DataFrame, tol: float = 1e-4
     """
     _require(free, ["temperature", "concentration", "free_energy_per_site", "free_energy_per_site_err"],
              "canonical free-energy")
-    _require(scans, VCSGC_SCAN_COLUMNS, "VCSGC scan")
-    from scipy.interpolate import CubicHermiteSpline
-
+    _require(curves, VCSGC_CURVE_COLUMNS, "VCSGC free-energy")
     checks, binodals = [], []
-    for temperature, scan in scans.groupby("temperature", sort=True):
+    for temperature, curve in curves.groupby("temperature", sort=True):
         canonical = free[np.isclose(free.temperature.astype(float), temperature, rtol=1e-12)]
         if canonical.empty:
             raise PhaseDiagramError(f"VCSGC scan at T = {temperature:g} K: no canonical free energy at that "
                                     f"temperature (canonical: {sorted(set(free.temperature))})")
         canonical = canonical.sort_values("concentration")
-        curve = _vcsgc_curve(scan)
+        curve = curve.sort_values("composition")
         if len(curve) < 2:
-            raise PhaseDiagramError(f"VCSGC scan at T = {temperature:g} K has {len(curve)} interior composition(s); "
-                                    "F(c) needs at least two")
-        n_sites = int(scan.n_sites.iloc[0])
-        c, f_v = curve.composition.to_numpy(), curve.free_energy_change_per_site.to_numpy()
-        inside = canonical[(canonical.concentration >= c[0]) & (canonical.concentration <= c[-1])]
+            raise PhaseDiagramError(f"VCSGC F(c) at T = {temperature:g} K has {len(curve)} composition(s); "
+                                    "the check needs at least two")
+        n_sites = int(curve.n_sites.iloc[0])
+        c, f_v = curve.composition.to_numpy(float), curve.free_energy_per_site.to_numpy(float)
+        n_canonical = canonical.concentration.to_numpy(float) * n_sites
+        on_grid = np.isclose(n_canonical, np.rint(n_canonical), atol=1e-6) & np.isin(np.rint(n_canonical),
+                                                                                     np.rint(c * n_sites))
+        inside = canonical[on_grid]
         x = inside.concentration.to_numpy(float)
         f_c, e_c = inside.free_energy_per_site.to_numpy(float), inside.free_energy_per_site_err.to_numpy(float)
-        f_i = CubicHermiteSpline(c, f_v, curve.free_energy_derivative_per_site.to_numpy())(x)
-        e_i = np.interp(x, c, curve.free_energy_change_per_site_err.to_numpy())
+        k = np.searchsorted(np.rint(c * n_sites), np.rint(x * n_sites))
+        f_i, e_i = f_v[k], curve.free_energy_per_site_err.to_numpy(float)[k]
         error = np.hypot(e_c, e_i)
         weights = 1.0 / np.maximum(error, 1e-300) ** 2
         offset = np.sum(weights * (f_c - f_i)) / np.sum(weights) if len(x) else 0.0
@@ -428,14 +419,18 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
     """The phase diagram's tables from scans that name their point: canonical cooling
     free-energy tables (a ``concentration`` column and free energies), canonical heating scans
     (``direction`` heating), semi-grand scans (a ``dmu`` column), free-energy crossings (a
-    ``t_c`` column, :func:`lattherm.mcmc.coexistence.crossing`) and VCSGC phi scans (a ``phi``
-    column); ``names`` (the files) name them in errors. Returns boundaries (two-phase regions
+    ``t_c`` column, :func:`lattherm.mcmc.coexistence.crossing`) and the composition histograms of
+    VCSGC phi scans (a ``phi`` column; :func:`lattherm.mcmc.vcsgc.vcsgc_scan`); ``names`` (the
+    files) name them in errors. Returns boundaries (two-phase regions
     per T), phases (label per point), transitions (per ordered composition: T_c brackets, the
     crossing's T_c with its errors, C_v peaks), semi_grand (x(dmu) of each direction, MC against
     the prediction from F(x, T) and its bracket), hysteresis (:func:`hysteresis_windows`) and
     vcsgc_check, vcsgc_binodals (:func:`vcsgc_cross_check`)."""
+    from lattherm.mcmc.vcsgc import HISTOGRAM_COLUMNS, vcsgc_free_energy
+
     crossings = [t for t in tables if "t_c" in t.columns]
-    vcsgc = [t for t in tables if "phi" in t.columns]
+    vcsgc = [(t, "VCSGC histograms" if names is None else names[k]) for k, t in enumerate(tables)
+             if "phi" in t.columns]
     if names is not None:
         names = [n for n, t in zip(names, tables) if "t_c" not in t.columns and "phi" not in t.columns]
     tables = [t for t in tables if "t_c" not in t.columns and "phi" not in t.columns]
@@ -476,8 +471,12 @@ def phase_diagram_tables(tables: list[pd.DataFrame], tolerance: float = 1e-4, na
     found = (pd.concat(crossings, ignore_index=True)[crossing_columns] if crossings
              else pd.DataFrame(columns=crossing_columns, dtype=float))
     transitions = transitions.merge(found, on="concentration", how="left")
-    scans_vcsgc = (pd.concat(vcsgc, ignore_index=True) if vcsgc
-                   else pd.DataFrame(columns=VCSGC_SCAN_COLUMNS).astype({"temperature": float}))
-    vcsgc_check, vcsgc_binodals = vcsgc_cross_check(free, scans_vcsgc, tol=tolerance)
+    for table, name in vcsgc:
+        _require(table, list(HISTOGRAM_COLUMNS), f"{name}: VCSGC histograms")
+    curves = [vcsgc_free_energy(h, f"{name} at T = {t:g} K") for table, name in vcsgc
+              for t, h in table.groupby("temperature", sort=True)]
+    curves = (pd.concat(curves, ignore_index=True) if curves
+              else pd.DataFrame(columns=VCSGC_CURVE_COLUMNS).astype({"temperature": float}))
+    vcsgc_check, vcsgc_binodals = vcsgc_cross_check(free, curves, tol=tolerance)
     return {"boundaries": boundaries, "phases": phases, "transitions": transitions, "semi_grand": check,
             "hysteresis": hysteresis_windows(scans), "vcsgc_check": vcsgc_check, "vcsgc_binodals": vcsgc_binodals}

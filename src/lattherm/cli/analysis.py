@@ -1,7 +1,7 @@
 """`lattherm analysis ...` commands: comparisons, the CuAu phase diagram and the figures.
 
     lattherm analysis compare exact_4x4.csv mam_4x4.csv mcmc_free_energy_8x8.csv --out comparison.csv
-    lattherm analysis phase-diagram canonical_x*_free_energy.csv heating_x*.csv semi_grand_*.csv vcsgc_T*.csv \\
+    lattherm analysis phase-diagram canonical_x*_free_energy.csv heating_x*.csv semi_grand_*.csv vcsgc_T*_histograms.csv \\
         canonical_x0.5.extxyz --out-boundaries b.csv --out-phases p.csv \\
         --out-transitions t.csv --out-semi-grand sg.csv --out-hysteresis h.csv \\
         --out-vcsgc-check vc.csv --out-vcsgc-binodals vb.csv
@@ -63,8 +63,9 @@ def phase_diagram(
     inputs: List[Path] = typer.Argument(..., help="Canonical free-energy tables (with a concentration column; "
                                         "`lattherm mcmc canonical` and `lattherm mcmc integrate`), heating scans and "
                                         "crossings (`lattherm mcmc transition`) and semi-grand scans up and down "
-                                        "(with a dmu column; `lattherm mcmc semi-grand`), VCSGC phi scans (with a phi "
-                                        "column; `lattherm mcmc vcsgc`); and .extxyz configurations "
+                                        "(with a dmu column; `lattherm mcmc semi-grand`), the composition histograms of "
+                                        "VCSGC phi scans (with a phi column; `lattherm mcmc vcsgc --out-histograms`), "
+                                        "whose F(c) is found by reweighting; and .extxyz configurations "
                                         "of canonical scans (`mcmc canonical --out-structures`), whose "
                                         "lowest-temperature frame is matched to the ordered prototypes."),
     tolerance: float = typer.Option(1e-4, help="Hull gaps below this (eV/site) are noise, not two-phase regions."),

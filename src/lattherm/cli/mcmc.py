@@ -8,7 +8,8 @@
     lattherm mcmc integrate --table table.csv --samples samples.parquet --out free_energy.csv
     lattherm mcmc integrate --table table.csv --estimator spline --out free_energy.csv
     lattherm mcmc tempering --system spin_glass.yaml --seed 0 --out overlap_pt.csv --out-summary pt.csv
-    lattherm mcmc vcsgc --settings phase_diagram.yaml --temperature 600 --seed 0 --out vcsgc_T600.csv
+    lattherm mcmc vcsgc --settings phase_diagram.yaml --temperature 600 --seed 0 --out vcsgc_T600.csv \
+        --out-histograms vcsgc_T600_histograms.csv
 
 ``run``, ``canonical`` and ``mchammer`` tables carry ``n_sites`` (and ``n_ones`` when canonical), which
 ``integrate`` reads; ``run`` and ``canonical`` also write their recorded energies, from which ``integrate`` gets
@@ -195,13 +196,18 @@ def vcsgc(
     temperature: float = typer.Option(..., help="Temperature (K), one of the block's vcsgc_temperatures."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path = TABLE_OUT,
+    out_histograms: Path = typer.Option(..., help="The composition histograms per phi and chain (.csv or .parquet), "
+                                                  "for F(c) by reweighting (`analysis phase-diagram`)."),
 ) -> None:
-    """Variance-constrained semi-grand (VCSGC) phi scan at one temperature: <c>, dF/dc and F(c) (torch MCMC)."""
-    table_path(out)
+    """Variance-constrained semi-grand (VCSGC) phi scan at one temperature: <c> and dF/dc per phi, and the
+    composition histograms that give F(c) (torch MCMC)."""
+    for path in (out, out_histograms):
+        table_path(path)
     config = _phase_diagram_settings(settings)
-    result = config.vcsgc(alloys / f"{config.alloy}.json", temperature, seed)
-    write_table(out, result)
-    typer.echo(f"wrote {len(result)} rows to {out}")
+    table, histograms = config.vcsgc(alloys / f"{config.alloy}.json", temperature, seed)
+    write_table(out, table)
+    write_table(out_histograms, histograms)
+    typer.echo(f"wrote {len(table)} rows to {out}")
 
 
 @app.command()

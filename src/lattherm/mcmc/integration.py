@@ -8,10 +8,6 @@ with ln Z(0) = N ln 2 when every configuration counts (unconstrained or semi-gra
 term -dmu sum s vanishes at beta = 0) or ln C(N, n) in the canonical ensemble with n ones.
 The quadrature is linear in the energies, ln Z = ln Z(0) - W @ E, so independent energy errors
 propagate exactly: var(ln Z_k) = sum_j W_kj^2 err_j^2.
-
-At one temperature, a variance-constrained semi-grand (VCSGC) scan gives d(F/N)/dc directly
-(:func:`vcsgc_free_energy_derivative`) and F(c) by integrating it over the composition
-(:func:`vcsgc_free_energies`), also across two-phase regions.
 """
 
 from __future__ import annotations
@@ -149,72 +145,3 @@ def _single_count(data: pd.DataFrame, column: str, source: str) -> int:
         raise LatthermError(f"table {source} has {column} = {values[0]}; expected a whole number")
     return int(values[0])
 
-
-# -- variance-constrained semi-grand scans (VCSGC) -----------------------------------------------
-VCSGC_COLUMNS = ("beta", "phi", "kappa", "composition", "composition_err", "composition_std")
-BOUNDARY_CLEARANCE = 3.0  # standard deviations of c between <c> and c = 0 or 1 for the estimator to hold
-
-
-def vcsgc_free_energy_derivative(composition, phi, kappa: float, beta: float):
-    """d(F/N)/dc at c = <c> from a VCSGC average (Sadigh & Erhart, PRB 86, 134204 (2012); mchammer's
-    ``free_energy_derivative``): -2 kappa k_B T (<c> + phi / 2), in the energy unit of 1 / beta.
-
-    The weight exp(-beta F(c) - kappa N (c + phi / 2)^2) of a composition peaks where
-    beta d(F/N)/dc = -2 kappa (c + phi / 2); <c> sits there up to O(1 / N) (the skew of the peak:
-    a few percent of k_B T on 16 sites, tests/test_vcsgc.py), provided the peak lies clear of
-    c = 0 and 1."""
-    return -2.0 * kappa / beta * (np.asarray(composition, dtype=np.float64) + 0.5 * np.asarray(phi, dtype=np.float64))
-
-
-def vcsgc_free_energies(data: pd.DataFrame, source: str) -> pd.DataFrame:
-    """A VCSGC phi scan at one temperature and kappa (one row per phi: ``beta``, ``phi``,
-    ``kappa``, ``composition`` = <c> with ``composition_err``, from separate chains, and
-    ``composition_std`` the spread of c) with its free energies, rows sorted by decreasing phi,
-    along which <c> rises (d<c>/dphi = -kappa N var(c) < 0):
-
-    * ``interior``: <c> lies more than :data:`BOUNDARY_CLEARANCE` spreads from c = 0 and 1, so
-      the composition distribution is a whole peak and the estimator holds; elsewhere (e.g. a
-      scan's ends, pinned at a pure element) the columns below are NaN.
-    * ``free_energy_derivative_per_site``: d(F/N)/dc at <c> (:func:`vcsgc_free_energy_derivative`)
-      with its error 2 kappa k_B T sigma_c.
-    * ``free_energy_change_per_site``: F(<c>)/N - F(<c>_0)/N, the trapezoid integral of dF/dc
-      over <c> from the interior row of the lowest <c>, with its error propagated from the
-      independent errors of every <c> (to first order; the derivative itself is linear in <c>).
-    """
-    missing = [c for c in VCSGC_COLUMNS if c not in data.columns]
-    if missing:
-        raise LatthermError(f"table {source} lacks the VCSGC column(s) {missing}")
-    text = [c for c in VCSGC_COLUMNS if not pd.api.types.is_numeric_dtype(data[c])]
-    if text:
-        raise LatthermError(f"table {source} has non-numeric column(s) {text}")
-    for column in ("beta", "kappa"):
-        values = data[column].unique()
-        if len(values) != 1 or not (np.isfinite(values[0]) and values[0] > 0):
-            raise LatthermError(f"table {source} must hold one positive {column}, got {values.tolist()}")
-    if data.phi.duplicated().any() or not np.all(np.isfinite(data.phi)):
-        raise LatthermError(f"table {source} must hold distinct finite phi values, got {data.phi.tolist()}")
-    data = data.sort_values("phi", ascending=False).reset_index(drop=True)
-    beta, kappa = float(data.beta.iloc[0]), float(data.kappa.iloc[0])
-    clearance = BOUNDARY_CLEARANCE * data.composition_std
-    interior = ((data.composition - clearance > 0) & (data.composition + clearance < 1)).to_numpy()
-    c, c_err, phi = (data[col].to_numpy(np.float64)[interior] for col in ("composition", "composition_err", "phi"))
-    slope = vcsgc_free_energy_derivative(c, phi, kappa, beta)
-    scale = 2.0 * kappa / beta  # |d(slope)/d<c>|
-    # trapezoid F_k = sum_{j<k} (g_j + g_{j+1}) / 2 (c_{j+1} - c_j), g = -scale (c + phi / 2);
-    # jacobian[k, i] = dF_k / dc_i, for the errors of independent rows
-    steps = np.diff(c)
-    mean_slope = 0.5 * (slope[1:] + slope[:-1])
-    change = np.concatenate([[0.0], np.cumsum(mean_slope * steps)]) if len(c) else c
-    jacobian = np.zeros((len(c), len(c)))
-    for j in range(len(c) - 1):
-        jacobian[j + 1:, j] += -0.5 * scale * steps[j] - mean_slope[j]
-        jacobian[j + 1:, j + 1] += -0.5 * scale * steps[j] + mean_slope[j]
-    result = data.copy()
-    result["interior"] = interior
-    for column, values in (("free_energy_derivative_per_site", slope),
-                           ("free_energy_derivative_per_site_err", scale * c_err),
-                           ("free_energy_change_per_site", change),
-                           ("free_energy_change_per_site_err", np.sqrt((jacobian**2) @ c_err**2))):
-        result[column] = np.nan
-        result.loc[interior, column] = values
-    return result

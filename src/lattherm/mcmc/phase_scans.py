@@ -13,8 +13,9 @@
   left a hysteresis loop (:func:`lattherm.analysis.phase_diagram.hysteresis_windows`).
 * VCSGC scans, one per temperature of ``vcsgc_temperatures``: a variance-constrained
   semi-grand phi scan (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`, replica exchange between
-  neighbouring phis) that samples inside the two-phase regions too and gives d(F/N)/dc and F(c)
-  directly, cross-checked against the canonical F(x, T) (:func:`lattherm.analysis.phase_diagram.vcsgc_cross_check`).
+  neighbouring phis) that samples inside the two-phase regions too and gives d(F/N)/dc per phi and
+  F(c) by reweighting the composition histograms of all phis
+  (:func:`lattherm.mcmc.vcsgc.vcsgc_free_energy`), cross-checked against the canonical F(x, T) (:func:`lattherm.analysis.phase_diagram.vcsgc_cross_check`).
 
 Conventions: x = 1 is ``species[1]`` (Au for CuAu); dmu as in
 :class:`lattherm.hamiltonians.SemiGrand` (energy E - dmu sum_i s_i, s = 2x - 1), so the
@@ -166,10 +167,11 @@ class PhaseDiagramConfig:
         compositions that <c> ~ -phi / 2 aims at (pulled towards lower F by d(F/N)/dc / (2 kappa k_B T))."""
         return -2.0 * np.arange(1, self.vcsgc_phi_count + 1) / (self.vcsgc_phi_count + 1)
 
-    def vcsgc(self, ce_file, temperature: float, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    def vcsgc(self, ce_file, temperature: float, seed: int = 0, progress: bool = True
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The VCSGC phi scan of the CE in ``ce_file`` at ``temperature``, one of
-        ``vcsgc_temperatures`` (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`): <c>, d(F/N)/dc and
-        F(c)/N with errors, one row per phi."""
+        ``vcsgc_temperatures`` (:func:`lattherm.mcmc.vcsgc.alloy_vcsgc_scan`): <c> and d(F/N)/dc
+        with errors, one row per phi, and the composition histograms (F(c) by reweighting)."""
         from lattherm.mcmc.vcsgc import alloy_vcsgc_scan
 
         if not any(math.isclose(temperature, t, rel_tol=1e-12) for t in self.vcsgc_temperatures):
