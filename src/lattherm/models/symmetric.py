@@ -182,6 +182,15 @@ def symmetrise(base: NeuralSampler, cell) -> NeuralSampler:
     return model
 
 
+def with_symmetries(model: NeuralSampler, cell, z2: bool = False, lattice: bool = False) -> NeuralSampler:
+    """``model`` with the spin flip and/or the point-group mixture added where it lacks them (to
+    sample a model trained without them), nested as :func:`symmetrise` nests them."""
+    inner = model.base if isinstance(model, Z2Symmetric) else model
+    if lattice and not isinstance(inner, LatticeSymmetric):
+        inner = LatticeSymmetric(inner, cell)
+    return Z2Symmetric(inner) if z2 or isinstance(model, Z2Symmetric) else inner
+
+
 def spin_flip_symmetric(hamiltonian, n_ones: int | None = None, n_configs: int = 64) -> bool:
     """Whether E(1 - x) = E(x) (to 1e-10 relative) and the ensemble maps to itself (canonical:
     only at half filling), checked on random configurations of a fixed seed (no global RNG)."""
