@@ -237,3 +237,21 @@ def test_mixture_recovers_the_missed_l10_orientations_of_cuau(tmp_path):
     assert sigmas[False] > 5 and not rows[False]["lattice_symmetric"]
     assert abs(sigmas[True]) < 3 and rows[True]["lattice_symmetric"] and rows[True]["ess"] > 0.5
     assert abs(sigmas["sampled"]) < 3 and rows["sampled"]["lattice_symmetric"]
+
+
+@torch.no_grad()
+def test_marginal_score_of_the_mixture_averages_the_marginal_over_every_image():
+    """``score: marginal``: the mixture's training ln q is ln mean_k p_theta(image_k) over the
+    images of the spin flip and the point group composed."""
+    from lattherm.training.variational import training_terms
+
+    lattice = make_lattice("square", (2, 4))
+    torch.manual_seed(0)
+    model = build_model({**SMALL, "score": "marginal", "z2_symmetric": True, "lattice_symmetric": True}, lattice).double()
+    x = all_configs(8)[::17]
+    terms = training_terms(model, x, generator=torch.Generator().manual_seed(0))
+    images = flat_images(model, x)
+    base = innermost(model)
+    marginals = base.log_marginal(images.reshape(-1, 8), torch.ones(images.numel() // 8, 8, dtype=torch.bool), None)
+    expected = torch.logsumexp(marginals.view(len(images), -1), 0) - np.log(len(images))
+    torch.testing.assert_close(terms.log_prob, expected, atol=1e-10, rtol=0)
