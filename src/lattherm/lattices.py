@@ -512,6 +512,44 @@ def lattice_patches(lattice: Lattice, patch: Sequence[int] | None) -> np.ndarray
     return np.argsort(patch_of_site, kind="stable").reshape(int(np.prod(blocks_per_axis)), -1)
 
 
+def point_group_permutations(lattice: Lattice) -> np.ndarray:
+    """The site permutations of the supercell's symmetry operations that fix site 0, (|S|, N)
+    int64, the identity first: ``perm[g, i]`` is the site that operation g takes site i to.
+
+    These are the operations of the parent lattice's space group that map the periodic supercell
+    onto itself (spglib on the supercell of identical sites), restricted to the stabiliser of one
+    site: the point group about it, at most 48 operations (the full group is that times the N
+    translations). A supercell less symmetric than its parent keeps only the operations that map
+    its vectors onto lattice vectors of itself (fcc 2x2x4: 12 of 48). A 2D lattice gets a long
+    third axis so that no operation mixes it into the plane; an operation acting only on that
+    axis (the mirror z -> -z) is the identity on the sites and is listed once.
+    """
+    import spglib  # lazily: only the lattice-symmetric neural samplers need it
+
+    cell = lattice.cell.copy()
+    if lattice.dimension == 2:
+        cell[2] *= 10 * max(np.linalg.norm(cell[0]), np.linalg.norm(cell[1])) / np.linalg.norm(cell[2])
+    frac = lattice.fractional
+    species = lattice.basis_index * 0 + 1  # one species: the symmetry of the empty lattice
+    ops = spglib.get_symmetry((cell, frac, species), symprec=1e-5)
+    if ops is None:
+        raise LatticeError(f"spglib found no symmetry operations for the {lattice.kind} cell {lattice.repeats}")
+    grid = 10**6  # fractional coordinates on a fine grid: sites found by lookup, O(N) per operation
+    keys = {tuple(k): i for i, k in enumerate(np.mod(np.rint(frac * grid).astype(np.int64), grid))}
+    perms = set()
+    for rotation, translation in zip(ops["rotations"], ops["translations"]):
+        origin = frac[0] @ rotation.T + translation - frac[0]
+        if np.abs(origin - np.round(origin)).max() > 1e-5:  # moves site 0: not in the stabiliser
+            continue
+        moved = np.mod(np.rint((frac @ rotation.T + translation) * grid).astype(np.int64), grid)
+        perm = [keys.get(tuple(k), -1) for k in moved]
+        if -1 in perm or len(set(perm)) != len(perm):
+            raise LatticeError(f"a symmetry operation of the {lattice.kind} cell {lattice.repeats} is not a site permutation")
+        perms.add(tuple(perm))
+    identity = tuple(range(lattice.n_sites))
+    return np.array([identity, *sorted(perms - {identity})], dtype=np.int64)
+
+
 def size_tag(size: Sequence[int]) -> str:
     """[4, 4] -> "4x4": a cell size in file names, table columns and on the command line."""
     return "x".join(str(int(n)) for n in size)

@@ -34,6 +34,7 @@ def transfer(
     device: str = "auto",
     progress: bool = True,
     z2_symmetric: bool = False,
+    lattice_symmetric: bool = False,
 ) -> dict:
     """Estimates on ``system`` from the model in ``checkpoint``, trained on this cell or a
     smaller one (on its own cell, the ensemble and every Hamiltonian field must be the
@@ -56,7 +57,7 @@ def transfer(
     prepared = prepare(checkpoint, system, temperature, finetune_steps, finetune_lr, seed, device, progress)
     out = evaluate(prepared.model, system, prepared.temperature, n_samples=n_samples,
                    conditioning=prepared.conditioning, mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed,
-                   z2_symmetric=z2_symmetric)
+                   z2_symmetric=z2_symmetric, lattice_symmetric=lattice_symmetric)
     return {**prepared.record, **out}
 
 

@@ -24,6 +24,7 @@ def test_class_defaults_pass_the_schema():
     for kind, cls in (("made", MADEConfig), ("transformer", TransformerConfig)):
         block = {"kind": kind, **dataclasses.asdict(cls())}
         assert not list(validator.iter_errors(block)), kind
-    for value in (True, False, "auto"):
-        assert not list(validator.iter_errors({"kind": "made", "z2_symmetric": value}))
-    assert list(validator.iter_errors({"kind": "made", "z2_symmetric": "yes"}))
+    for field in ("z2_symmetric", "lattice_symmetric"):
+        for value in (True, False, "auto"):
+            assert not list(validator.iter_errors({"kind": "made", field: value}))
+        assert list(validator.iter_errors({"kind": "made", field: "yes"}))

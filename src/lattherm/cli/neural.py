@@ -95,6 +95,9 @@ def sample(
     mcmc_steps: int = typer.Option(200, help="Neural-MCMC steps per chain."),
     z2_symmetric: bool = typer.Option(False, "--z2-symmetric/--no-z2-symmetric",
                                       help="Sample the spin-flip symmetrised model (zero-field spin systems)."),
+    lattice_symmetric: bool = typer.Option(False, "--lattice-symmetric/--no-lattice-symmetric",
+                                           help="Sample the mixture over the cell's point group (one log_prob "
+                                                "pass per operation; lattice-symmetric Hamiltonians)."),
     method: Optional[str] = typer.Option(None, help="Label of the estimates in the table's method column "
                                                     "(default: the model kind)."),
     seed: int = typer.Option(0),
@@ -109,7 +112,7 @@ def sample(
     loaded = load_trained_model(checkpoint, sys_obj, same_size=False)
     rows = [transfer(checkpoint, sys_obj, temperature=t, finetune_steps=finetune_steps, n_samples=samples,
                      mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, device=device,
-                     progress=sys.stderr.isatty(), z2_symmetric=z2_symmetric)
+                     progress=sys.stderr.isatty(), z2_symmetric=z2_symmetric, lattice_symmetric=lattice_symmetric)
             for t in chosen or loaded.evaluation_temperatures(sys_obj.config.temperatures)]
     write_table(out, _labelled(rows, sys_obj, method or loaded.checkpoint["model_spec"]["kind"]))
 

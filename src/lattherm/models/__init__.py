@@ -1,7 +1,7 @@
 """Neural samplers and the one factory that builds them from a config spec.
 
 base.py: the contract; sampling.py: the one ancestral sampling loop; made.py, transformer.py:
-the autoregressive models; symmetric.py: the Z2 (spin-flip) wrapper of either.
+the autoregressive models; symmetric.py: the spin-flip (Z2) and lattice-symmetry mixtures of either.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ def build_model(spec: dict, cell) -> NeuralSampler:
 
     The transformer is imported lazily so that MADE-only use does not pay for it. With
     ``z2_symmetric: true`` the model is the spin-flip symmetrised one
-    (:class:`lattherm.models.symmetric.Z2Symmetric`); ``auto`` is resolved against the system
-    when training starts (:func:`lattherm.models.symmetric.resolve_z2`).
+    (:class:`lattherm.models.symmetric.Z2Symmetric`), with ``lattice_symmetric: true`` the
+    mixture over the cell's point group (:class:`lattherm.models.symmetric.LatticeSymmetric`);
+    ``auto`` is resolved against the system when training starts
+    (:func:`lattherm.models.symmetric.resolve_symmetries`).
     """
     if not isinstance(spec, dict) or "kind" not in spec:
         raise ValueError(f"model spec must be a mapping with a 'kind' key, got {spec!r}")
@@ -35,16 +37,16 @@ def build_model(spec: dict, cell) -> NeuralSampler:
         model = AnyOrderTransformer(_make_config(TransformerConfig, params, kind), cell)
     else:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
-    if model.config.z2_symmetric is True:
-        from lattherm.models.symmetric import Z2Symmetric
+    from lattherm.models.symmetric import symmetrise
 
-        return Z2Symmetric(model)
-    return model
+    return symmetrise(model, cell)
 
 
 def model_spec(model: NeuralSampler) -> dict:
     """The spec that :func:`build_model` turns back into an equal model (saved in checkpoints)."""
-    base = getattr(model, "base", model)
+    from lattherm.models.symmetric import innermost
+
+    base = innermost(model)
     kind = "made" if isinstance(base, MADE) else "transformer"
     return {"kind": kind, **model.hyperparameters()}
 

@@ -1,5 +1,5 @@
 """The contract every neural sampler satisfies, so that sampling, training, estimators and
-transfer are written once for MADE, the any-order Transformer and the Z2 wrapper.
+transfer are written once for MADE, the any-order Transformer and the symmetrising wrappers.
 
 - ``sample`` draws configurations with their exact, normalised ln q.
 - ``log_prob`` recomputes that exact ln q for given configurations.
@@ -135,13 +135,16 @@ class Autoregressive(NeuralSampler):
         return ancestral_sample(self, n, cond, n_ones, generator, order, use_cache)
 
 
-Z2_OPTIONS = (False, True, "auto")
+SYMMETRY_OPTIONS = (False, True, "auto")
 
 
-def check_z2_option(value) -> None:
-    """A model's ``z2_symmetric``: true, false or ``auto`` (where the system is spin-flip symmetric)."""
-    if not any(value is option or (isinstance(option, str) and value == option) for option in Z2_OPTIONS):
-        raise ValueError(f"z2_symmetric must be true, false or 'auto', got {value!r}")
+def check_symmetry_options(config) -> None:
+    """A model's ``z2_symmetric`` and ``lattice_symmetric``: true, false or ``auto`` (resolved
+    against the system when training starts: :func:`lattherm.models.symmetric.resolve_symmetries`)."""
+    for name in ("z2_symmetric", "lattice_symmetric"):
+        value = getattr(config, name)
+        if not any(value is option or (isinstance(option, str) and value == option) for option in SYMMETRY_OPTIONS):
+            raise ValueError(f"{name} must be true, false or 'auto', got {value!r}")
 
 
 def canonical_mask(n_ones_so_far: Tensor, n_remaining: Tensor | int, n_ones: int,

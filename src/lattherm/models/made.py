@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lattherm.models.base import Autoregressive, SamplingState, check_z2_option, log_softmax_canonical
+from lattherm.models.base import Autoregressive, SamplingState, check_symmetry_options, log_softmax_canonical
 from lattherm.models.physics import physics_logits
 
 
@@ -44,6 +44,9 @@ class MADEConfig:
         z2_symmetric: train and sample the spin-flip symmetrised model
             (:class:`lattherm.models.symmetric.Z2Symmetric`); ``auto``: where the system is
             spin-flip symmetric (resolved when training starts).
+        lattice_symmetric: train and sample the mixture over the cell's point group
+            (:class:`lattherm.models.symmetric.LatticeSymmetric`); ``auto``: on cluster-expansion
+            systems (resolved when training starts).
     """
 
     width: int = 4
@@ -53,13 +56,14 @@ class MADEConfig:
     n_cond: int = 0
     physics_logits: bool = False
     z2_symmetric: bool | str = "auto"
+    lattice_symmetric: bool | str = "auto"
 
     def __post_init__(self) -> None:
         if int(self.width) < 1:
             raise ValueError(f"MADE width must be >= 1, got {self.width}")
         if self.hidden is not None and int(self.hidden) < 1:
             raise ValueError(f"MADE hidden width must be >= 1 or null, got {self.hidden}")
-        check_z2_option(self.z2_symmetric)
+        check_symmetry_options(self)
         if int(self.depth) < 1:
             raise ValueError(f"MADE depth must be >= 1, got {self.depth}")
         if int(self.n_cond) < 0:

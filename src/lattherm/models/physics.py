@@ -173,9 +173,9 @@ class PhysicsLogits(nn.Module):
 
 
 def _base(model):
-    from lattherm.models.symmetric import Z2Symmetric
+    from lattherm.models.symmetric import innermost
 
-    return model.base if isinstance(model, Z2Symmetric) else model
+    return innermost(model)
 
 
 def uses_physics(model) -> bool:

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lattherm.lattices import lattice_coordinates, lattice_patches, shell_buckets, sites_within
-from lattherm.models.base import Autoregressive, SamplingState, check_z2_option, log_softmax_canonical
+from lattherm.models.base import Autoregressive, SamplingState, check_symmetry_options, log_softmax_canonical
 from lattherm.models.physics import physics_logits
 
 SCORES = ("exact", "marginal")
@@ -81,10 +81,12 @@ class TransformerConfig:
     penalty_fraction: float = 0.25
     score: str = "exact"
     # the exact local Boltzmann factor of each site given the placed ones, added to its logits
-    # (lattherm.models.physics), and spin-flip symmetrisation (true, false, "auto": where the
-    # system is spin-flip symmetric, resolved when training starts)
+    # (lattherm.models.physics), spin-flip symmetrisation (true, false, "auto": where the
+    # system is spin-flip symmetric, resolved when training starts) and the mixture over the
+    # cell's point group (auto: on cluster-expansion systems; lattherm.models.symmetric)
     physics_logits: bool = False
     z2_symmetric: bool | str = "auto"
+    lattice_symmetric: bool | str = "auto"
     # repeats of the lattice's cell per token along each axis (None: one site per token)
     patch: list[int] | None = None
 
@@ -120,7 +122,7 @@ class TransformerConfig:
             self.patch = [int(p) for p in self.patch]
             if self.n_species != 2:
                 raise ValueError(f"patch needs 2 species (vocabulary 2^k), got n_species = {self.n_species}")
-        check_z2_option(self.z2_symmetric)
+        check_symmetry_options(self)
 
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

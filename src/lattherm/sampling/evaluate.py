@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lattherm.models.physics import set_physics_beta
-from lattherm.models.symmetric import Z2Symmetric
+from lattherm.models.symmetric import LatticeSymmetric, Z2Symmetric, check_lattice_symmetry, with_symmetries
 from lattherm.observables import heat_capacity, standard_observables
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights, neural_mcmc
 
@@ -119,7 +119,7 @@ def importance_estimates(model, system, temperature: float, n_samples: int = 100
 @torch.no_grad()
 def evaluate(model, system, temperature: float, n_samples: int = 10000, conditioning: Conditioning | None = None,
              mcmc_chains: int = 64, mcmc_steps: int = 200, burn_in: int | None = None, batch_size: int = 4096,
-             seed: int = 0, z2_symmetric: bool = False) -> dict:
+             seed: int = 0, z2_symmetric: bool = False, lattice_symmetric: bool = False) -> dict:
     """Importance-sampling and neural-MCMC estimates at one temperature, as one flat dict.
 
     Column names follow the reference tables (``free_energy`` is the importance-sampled F_IS,
@@ -133,12 +133,15 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     ``temperature`` (:func:`system_cond`), extrapolating silently outside the trained ranges.
     ``z2_symmetric`` samples from the spin-flip symmetrised model
     (:class:`lattherm.models.symmetric.Z2Symmetric`); a model trained symmetrised already is one
-    (the ``z2_symmetric`` column says which was sampled). A ``physics_logits`` model must have
+    (the ``z2_symmetric`` column says which was sampled); ``lattice_symmetric`` likewise samples
+    the mixture over the cell's point group (:class:`lattherm.models.symmetric.LatticeSymmetric`,
+    refused where its permutations change the energy). A ``physics_logits`` model must have
     its Hamiltonian attached (training and loading a checkpoint do); its beta is set here.
     """
-    if z2_symmetric and not isinstance(model, Z2Symmetric):
-        model = Z2Symmetric(model)
+    model = with_symmetries(model, system.cell, z2_symmetric, lattice_symmetric)
+    check_lattice_symmetry(model, system.hamiltonian, system.n_ones)
     z2_symmetric = isinstance(model, Z2Symmetric)  # trained symmetrised (z2_symmetric in its spec) or asked for
+    lattice_symmetric = isinstance(model.base if z2_symmetric else model, LatticeSymmetric)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     estimates = importance_estimates(model, system, temperature, n_samples, conditioning, batch_size, generator)
@@ -151,7 +154,7 @@ def evaluate(model, system, temperature: float, n_samples: int = 10000, conditio
     n_sites = system.n_sites
     energy, energy_err = mc.mean_and_error("energy")
     out = {
-        **estimates, "z2_symmetric": z2_symmetric,
+        **estimates, "z2_symmetric": z2_symmetric, "lattice_symmetric": lattice_symmetric,
         "energy": energy, "energy_err": energy_err,
         "energy_per_site": energy / n_sites, "energy_per_site_err": energy_err / n_sites,
         "heat_capacity": heat_capacity(mc.energy, beta),

@@ -22,6 +22,7 @@ from lattherm.io import CheckpointError, load_checkpoint
 from lattherm.lattices import make_lattice
 from lattherm.models import NeuralSampler, build_model
 from lattherm.models.physics import attach_physics
+from lattherm.models.symmetric import check_lattice_symmetry
 from lattherm.sampling.evaluate import Conditioning
 
 FORMAT = "lattherm-neural-1"
@@ -195,4 +196,8 @@ def load_trained_model(path, system, device: str | torch.device = "cpu", same_si
     if "dmu" in conditioned and hasattr(hamiltonian, "base"):
         hamiltonian = hamiltonian.base
     attach_physics(model, hamiltonian, conditioning, None if temperature is None else system.beta(temperature))
+    try:  # lattice_symmetric: the permutations of this cell, checked against its Hamiltonian
+        check_lattice_symmetry(model, system.hamiltonian, system.n_ones)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {path}: {exc}") from None
     return TrainedModel(model=model, checkpoint=state)

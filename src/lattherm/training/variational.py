@@ -54,7 +54,7 @@ from lattherm.mcmc.samplers import refine
 from lattherm.models import NeuralSampler, model_spec
 from lattherm.models.physics import attach_physics, set_physics_beta
 from lattherm.models.sampling import random_orders, uniform
-from lattherm.models.symmetric import Z2Symmetric, resolve_z2, spin_flip_symmetric
+from lattherm.models.symmetric import flat_images, innermost, resolve_symmetries, spin_flip_symmetric
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights
 from lattherm.sampling.evaluate import COND_VARIABLES, Conditioning
 from lattherm.training.distributed import Ranks, shard_generator
@@ -230,18 +230,21 @@ def training_terms(model: NeuralSampler, x: Tensor, cond: Tensor | None = None, 
     ln q, no auxiliary loss. With one: ln q_train is the exact ln q along the sampling order or
     the one-pass marginal (``score``), and the penalty mean(step^2) + full_penalty * mean(full^2) / N
     is taken on the first ``penalty_fraction`` of the rows (samples are independent, so any rows do);
-    ``generator`` draws its orders and prefixes. A spin-flip symmetrised model (Z2Symmetric) takes
-    the penalty of its base network on the same rows, and its exact (or marginal) ln q_sym."""
-    base = model.base if isinstance(model, Z2Symmetric) else model
+    ``generator`` draws its orders and prefixes. A symmetrised model (spin flip, lattice) takes
+    the penalty of its network on the same rows, and its exact (or marginal) ln q_sym."""
+    base = innermost(model)
     if not base.has_marginal:
         return TrainingTerms(model.log_prob(x, cond=cond, n_ones=n_ones), x.new_zeros((), dtype=torch.float32), math.nan)
     config = base.config
     n_rows = max(1, round(config.penalty_fraction * x.shape[0]))
     step, full, logp_full = consistency_residuals(base, x, cond, n_ones, generator=generator, n_rows=n_rows)
     penalty = step.pow(2).mean() + config.full_penalty * full.pow(2).mean() / base.n_sites
-    if config.score == "marginal" and base is not model:  # the mixture's marginal: both mirror images
-        mirror = base.log_marginal(1 - x, torch.ones_like(x, dtype=torch.bool), cond)
-        log_prob = torch.logaddexp(logp_full, mirror) - math.log(2.0)
+    if config.score == "marginal" and base is not model:  # the mixture's marginal: every image
+        images = flat_images(model, x)[1:]  # the first is x itself, whose ln p is logp_full
+        k, B = images.shape[0] + 1, x.shape[0]
+        others = base.log_marginal(images.reshape(-1, x.shape[1]), torch.ones_like(images.reshape(-1, x.shape[1]),
+                                   dtype=torch.bool), None if cond is None else cond.repeat(k - 1, 1))
+        log_prob = torch.logsumexp(torch.cat([logp_full[None], others.view(k - 1, B)]), 0) - math.log(k)
     elif config.score == "marginal":
         log_prob = logp_full
     else:
@@ -313,10 +316,11 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
         raise ValueError(f"the training settings condition on {variables}, which needs a model with "
                          f"n_cond = {len(variables)}; got n_cond = {n_cond}")
     n_sites = system.n_sites
-    # z2_symmetric: auto -> the spin-flip mixture where the training distribution is symmetric
+    # z2_symmetric: auto -> the spin-flip mixture where the training distribution is symmetric;
+    # lattice_symmetric: auto -> the point-group mixture on cluster expansions
     symmetric = (config.dmu_range is None and config.concentration_range is None
                  and spin_flip_symmetric(system.hamiltonian, system.n_ones))
-    model = resolve_z2(model, symmetric)
+    model = resolve_symmetries(model, system, symmetric)
     counts = None if config.concentration_range is None else concentration_counts(config.concentration_range, n_sites)
     if model.n_sites != system.n_sites:
         raise ValueError(f"model has {model.n_sites} sites, system {system.name!r} has {system.n_sites}")
