@@ -235,6 +235,7 @@ CASES = [
     ("cli-temperatures-negative", sample("2,-1"), ["--temperatures", "'-1'"]),
     ("cli-temperatures-zero", sample("0"), ["--temperatures", "'0'"]),
     ("cli-temperatures-overflow", sample("1e400"), ["--temperatures", "'1e400'"]),
+    ("cli-lattice-symmetric-word", sample("1") + ["--lattice-symmetric", "maybe"], ["--lattice-symmetric", "'maybe'"]),
     # mcmc run: the system's mcmc block
     ("run-no-mcmc-block", run("mcmc_missing.yaml"), ["'mcmc_missing'", "mcmc"]),
     ("run-temperatures-empty", run("mcmc_t_empty.yaml"), ["mcmc_t_empty.yaml.mcmc.temperatures", "[]"]),

@@ -39,6 +39,7 @@ rule neural_sample:
         "results/neural/{system}/{model}/{tag}/samples.csv",
     params:
         samples=config["sampling"]["samples"],
+        lattice_symmetric=str(config["sampling"]["lattice_symmetric"]).lower(),
     log:
         "logs/neural/sample_{system}_{model}_{tag}.log",
     threads: 1
@@ -49,7 +50,8 @@ rule neural_sample:
         "../../envs/neural.yaml"
     shell:
         "lattherm neural sample --checkpoint {input.checkpoint} --system {input.system}"
-        " --samples {params.samples} --method {wildcards.model} --out {output} > {log} 2>&1"
+        " --samples {params.samples} --lattice-symmetric {params.lattice_symmetric} --method {wildcards.model}"
+        " --out {output} > {log} 2>&1"
 
 
 rule neural_transfer:

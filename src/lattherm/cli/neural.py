@@ -34,6 +34,7 @@ from lattherm.errors import LatthermError
 from lattherm.io import load_yaml, table_path, write_json, write_table
 from lattherm.lattices import size_tag
 from lattherm.models import build_model, model_spec
+from lattherm.models.symmetric import resolve_lattice_symmetric
 from lattherm.training import TrainConfig, load_trained_model, resolve_device, system_description, train
 from lattherm.training.distributed import init_from_environment
 from lattherm.training.variational import training_conditioning
@@ -95,9 +96,9 @@ def sample(
     mcmc_steps: int = typer.Option(200, help="Neural-MCMC steps per chain."),
     z2_symmetric: bool = typer.Option(False, "--z2-symmetric/--no-z2-symmetric",
                                       help="Sample the spin-flip symmetrised model (zero-field spin systems)."),
-    lattice_symmetric: bool = typer.Option(False, "--lattice-symmetric/--no-lattice-symmetric",
-                                           help="Sample the mixture over the cell's point group (one log_prob "
-                                                "pass per operation; lattice-symmetric Hamiltonians)."),
+    lattice_symmetric: str = typer.Option("false", help="true | false | auto: sample the mixture over the cell's "
+                                                        "point group, also a model trained without it (one "
+                                                        "log_prob pass per operation; auto: cluster expansions)."),
     method: Optional[str] = typer.Option(None, help="Label of the estimates in the table's method column "
                                                     "(default: the model kind)."),
     seed: int = typer.Option(0),
@@ -108,7 +109,11 @@ def sample(
     on its training cell or, transferred (and optionally fine-tuned), on a larger cell."""
     table_path(out)
     chosen = parse_temperatures(temperatures)
+    if lattice_symmetric not in ("true", "false", "auto"):
+        raise LatthermError(f"--lattice-symmetric must be true, false or auto, got {lattice_symmetric!r}")
     sys_obj = system_from(system, size, alloys)
+    lattice_symmetric = resolve_lattice_symmetric(
+        lattice_symmetric if lattice_symmetric == "auto" else lattice_symmetric == "true", sys_obj)
     loaded = load_trained_model(checkpoint, sys_obj, same_size=False)
     rows = [transfer(checkpoint, sys_obj, temperature=t, finetune_steps=finetune_steps, n_samples=samples,
                      mcmc_chains=mcmc_chains, mcmc_steps=mcmc_steps, seed=seed, device=device,

@@ -239,20 +239,25 @@ def check_lattice_symmetry(model: NeuralSampler, hamiltonian, n_ones: int | None
                          "e.g. random couplings): set lattice_symmetric to false or auto")
 
 
+def resolve_lattice_symmetric(option, system) -> bool:
+    """A ``lattice_symmetric`` option (true, false or ``auto``) for ``system``: ``auto`` is true
+    for cluster expansions only (ordered alloy phases with orientational variants; the Ising
+    ferromagnet's two ground states are the spin flip's, and a spin glass has no lattice symmetry)."""
+    if option == "auto":
+        return system.lattice is not None and system.config.model == "cluster_expansion"
+    return bool(option)
+
+
 def resolve_symmetries(model: NeuralSampler, system, spin_flip: bool) -> NeuralSampler:
     """The model to train on ``system``: its network wrapped as :func:`symmetrise` says, after
     ``auto`` is resolved: ``z2_symmetric`` to ``spin_flip`` (whether the training distribution
-    is spin-flip symmetric), ``lattice_symmetric`` to whether the system is a cluster expansion
-    (ordered alloy phases with orientational variants; the Ising ferromagnet's two ground states
-    are the spin flip's, and a spin glass has no lattice symmetry). The network's config then
+    is spin-flip symmetric), ``lattice_symmetric`` by :func:`resolve_lattice_symmetric`. The network's config then
     records the outcome (true or false), which the checkpoint saves. A lattice-symmetric model
     whose permutations change the energy is refused (:func:`check_lattice_symmetry`)."""
     base = innermost(model)
     z2 = base.config.z2_symmetric
-    lat = base.config.lattice_symmetric
-    cluster_expansion = system.lattice is not None and system.config.model == "cluster_expansion"
     base.config = replace(base.config, z2_symmetric=spin_flip if z2 == "auto" else bool(z2),
-                          lattice_symmetric=cluster_expansion if lat == "auto" else bool(lat))
+                          lattice_symmetric=resolve_lattice_symmetric(base.config.lattice_symmetric, system))
     wrapped = symmetrise(base, system.cell)
     check_lattice_symmetry(wrapped, system.hamiltonian, system.n_ones)
     return wrapped
