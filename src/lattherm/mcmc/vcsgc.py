@@ -163,12 +163,7 @@ def vcsgc_derivatives(data: pd.DataFrame, source: str) -> pd.DataFrame:
     * ``free_energy_derivative_per_site``: d(F/N)/dc at <c> (:func:`vcsgc_free_energy_derivative`)
       with its error 2 kappa k_B T sigma_c.
     """
-    missing = [c for c in VCSGC_COLUMNS if c not in data.columns]
-    if missing:
-        raise LatthermError(f"table {source} lacks the VCSGC column(s) {missing}")
-    text = [c for c in VCSGC_COLUMNS if not pd.api.types.is_numeric_dtype(data[c])]
-    if text:
-        raise LatthermError(f"table {source} has non-numeric column(s) {text}")
+    _check_numeric_columns(data, VCSGC_COLUMNS, f"table {source}")
     beta, kappa = (_single_positive(data, column, source) for column in ("beta", "kappa"))
     if data.phi.duplicated().any() or not np.all(np.isfinite(data.phi)):
         raise LatthermError(f"table {source} must hold distinct finite phi values, got {data.phi.tolist()}")
@@ -182,6 +177,15 @@ def vcsgc_derivatives(data: pd.DataFrame, source: str) -> pd.DataFrame:
     result["free_energy_derivative_per_site_err"] = np.where(interior, 2.0 * kappa / beta * data.composition_err,
                                                              np.nan)
     return result
+
+
+def _check_numeric_columns(data: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise LatthermError(f"{what} lacks column(s) {missing}")
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(data[c])]
+    if text:
+        raise LatthermError(f"{what} has non-numeric column(s) {text}")
 
 
 def _single_positive(data: pd.DataFrame, column: str, source: str) -> float:
@@ -249,12 +253,7 @@ def vcsgc_free_energy(histograms: pd.DataFrame, source: str) -> pd.DataFrame:
     error is the jackknife over the ladders (chain r of every phi: independent of the other
     ladders, so it holds every correlation in time and through the exchanges), each jackknife
     estimate shifted to the same zero mean: the error of F up to a constant."""
-    missing = [c for c in HISTOGRAM_COLUMNS if c not in histograms.columns]
-    if missing:
-        raise LatthermError(f"histograms {source} lack column(s) {missing}")
-    text = [c for c in HISTOGRAM_COLUMNS if not pd.api.types.is_numeric_dtype(histograms[c])]
-    if text:
-        raise LatthermError(f"histograms {source} have non-numeric column(s) {text}")
+    _check_numeric_columns(histograms, HISTOGRAM_COLUMNS, f"histograms {source}")
     beta, kappa, temperature = (_single_positive(histograms, c, source) for c in ("beta", "kappa", "temperature"))
     n_sites = _single_positive(histograms, "n_sites", source)
     if not n_sites.is_integer():
