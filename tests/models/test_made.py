@@ -88,7 +88,7 @@ def test_factory_roundtrip_and_errors():
     lat = make_lattice("square", 3)
     model = build_model({"kind": "made", "hidden": 12, "depth": 2}, lat)
     assert model_spec(model) == {"kind": "made", "width": 4, "hidden": 12, "depth": 2, "residual": False, "n_cond": 0,
-                                 "physics_logits": False, "z2_symmetric": "auto"}
+                                 "physics_logits": False, "z2_symmetric": "auto", "lattice_symmetric": "auto"}
     assert model.on_lattice(make_lattice("square", 3)) is model
     with pytest.raises(ValueError, match="size-specific"):
         model.on_lattice(make_lattice("square", 4))
