@@ -32,6 +32,7 @@ the outcome, so a loaded model is the one that was trained.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from dataclasses import replace
 
 import numpy as np
@@ -59,9 +60,9 @@ class Symmetrised(NeuralSampler):
     def config(self, value) -> None:
         self.base.config = value
 
+    @abstractmethod
     def images(self, x: Tensor) -> Tensor:
         """The images g x of every row for each g in S, (|S|, B, N)."""
-        raise NotImplementedError
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None, n_ones: int | None = None) -> Tensor:
         self._check_n_ones(n_ones)
