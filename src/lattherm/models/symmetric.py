@@ -10,7 +10,8 @@ Hamiltonian invariant, the mixture
 
 is exactly normalised for any such set (each q(g .) sums to 1); it draws y ~ q (the base's own
 sampler), picks g uniformly and returns g^-1 y, and its ln q costs |S| ``log_prob`` passes of
-the base (one concatenated pass), so the estimators stay exact for any Hamiltonian.
+the base (one concatenated pass in training; one image at a time otherwise, to bound memory),
+so the estimators stay exact for any Hamiltonian.
 
 - :class:`Z2Symmetric`: the global spin flip x -> 1 - x of zero-field Ising models and spin
   glasses, S = {1, flip}; the canonical constraint survives it only at half filling.
