@@ -25,6 +25,23 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def short_gaussian_tempering():
+    """Parallel-tempering summaries of eight Gaussian EA 16x16 samples (short_seed0 .. 7), 128
+    sweeps from random starts counted from the first: equilibrated at T = 3, not at T <= 1 (the
+    energy / link-overlap identity's check fails there)."""
+    from lattherm.mcmc.samplers import overlap_tempering
+    from lattherm.systems import build_system
+
+    summaries = []
+    for seed in range(8):
+        block = {"model": "edwards_anderson", "lattice": "square", "couplings": "gaussian", "coupling_seed": seed,
+                 "train_size": [16, 16], "mcmc": {"temperatures": [3.0, 1.0, 0.5, 0.25], "chains": 4, "sweeps": 128,
+                                                  "burn_in": 0}}
+        summaries.append(overlap_tempering(build_system(block, name=f"short_seed{seed}"), seed=seed)[1])
+    return summaries
+
+
 @pytest.fixture()
 def workdir(tmp_path):
     """A copy of everything the workflow reads, outside the repository, so that runs never touch it."""

@@ -1,12 +1,15 @@
 """Disorder averages of a spin-glass family: sample means and sample-to-sample errors against
-hand-computed values; the family figure and its command."""
+hand-computed values; the family figure and its command, with the energy / link-overlap identity
+panel of a Gaussian family (from real parallel-tempering runs) plotting that table's values."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lattherm.analysis.spin_glass import MEAN, disorder_average, overlap_panel_temperatures, spin_glass_figure
+from lattherm.analysis.figures import TableError
+from lattherm.analysis.spin_glass import (IDENTITY_SIDES, MEAN, disorder_average, link_overlap_identity,
+                                          overlap_panel_temperatures, spin_glass_figure)
 from lattherm.cli import app
 from lattherm.errors import LatthermError
 
@@ -77,3 +80,71 @@ def test_family_figure_and_commands(tables, tmp_path):
     assert (tmp_path / "fig.png").stat().st_size > 0
     fig = spin_glass_figure(pd.read_csv(thermo), pd.read_csv(overlap))
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()][3:] == ["g: P(q) at T = 1", "g: P(q) at T = 2"]
+
+
+@pytest.fixture(scope="module")
+def identity(short_gaussian_tempering):
+    """The identity table of eight short parallel-tempering runs, named as the ``tables`` family:
+    its check passes at T = 3 and fails at T = 1, 0.5, 0.25."""
+    return link_overlap_identity(short_gaussian_tempering, "g")
+
+
+def _identity_axis(fig):
+    panels = [ax for ax in fig.axes if ax.get_visible() and "identity" in ax.get_title()]
+    assert len(panels) == 1, [ax.get_title() for ax in fig.axes]
+    return panels[0]
+
+
+def test_identity_panel_plots_the_identity_table(tables, identity):
+    """Both sides of the identity at every temperature, with their sample-to-sample error bars,
+    and rings exactly at the failed checks; in the bottom row's free slot (P(q) at two
+    temperatures here), or a fourth column when P(q) fills the row; none without the table."""
+    thermo, overlaps = disorder_average(tables, "g")
+    plain = spin_glass_figure(thermo, overlaps)
+    assert not [ax for ax in plain.axes if "identity" in ax.get_title()]
+    assert sum(ax.get_visible() for ax in plain.axes) == 5
+
+    fig = spin_glass_figure(thermo, overlaps, identity)
+    assert len(fig.axes) == 6 and all(ax.get_visible() for ax in fig.axes)
+    ax = _identity_axis(fig)
+    assert ax is fig.axes[5] and ax.get_xscale() == "log"
+    means = identity[identity["sample"] == MEAN].sort_values("temperature")
+    assert means.check.tolist() == ["fail", "fail", "fail", "pass"]  # T = 0.25, 0.5, 1, 3
+    assert ax.get_title() == "g: E / link-overlap identity\n(8 disorder samples, 1 of 4 T pass)"
+    bars = {container.get_label(): container for container in ax.containers}
+    assert set(bars) == set(IDENTITY_SIDES.values())
+    for side, label in IDENTITY_SIDES.items():
+        line, _, (segments,) = bars[label].lines
+        np.testing.assert_array_equal(line.get_xdata(), means.temperature)
+        np.testing.assert_array_equal(line.get_ydata(), means[side])
+        half = np.array([(top - bottom) / 2 for (_, bottom), (_, top) in segments.get_segments()])
+        np.testing.assert_allclose(half, means[f"{side}_err"], rtol=1e-12)
+        assert (means[f"{side}_err"] > 0).all()
+    rings = [line for line in ax.get_lines() if line.get_label().startswith("check failed")]
+    assert len(rings) == 1
+    failed = means[means.check == "fail"]
+    np.testing.assert_array_equal(rings[0].get_xdata(), np.repeat(failed.temperature, 2))
+    np.testing.assert_array_equal(rings[0].get_ydata(), failed[list(IDENTITY_SIDES)].to_numpy().ravel())
+
+    # P(q) at three temperatures fills the bottom row: the identity gets a fourth column
+    third = disorder_average([*tables, _overlap("g_seed1", "enumeration", [0.1, 0.8, 0.1], temperature=4.0)], "g")
+    wide = spin_glass_figure(*third, identity)
+    assert len(wide.axes) == 8 and not wide.axes[3].get_visible()
+    assert _identity_axis(wide) is wide.axes[7]
+    assert sum(ax.get_visible() for ax in wide.axes) == 7
+
+    with pytest.raises(TableError, match="identity table is of family \\['other'\\]"):
+        spin_glass_figure(thermo, overlaps, identity.assign(family="other"))
+
+
+def test_figure_command_takes_the_identity_table(tables, identity, tmp_path):
+    """`figure-spin-glass --identity` draws the panel from the table on disk."""
+    thermo, overlaps = disorder_average(tables, "g")
+    paths = {name: tmp_path / f"{name}.csv" for name in ("thermo", "overlap", "identity")}
+    for name, table in zip(paths, (thermo, overlaps, identity)):
+        table.to_csv(paths[name], index=False)
+    result = CliRunner().invoke(app, ["analysis", "figure-spin-glass", "--thermodynamics", str(paths["thermo"]),
+                                      "--overlap", str(paths["overlap"]), "--identity", str(paths["identity"]),
+                                      "--out", str(tmp_path / "fig.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "fig.png").stat().st_size > 0

@@ -24,14 +24,16 @@ def test_lint_is_clean(workdir):
     assert "Congratulations" in result.stdout + result.stderr
 
 
-def _planned_jobs(out: str) -> list[tuple[str, list[str]]]:
-    """(rule, outputs) of every job a dry run plans, in its listing's order."""
+def _planned_jobs(out: str) -> list[tuple[str, list[str], list[str]]]:
+    """(rule, inputs, outputs) of every job a dry run plans, in its listing's order."""
     jobs = []
     for line in out.splitlines():
         if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
-            jobs.append((line.split()[1][:-1], []))
+            jobs.append((line.split()[1][:-1], [], []))
+        elif jobs and line.startswith("    input: "):
+            jobs[-1][1].extend(line.removeprefix("    input: ").split(", "))
         elif jobs and line.startswith("    output: "):
-            jobs[-1][1].extend(line.removeprefix("    output: ").split(", "))
+            jobs[-1][2].extend(line.removeprefix("    output: ").split(", "))
     return jobs
 
 
@@ -62,7 +64,7 @@ def test_dry_run(workdir, configfile):
     temperature the config does not have. A spin-glass block of several disorder samples is one
     system per sample (NAME_seedS), each with its P(q) (exact where enumerated, parallel tempering,
     neural), and one disorder average and figure per block; a Gaussian block of several samples its
-    energy / link-overlap identity."""
+    energy / link-overlap identity, which its figure reads."""
     from lattherm.systems import SystemConfig
 
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", configfile)
@@ -70,9 +72,9 @@ def test_dry_run(workdir, configfile):
     assert result.returncode == 0, out
     jobs = _planned_jobs(out)
     planned = {}  # rule -> the first output of each of its jobs
-    for rule, outputs in jobs:
+    for rule, _, outputs in jobs:
         planned.setdefault(rule, []).append(outputs[0] if outputs else None)
-    files = {path for _, outputs in jobs for path in outputs}
+    files = {path for _, _, outputs in jobs for path in outputs}
     config = yaml.safe_load((workdir / configfile).read_text())
     neural, models = config["neural"], config["models"]
     families = {name: SystemConfig.from_dict(block).disorder_members(name) for name, block in config["systems"].items()}
@@ -145,6 +147,15 @@ def test_dry_run(workdir, configfile):
     # the composition histograms of every VCSGC scan (the analysis reweights them into F(c))
     histograms = {path.replace(".csv", "_histograms.csv") for path in expected["vcsgc_scan"]}
     assert histograms <= files, f"{configfile}: no job for {sorted(histograms - files)}"
+    # a Gaussian family's figure reads its identity table and draws it (--identity); the others' not
+    figure_inputs = {path: inputs for rule, inputs, outputs in jobs if rule == "figure_spin_glass" for path in outputs}
+    checked = {path.split("/")[3] for path in expected["link_overlap_identity"]}
+    for name in {path.split("/")[3] for path in expected["disorder_average"]}:
+        identity = f"results/analysis/spin_glass/{name}/identity.csv"
+        assert (identity in figure_inputs[f"results/figures/spin_glass_{name}.png"]) == (name in checked), name
+        assert (f"--identity {identity} --out" in out) == (name in checked), name
+    if configfile == "config/paper.yaml":  # the expectation above is not vacuous: Gaussian EA in, +-J EA out
+        assert {"ea_gaussian_16x16", "ea_gaussian_3d"} <= checked and not checked & {"ea_4x4", "ea_16x16", "ea_3d"}
     for rule in ONE_JOB:
         assert len(planned.get(rule, [])) == 1, f"{configfile}: {rule} has {len(planned.get(rule, []))} jobs"
     # each stage reads the block of its own system, on the cell of its job
@@ -349,7 +360,7 @@ def test_a_config_without_the_phase_diagram_blocks_plans_the_rest(workdir):
     result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "no_phase_diagram.yaml")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    rules = {rule for rule, _ in _planned_jobs(out)}
+    rules = {rule for rule, *_ in _planned_jobs(out)}
     assert {"neural_train", "mcmc_run", "figure_free_energy_error"} <= rules
     assert not {rule for rule in rules if "phase_diagram" in rule or rule in ("canonical_scan", "transition",
                                                                                 "neural_free_energy")}

@@ -69,7 +69,7 @@ rule disorder_average:
 
 
 # A Gaussian family's equilibration check: the energy / link-overlap identity, which parallel
-# tempering meets only once equilibrated (requested for the families of IDENTITY_FAMILIES; for
+# tempering meets only once equilibrated (read by the figures of IDENTITY_FAMILIES; for
 # +-J couplings the command stops with one line: the identity does not hold there).
 rule link_overlap_identity:
     input:

@@ -138,6 +138,14 @@ def family_summaries(wildcards):
             for system in SPIN_GLASS_FAMILIES[wildcards.family]]
 
 
+def family_identity(wildcards):
+    """A family's energy / link-overlap identity table, for its figure: Gaussian families of
+    several samples only (IDENTITY_FAMILIES), none otherwise."""
+    if wildcards.family in IDENTITY_FAMILIES:
+        return [f"results/analysis/spin_glass/{wildcards.family}/identity.csv"]
+    return []
+
+
 def comparison_inputs(wildcards):
     """Exact references, MCMC free energies at every size, and the neural estimates of a system."""
     system = wildcards.system
@@ -233,8 +241,8 @@ def snapshot_inputs(wildcards):
 
 
 def final_outputs():
-    """Every alloy's fit, the figures the config has data for, and the equilibration check of
-    every Gaussian spin-glass family."""
+    """Every alloy's fit and the figures the config has data for (a Gaussian spin-glass family's
+    figure brings its equilibration check, the identity table)."""
     figures = ["free_energy_error", "thermodynamics"]
     figures += ["ess_vs_size"] if any(runs(s) for s in SYSTEMS) else []
     figures += ["snapshots"] if snapshot_inputs(None)["checkpoints"] else []
@@ -242,5 +250,4 @@ def final_outputs():
     figures += ["neural_free_energy"] if NEURAL_PD is not None else []
     figures += [f"spin_glass_{family}" for family in SPIN_GLASS_FAMILIES]
     outputs = [f"results/ce/{alloy}/hull.png" for alloy in config["alloys"]]
-    outputs += [f"results/analysis/spin_glass/{family}/identity.csv" for family in IDENTITY_FAMILIES]
     return outputs + [f"results/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]

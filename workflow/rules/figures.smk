@@ -111,10 +111,13 @@ rule figure_spin_glass:
     input:
         thermodynamics="results/analysis/spin_glass/{family}/thermodynamics.csv",
         overlap="results/analysis/spin_glass/{family}/overlap.csv",
+        identity=family_identity,
     output:
         png=report("results/figures/spin_glass_{family}.png", caption="../report/spin_glass.rst",
                    category="6. Spin glasses", subcategory="{family}"),
         pdf="results/figures/spin_glass_{family}.pdf",
+    params:
+        identity=lambda wildcards, input: " ".join(f"--identity {path}" for path in input.identity),
     log:
         "logs/figures/spin_glass_{family}.log",
     threads: 1
@@ -125,4 +128,4 @@ rule figure_spin_glass:
         "../../envs/lattherm.yaml"
     shell:
         "lattherm analysis figure-spin-glass --thermodynamics {input.thermodynamics} --overlap {input.overlap}"
-        " --out {output.png} --out {output.pdf} > {log} 2>&1"
+        " {params.identity} --out {output.png} --out {output.pdf} > {log} 2>&1"

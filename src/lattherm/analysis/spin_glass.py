@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 from scipy import stats
 
 from lattherm.analysis.figures import TableError, _label, _panels, require_columns
@@ -25,6 +26,7 @@ IDENTITY_SIGMAS = 3.0
 """The identity check passes where its two sides are within this many sample-to-sample sigmas, as
 a Student-t tail of n - 1 degrees of freedom for n samples: p >= 2 Phi(-3) = 0.0027."""
 IDENTITY_VALUES = ("energy_per_bond", "link_overlap", "link_energy_per_bond", "difference")
+IDENTITY_SIDES = {"energy_per_bond": "[<E>] / N_b", "link_energy_per_bond": "-beta sigma^2 (1 - [<q_l>])"}
 
 
 def _sample_mean(table: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
@@ -144,17 +146,53 @@ def _style(method: str, colours: dict[str, str]) -> dict:
     return {"color": colours[method], "linestyle": "none", "marker": "o", "markersize": 3, "capsize": 2}
 
 
-def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame):
+def _log_temperature_axis(ax) -> None:
+    """A log T axis labelled at 1, 2, 5 per decade (a grid spans less than two decades: the
+    default labels every minor tick there, and they overlap)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda t, _: f"{t:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _identity_panel(ax, identity: pd.DataFrame, family: str) -> None:
+    """The two sides of the energy / link-overlap identity against T (sample means with
+    sample-to-sample error bars), the temperatures whose check failed ringed in red."""
+    require_columns(identity, ["family", "sample", "temperature", "n_samples", "check",
+                               *(f"{side}{suffix}" for side in IDENTITY_SIDES for suffix in ("", "_err"))],
+                    "identity table")
+    if set(identity.family) != {family}:
+        raise TableError(f"identity table is of family {sorted(set(identity.family))}, the figure of {family!r}")
+    means = identity[identity["sample"] == MEAN].sort_values("temperature")
+    for i, (side, label) in enumerate(IDENTITY_SIDES.items()):
+        ax.errorbar(means.temperature, means[side], yerr=means[f"{side}_err"].fillna(0), label=label, color=f"C{i}",
+                    linestyle="none", marker="os"[i], markersize=3, capsize=2)
+    failed = means[means.check == "fail"]
+    if not failed.empty:  # ring both sides: they sit apart by more than the check allows
+        ax.plot(np.repeat(failed.temperature.to_numpy(), 2), failed[list(IDENTITY_SIDES)].to_numpy().ravel(),
+                linestyle="none", marker="o", markersize=9, markerfacecolor="none", color="red",
+                label=f"check failed (> {IDENTITY_SIGMAS:g} sigma)")
+    _log_temperature_axis(ax)
+    n_samples = int(means.n_samples.max())
+    passed = int((means.check == "pass").sum())
+    _label(ax, "temperature", "energy per bond", f"{family}: E / link-overlap identity\n({n_samples} disorder "
+           f"sample{'s' * (n_samples != 1)}, {passed} of {len(means)} T pass)")
+
+
+def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame, identity: pd.DataFrame | None = None):
     """Top row: F, E, C per site against T (sample means, sample-to-sample error bars); bottom
     row: P(q) at up to three temperatures; one curve per method (exact, MCMC or parallel
-    tempering, neural samplers)."""
+    tempering, neural samplers). With a Gaussian family's :func:`link_overlap_identity` table, one
+    more panel at the end of the bottom row: parallel tempering's equilibration check."""
     require_columns(thermo, ["family", "sample", "method", "temperature"], "thermodynamics table")
     require_columns(overlaps, ["sample", "method", "temperature", "q", "probability"], "overlap table")
     family = thermo.family.iloc[0]
     n_samples = thermo[thermo["sample"] != MEAN]["sample"].nunique()
     samples = f"{n_samples} disorder sample{'s' * (n_samples != 1)}"
     temperatures = overlap_panel_temperatures(overlaps) if len(overlaps) else []
-    fig, axes = _panels(len(QUANTITIES), rows=2)
+    # the identity takes the bottom row's free slot, or a fourth column
+    columns = len(QUANTITIES) + (identity is not None and len(temperatures) == len(QUANTITIES))
+    fig, axes = _panels(columns, rows=2)
     methods = sorted(set(thermo.method) | set(overlaps.method))
     colours = {method: f"C{i % 10}" for i, method in enumerate(methods)}
     means = thermo[thermo["sample"] == MEAN]
@@ -164,7 +202,7 @@ def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame):
             if not rows.empty:
                 ax.errorbar(rows.temperature, rows[quantity], yerr=rows[f"{quantity}_err"].fillna(0), label=method,
                             **_style(method, colours))
-        ax.set_xscale("log")
+        _log_temperature_axis(ax)
         _label(ax, "temperature", QUANTITY_LABELS[quantity], f"{family}: {QUANTITY_LABELS[quantity]} ({samples})")
     overlap_means = overlaps[overlaps["sample"] == MEAN]
     for ax, temperature in zip(axes[1], temperatures):
@@ -172,7 +210,11 @@ def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame):
             rows = rows.sort_values("q")
             ax.errorbar(rows.q, rows.probability, yerr=rows.probability_err.fillna(0), label=method, **_style(method, colours))
         _label(ax, "overlap q", "P(q)", f"{family}: P(q) at T = {temperature:g}")
-    for ax in axes[1][len(temperatures):]:
+    used = len(temperatures)
+    if identity is not None:
+        _identity_panel(axes[1][used], identity, family)
+        used += 1
+    for ax in [*axes[0][len(QUANTITIES):], *axes[1][used:]]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig

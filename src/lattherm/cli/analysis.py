@@ -187,12 +187,16 @@ def figure_neural_free_energy(
 def figure_spin_glass(
     thermodynamics: Path = typer.Option(..., help="`disorder-average --out-thermodynamics` table."),
     overlap: Path = typer.Option(..., help="`disorder-average --out-overlap` table."),
+    identity: Optional[Path] = typer.Option(None, help="`disorder-average --out-identity` table (Gaussian "
+                                            "families): a panel of the energy / link-overlap identity."),
     out: List[Path] = typer.Option(..., help=OUT_HELP),
 ) -> None:
-    """A spin-glass family: F, E, C per site against T and P(q), exact vs parallel tempering vs neural."""
+    """A spin-glass family: F, E, C per site against T and P(q), exact vs parallel tempering vs neural;
+    with --identity, parallel tempering's equilibration check."""
     from lattherm.analysis.spin_glass import spin_glass_figure
 
-    _save(spin_glass_figure(read_table(thermodynamics), read_table(overlap)), out)
+    _save(spin_glass_figure(read_table(thermodynamics), read_table(overlap),
+                            None if identity is None else read_table(identity)), out)
 
 
 @app.command("figure-free-energy-error")
