@@ -135,6 +135,8 @@ def test_identity_panel_plots_the_identity_table(tables, identity):
 
     with pytest.raises(TableError, match="identity table is of family \\['other'\\]"):
         spin_glass_figure(thermo, overlaps, identity.assign(family="other"))
+    with pytest.raises(TableError, match="identity table lacks column\\(s\\) \\['check'\\]"):
+        spin_glass_figure(thermo, overlaps, identity.drop(columns="check"))
 
 
 def test_figure_command_takes_the_identity_table(tables, identity, tmp_path):

@@ -158,11 +158,6 @@ def _log_temperature_axis(ax) -> None:
 def _identity_panel(ax, identity: pd.DataFrame, family: str) -> None:
     """The two sides of the energy / link-overlap identity against T (sample means with
     sample-to-sample error bars), the temperatures whose check failed ringed in red."""
-    require_columns(identity, ["family", "sample", "temperature", "n_samples", "check",
-                               *(f"{side}{suffix}" for side in IDENTITY_SIDES for suffix in ("", "_err"))],
-                    "identity table")
-    if set(identity.family) != {family}:
-        raise TableError(f"identity table is of family {sorted(set(identity.family))}, the figure of {family!r}")
     means = identity[identity["sample"] == MEAN].sort_values("temperature")
     for i, (side, label) in enumerate(IDENTITY_SIDES.items()):
         ax.errorbar(means.temperature, means[side], yerr=means[f"{side}_err"].fillna(0), label=label, color=f"C{i}",
@@ -187,6 +182,12 @@ def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame, identity: pd
     require_columns(thermo, ["family", "sample", "method", "temperature"], "thermodynamics table")
     require_columns(overlaps, ["sample", "method", "temperature", "q", "probability"], "overlap table")
     family = thermo.family.iloc[0]
+    if identity is not None:
+        require_columns(identity, ["family", "sample", "temperature", "n_samples", "check",
+                                   *(f"{side}{suffix}" for side in IDENTITY_SIDES for suffix in ("", "_err"))],
+                        "identity table")
+        if set(identity.family) != {family}:
+            raise TableError(f"identity table is of family {sorted(set(identity.family))}, the figure of {family!r}")
     n_samples = thermo[thermo["sample"] != MEAN]["sample"].nunique()
     samples = f"{n_samples} disorder sample{'s' * (n_samples != 1)}"
     temperatures = overlap_panel_temperatures(overlaps) if len(overlaps) else []
