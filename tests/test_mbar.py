@@ -18,7 +18,7 @@ from lattherm.hamiltonians.ising import Ising
 from lattherm.io import read_table, write_table
 from lattherm.lattices import make_lattice
 from lattherm.mcmc.integration import integrate_free_energy, reference_log_z
-from lattherm.mcmc.mbar import mbar_log_z, mbar_log_z_jackknife, mbar_scan
+from lattherm.mcmc.mbar import _mbar, jackknife_error, mbar_log_z, mbar_scan
 from lattherm.mcmc.samplers import reference_scan, scan_with_samples
 from lattherm.systems import build_system
 
@@ -71,7 +71,7 @@ def test_mbar_error_bar_is_calibrated(ising16):
 def test_jackknife_error_is_calibrated_where_records_are_correlated(ising16):
     """Exact samples repeated 4x within each chain (a correlation that thinning by the energy's
     tau_int would miss, like walkers of parallel tempering): MBAR's asymptotic bar takes them as
-    independent and is 2x too small; the jackknife over chains has z-scores of unit spread."""
+    independent and is 2x too small; with the jackknife over chains the z-scores have unit spread."""
     rng = np.random.default_rng(5)
     exact = exact_log_z(ising16, COARSE)
     z_asymptotic, z_jackknife = [], []
@@ -79,7 +79,7 @@ def test_jackknife_error_is_calibrated_where_records_are_correlated(ising16):
         chains = [np.repeat(c, 4, axis=1) for c in exact_chains(ising16, COARSE, 1280, rng, n_chains=16)]
         log_z, err = mbar_log_z(COARSE, chains, reference_log_z(16))
         z_asymptotic.append((log_z - exact)[1:] / err[1:])
-        log_z, err = mbar_log_z_jackknife(COARSE, chains, reference_log_z(16))
+        log_z, err = mbar_log_z(COARSE, chains, reference_log_z(16), over_chains=True)
         z_jackknife.append((log_z - exact)[1:] / err[1:])
     assert np.std(z_asymptotic) > 1.6
     assert 0.8 < np.std(z_jackknife) < 1.3 and abs(np.mean(z_jackknife)) < 0.5
@@ -87,20 +87,23 @@ def test_jackknife_error_is_calibrated_where_records_are_correlated(ising16):
 
 def test_jackknife_newton_step_matches_a_full_resolve(ising16):
     """Each left-out group's one Newton step from the full solution lands within 1e-3 of the
-    shift a fresh MBAR solve of the remaining chains gives."""
+    shift a fresh MBAR solve of the remaining chains gives; the scan's bar is the larger of the
+    jackknife and the asymptotic one."""
     chains = exact_chains(ising16, COARSE, 4000, np.random.default_rng(6), n_chains=16)
-    log_z, err = mbar_log_z_jackknife(COARSE, chains, 0.0)
-    full, _ = mbar_log_z(COARSE, chains, 0.0)
-    assert np.array_equal(log_z, full) and err[0] == 0
+    err = jackknife_error(COARSE, chains, _mbar(COARSE, chains).f_k)
+    full, asymptotic = mbar_log_z(COARSE, chains, 0.0)
+    assert err[0] == 0
     shifts = np.array([mbar_log_z(COARSE, [np.delete(c, i, axis=0) for c in chains], 0.0)[0] - full for i in range(16)])
     resolved = np.sqrt(15 / 16 * ((shifts - shifts.mean(axis=0)) ** 2).sum(axis=0))
     np.testing.assert_allclose(err, resolved, rtol=1e-3)
+    log_z, scan_err = mbar_log_z(COARSE, chains, 0.0, over_chains=True)
+    assert np.array_equal(log_z, full) and np.array_equal(scan_err, np.maximum(err, asymptotic))
 
 
 def test_jackknife_needs_equal_chains_per_temperature(ising16):
     chains = exact_chains(ising16, COARSE, 800, np.random.default_rng(7), n_chains=8)
     with pytest.raises(LatthermError, match="same number"):
-        mbar_log_z_jackknife(COARSE, [chains[0][:4], *chains[1:]], 0.0)
+        mbar_log_z(COARSE, [chains[0][:4], *chains[1:]], 0.0, over_chains=True)
 
 
 def test_mbar_canonical_cluster_expansion():
