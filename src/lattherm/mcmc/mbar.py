@@ -37,6 +37,7 @@ from lattherm.mcmc.analysis import integrated_autocorr_time
 from lattherm.mcmc.integration import free_energy_table, reference_log_z, scan_counts
 
 SAMPLE_COLUMNS = ("beta", "chain", "energy")
+JACKKNIFE_GROUPS = 16
 
 
 def thinned_chains(energies: np.ndarray) -> np.ndarray:
@@ -73,9 +74,6 @@ def mbar_log_z(betas: np.ndarray, chains: list[np.ndarray], log_z0: float,
     return log_z0 - result["Delta_f"][0], error
 
 
-JACKKNIFE_GROUPS = 16
-
-
 def jackknife_error(betas: np.ndarray, chains: list[np.ndarray], f_k: np.ndarray) -> np.ndarray:
     """The delete-a-group jackknife error of ln Z at each beta over up to :data:`JACKKNIFE_GROUPS`
     groups of the B independent runs whose thinned records ``chains`` (B, T_k) are, given MBAR's
@@ -87,7 +85,8 @@ def jackknife_error(betas: np.ndarray, chains: list[np.ndarray], f_k: np.ndarray
     n_runs = {c.shape[0] for c in chains}
     if len(n_runs) != 1 or min(n_runs) < 2:
         raise LatthermError(f"a jackknife over chains needs the same number (>= 2) at every temperature, got {sorted(n_runs)}")
-    groups = np.array_split(np.arange(min(n_runs)), min(min(n_runs), JACKKNIFE_GROUPS))
+    (runs,) = n_runs
+    groups = np.array_split(np.arange(runs), min(runs, JACKKNIFE_GROUPS))
     left_out = []
     for group in groups:
         kept = [np.delete(c, group, axis=0) for c in chains]
