@@ -61,7 +61,25 @@ def test_disorder_average_means_and_sample_to_sample_errors(tables):
 
 def test_disorder_average_refuses_a_table_without_quantities(tables):
     with pytest.raises(LatthermError, match="neither a q column"):
-        disorder_average([*tables, pd.DataFrame({"system": ["g"], "method": ["x"], "temperature": [1.0]})], "g")
+        disorder_average([*tables, pd.DataFrame({"system": ["g"], "method": ["x"], "size": ["4x4"],
+                                                 "temperature": [1.0]})], "g")
+    with pytest.raises(LatthermError, match="table 0 lacks column\\(s\\) \\['size'\\]"):
+        disorder_average([tables[0].drop(columns="size"), *tables[1:]], "g")
+
+
+def test_disorder_average_keeps_cells_apart(tables):
+    """Rows of another cell are averaged among themselves, never with the training cell's; the
+    figure then labels each curve with its cell."""
+    bigger = _thermo("g_seed1", "enumeration", [-5.0, -6.0]).assign(size="8x8")
+    thermo, overlaps = disorder_average([*tables, bigger], "g")
+    mean = thermo[(thermo["sample"] == MEAN) & (thermo.method == "enumeration")].set_index(["size", "temperature"])
+    assert mean.free_energy_per_site[("4x4", 1.0)] == pytest.approx(-1.2, abs=1e-15)
+    assert mean.n_samples[("4x4", 1.0)] == 3
+    assert mean.free_energy_per_site[("8x8", 1.0)] == -5.0 and mean.n_samples[("8x8", 1.0)] == 1
+    fig = spin_glass_figure(thermo, overlaps)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert {"enumeration, 4x4 cell", "enumeration, 8x8 cell", "made, 4x4 cell"} <= set(labels)
+    assert fig.axes[0].get_title() == "g, 4x4 cell, 8x8 cell: F / N (3 disorder samples)"
 
 
 def test_family_figure_and_commands(tables, tmp_path):
@@ -79,7 +97,11 @@ def test_family_figure_and_commands(tables, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fig.png").stat().st_size > 0
     fig = spin_glass_figure(pd.read_csv(thermo), pd.read_csv(overlap))
-    assert [ax.get_title() for ax in fig.axes if ax.get_visible()][3:] == ["g: P(q) at T = 1", "g: P(q) at T = 2"]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["g, 4x4 cell: F / N (3 disorder samples)", "g, 4x4 cell: E / N (3 disorder samples)",
+                      "g, 4x4 cell: C / N (3 disorder samples)", "g, N = 2: P(q) at T = 1", "g, N = 2: P(q) at T = 2"]
+    with pytest.raises(TableError, match="thermodynamics table lacks column\\(s\\) \\['heat_capacity_per_site'\\]"):
+        spin_glass_figure(pd.read_csv(thermo).drop(columns="heat_capacity_per_site"), pd.read_csv(overlap))
 
 
 @pytest.fixture(scope="module")
@@ -140,13 +162,15 @@ def test_identity_panel_plots_the_identity_table(tables, identity):
 
 
 def test_figure_command_takes_the_identity_table(tables, identity, tmp_path):
-    """`figure-spin-glass --identity` draws the panel from the table on disk."""
+    """`figure-spin-glass IDENTITY` draws the panel from the table on disk; two tables are refused."""
     thermo, overlaps = disorder_average(tables, "g")
     paths = {name: tmp_path / f"{name}.csv" for name in ("thermo", "overlap", "identity")}
     for name, table in zip(paths, (thermo, overlaps, identity)):
         table.to_csv(paths[name], index=False)
-    result = CliRunner().invoke(app, ["analysis", "figure-spin-glass", "--thermodynamics", str(paths["thermo"]),
-                                      "--overlap", str(paths["overlap"]), "--identity", str(paths["identity"]),
-                                      "--out", str(tmp_path / "fig.png")])
+    options = ["--thermodynamics", str(paths["thermo"]), "--overlap", str(paths["overlap"]),
+               "--out", str(tmp_path / "fig.png")]
+    result = CliRunner().invoke(app, ["analysis", "figure-spin-glass", str(paths["identity"]), *options])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fig.png").stat().st_size > 0
+    result = CliRunner().invoke(app, ["analysis", "figure-spin-glass", *[str(paths["identity"])] * 2, *options])
+    assert result.exit_code != 0 and "a family has one" in str(result.exception)

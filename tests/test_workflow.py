@@ -147,13 +147,13 @@ def test_dry_run(workdir, configfile):
     # the composition histograms of every VCSGC scan (the analysis reweights them into F(c))
     histograms = {path.replace(".csv", "_histograms.csv") for path in expected["vcsgc_scan"]}
     assert histograms <= files, f"{configfile}: no job for {sorted(histograms - files)}"
-    # a Gaussian family's figure reads its identity table and draws it (--identity); the others' not
+    # a Gaussian family's figure reads its identity table and draws it; the others' not
     figure_inputs = {path: inputs for rule, inputs, outputs in jobs if rule == "figure_spin_glass" for path in outputs}
     checked = {path.split("/")[3] for path in expected["link_overlap_identity"]}
     for name in {path.split("/")[3] for path in expected["disorder_average"]}:
         identity = f"results/analysis/spin_glass/{name}/identity.csv"
         assert (identity in figure_inputs[f"results/figures/spin_glass_{name}.png"]) == (name in checked), name
-        assert (f"--identity {identity} --out" in out) == (name in checked), name
+        assert (f"figure-spin-glass {identity} --thermodynamics" in out) == (name in checked), name
     if configfile == "config/paper.yaml":  # the expectation above is not vacuous: Gaussian EA in, +-J EA out
         assert {"ea_gaussian_16x16", "ea_gaussian_3d"} <= checked and not checked & {"ea_4x4", "ea_16x16", "ea_3d"}
     for rule in ONE_JOB:

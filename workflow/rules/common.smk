@@ -205,12 +205,11 @@ def neural_pd_alloy(wildcards):
     return [f"results/ce/{NEURAL_PD.alloy}.json"]
 
 
-def neural_pd_grid_options(wildcards):
-    """The grid and budgets of `lattherm neural grid` on one cell: fine-tuning only on the transfer cell."""
+def neural_pd_finetune_steps(wildcards):
+    """Fine-tuning steps of `lattherm neural grid` on one cell: the block's on the transfer cell, none
+    on the training cell."""
     transfer = NEURAL_PD.transfer_size is not None and wildcards.size == size_tag(NEURAL_PD.transfer_size)
-    return (f"--concentrations {','.join(f'{x:g}' for x in NEURAL_PD.concentrations)}"
-            f" --temperatures {','.join(f'{t:g}' for t in NEURAL_PD.temperatures)} --samples {NEURAL_PD.samples}"
-            f" --finetune-steps {NEURAL_PD.finetune_steps if transfer else 0}")
+    return NEURAL_PD.finetune_steps if transfer else 0
 
 
 def neural_pd_grids(wildcards):

@@ -116,8 +116,6 @@ rule figure_spin_glass:
         png=report("results/figures/spin_glass_{family}.png", caption="../report/spin_glass.rst",
                    category="6. Spin glasses", subcategory="{family}"),
         pdf="results/figures/spin_glass_{family}.pdf",
-    params:
-        identity=lambda wildcards, input: " ".join(f"--identity {path}" for path in input.identity),
     log:
         "logs/figures/spin_glass_{family}.log",
     threads: 1
@@ -127,5 +125,5 @@ rule figure_spin_glass:
     conda:
         "../../envs/lattherm.yaml"
     shell:
-        "lattherm analysis figure-spin-glass --thermodynamics {input.thermodynamics} --overlap {input.overlap}"
-        " {params.identity} --out {output.png} --out {output.pdf} > {log} 2>&1"
+        "lattherm analysis figure-spin-glass {input.identity} --thermodynamics {input.thermodynamics}"
+        " --overlap {input.overlap} --out {output.png} --out {output.pdf} > {log} 2>&1"

@@ -66,7 +66,10 @@ rule neural_phase_diagram_grid:
     output:
         "results/phase_diagram/neural/{model}/grid_{size}.csv",
     params:
-        grid=neural_pd_grid_options,
+        concentrations=lookup(dpath="neural_phase_diagram/concentrations", within=config, default=None),  # the rule runs only with the block
+        temperatures=lookup(dpath="neural_phase_diagram/temperatures", within=config, default=None),
+        samples=lookup(dpath="neural_phase_diagram/samples", within=config, default=None),
+        finetune_steps=neural_pd_finetune_steps,
         seed=config["seed"],
     log:
         "logs/phase_diagram/neural_grid_{model}_{size}.log",
@@ -79,7 +82,8 @@ rule neural_phase_diagram_grid:
         "../../envs/neural.yaml"
     shell:
         "lattherm neural grid --checkpoint {input.checkpoint} --system {input.system} --size {wildcards.size}"
-        " {params.grid} --seed {params.seed} --out {output} > {log} 2>&1"
+        " --concentrations '{params.concentrations}' --temperatures '{params.temperatures}' --samples {params.samples}"
+        " --finetune-steps {params.finetune_steps} --seed {params.seed} --out {output} > {log} 2>&1"
 
 
 rule neural_phase_diagram_exact:

@@ -41,7 +41,7 @@ def _sample_mean(table: pd.DataFrame, keys: list[str], values: list[str]) -> pd.
         error = error.where(count > 1, single)
     result = mean.join(error.add_suffix("_err")).reset_index()
     result.insert(0, "sample", MEAN)
-    result["n_samples"] = count[values[0]].to_numpy()
+    result["n_samples"] = grouped.size().to_numpy()
     return result
 
 
@@ -49,15 +49,16 @@ def disorder_average(tables: list[pd.DataFrame], family: str,
                      sources: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(thermodynamics, overlaps) of a family: per-sample rows, then the sample means.
 
-    Thermodynamics: family, sample, method, temperature, F / N, E / N, C / N (and the errors
-    each table has). Overlaps: family, sample, method, temperature, q, probability, chi_sg."""
+    Thermodynamics: family, sample, method, size, temperature, F / N, E / N, C / N (and the
+    errors each table has; a quantity no table has is NaN). Overlaps: family, sample, method, size,
+    temperature, q, probability, chi_sg. Cells of different sizes are never averaged together."""
     sources = sources or [f"table {i}" for i in range(len(tables))]
     thermo, overlaps = [], []
     for table, source in zip(tables, sources):
-        require_columns(table, ["system", "method", "temperature"], source)
+        require_columns(table, ["system", "method", "size", "temperature"], source)
         if "q" in table.columns:
             require_columns(table, ["probability"], source)
-            part = table[["system", "method", "temperature", "q", "probability"]
+            part = table[["system", "method", "size", "temperature", "q", "probability"]
                          + (["probability_err"] if "probability_err" in table.columns else [])].copy()
             n_sites = len(np.unique(table.q)) - 1  # q = 1 - 2 d / N, d = 0..N
             part["chi_sg"] = n_sites * (part.q**2 * part.probability).groupby(
@@ -68,19 +69,22 @@ def disorder_average(tables: list[pd.DataFrame], family: str,
             if not present:
                 raise TableError(f"{source} has neither a q column (P(q)) nor any of {list(QUANTITIES)}")
             columns = present + [f"{c}_err" for c in present if f"{c}_err" in table.columns]
-            thermo.append(table[["system", "method", "temperature", *columns]])
+            thermo.append(table[["system", "method", "size", "temperature", *columns]])
     if not thermo:
         raise TableError(f"family {family!r}: no thermodynamics tables among {sources}")
 
     def finish(parts: list[pd.DataFrame], keys: list[str], values: list[str]) -> pd.DataFrame:
         per_sample = pd.concat(parts, ignore_index=True).rename(columns={"system": "sample"})
+        per_sample = per_sample.reindex(columns=[*per_sample.columns, *(v for v in values if v not in per_sample)])
+        per_sample["size"] = per_sample["size"].astype(str)
         result = pd.concat([per_sample, _sample_mean(per_sample, keys, values)], ignore_index=True)
         result.insert(0, "family", family)
         return result
 
-    thermo_table = finish(thermo, ["method", "temperature"], [c for c in QUANTITIES if any(c in t for t in thermo)])
-    overlap_table = (finish(overlaps, ["method", "temperature", "q"], ["probability", "chi_sg"]) if overlaps
-                     else pd.DataFrame(columns=["family", "sample", "method", "temperature", "q", "probability", "chi_sg"]))
+    thermo_table = finish(thermo, ["method", "size", "temperature"], list(QUANTITIES))
+    overlap_table = (finish(overlaps, ["method", "size", "temperature", "q"], ["probability", "chi_sg"]) if overlaps
+                     else pd.DataFrame(columns=["family", "sample", "method", "size", "temperature", "q", "probability",
+                                                "chi_sg"]))
     return thermo_table, overlap_table
 
 
@@ -146,6 +150,16 @@ def _style(method: str, colours: dict[str, str]) -> dict:
     return {"color": colours[method], "linestyle": "none", "marker": "o", "markersize": 3, "capsize": 2}
 
 
+def _cells(table: pd.DataFrame) -> str:
+    """The cells of a table's rows for a title: '4x4 cell' on a lattice, 'N = 20' without one."""
+    return ", ".join(f"{size} cell" if "x" in size else f"N = {size}" for size in sorted(set(table["size"].astype(str))))
+
+
+def _curve(method: str, size: str, several: bool) -> str:
+    """A curve's legend label: the method, and its cell where the figure has several."""
+    return f"{method}, {_cells(pd.DataFrame({'size': [size]}))}" if several else method
+
+
 def _log_temperature_axis(ax) -> None:
     """A log T axis labelled at 1, 2, 5 per decade (a grid spans less than two decades: the
     default labels every minor tick there, and they overlap)."""
@@ -179,8 +193,10 @@ def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame, identity: pd
     row: P(q) at up to three temperatures; one curve per method (exact, MCMC or parallel
     tempering, neural samplers). With a Gaussian family's :func:`link_overlap_identity` table, one
     more panel at the end of the bottom row: parallel tempering's equilibration check."""
-    require_columns(thermo, ["family", "sample", "method", "temperature"], "thermodynamics table")
-    require_columns(overlaps, ["sample", "method", "temperature", "q", "probability"], "overlap table")
+    require_columns(thermo, ["family", "sample", "method", "size", "temperature", *QUANTITIES,
+                             *(f"{quantity}_err" for quantity in QUANTITIES)], "thermodynamics table")
+    require_columns(overlaps, ["sample", "method", "size", "temperature", "q", "probability", "probability_err"],
+                    "overlap table")
     family = thermo.family.iloc[0]
     if identity is not None:
         require_columns(identity, ["family", "sample", "temperature", "n_samples", "check",
@@ -197,20 +213,24 @@ def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame, identity: pd
     methods = sorted(set(thermo.method) | set(overlaps.method))
     colours = {method: f"C{i % 10}" for i, method in enumerate(methods)}
     means = thermo[thermo["sample"] == MEAN]
+    several = thermo["size"].nunique() > 1 or overlaps["size"].nunique() > 1
     for ax, quantity in zip(axes[0], QUANTITIES):
-        for method, rows in means.groupby("method"):
+        for (method, size), rows in means.groupby(["method", "size"]):
             rows = rows.dropna(subset=[quantity]).sort_values("temperature")
             if not rows.empty:
-                ax.errorbar(rows.temperature, rows[quantity], yerr=rows[f"{quantity}_err"].fillna(0), label=method,
-                            **_style(method, colours))
+                ax.errorbar(rows.temperature, rows[quantity], yerr=rows[f"{quantity}_err"].fillna(0),
+                            label=_curve(method, size, several), **_style(method, colours))
         _log_temperature_axis(ax)
-        _label(ax, "temperature", QUANTITY_LABELS[quantity], f"{family}: {QUANTITY_LABELS[quantity]} ({samples})")
+        _label(ax, "temperature", QUANTITY_LABELS[quantity],
+               f"{family}, {_cells(thermo)}: {QUANTITY_LABELS[quantity]} ({samples})")
     overlap_means = overlaps[overlaps["sample"] == MEAN]
     for ax, temperature in zip(axes[1], temperatures):
-        for method, rows in overlap_means[np.isclose(overlap_means.temperature, temperature)].groupby("method"):
+        at = overlap_means[np.isclose(overlap_means.temperature, temperature)]
+        for (method, size), rows in at.groupby(["method", "size"]):
             rows = rows.sort_values("q")
-            ax.errorbar(rows.q, rows.probability, yerr=rows.probability_err.fillna(0), label=method, **_style(method, colours))
-        _label(ax, "overlap q", "P(q)", f"{family}: P(q) at T = {temperature:g}")
+            ax.errorbar(rows.q, rows.probability, yerr=rows.probability_err.fillna(0),
+                        label=_curve(method, size, several), **_style(method, colours))
+        _label(ax, "overlap q", "P(q)", f"{family}, {_cells(at)}: P(q) at T = {temperature:g}")
     used = len(temperatures)
     if identity is not None:
         _identity_panel(axes[1][used], identity, family)

@@ -185,18 +185,20 @@ def figure_neural_free_energy(
 
 @app.command("figure-spin-glass")
 def figure_spin_glass(
+    identity: Optional[List[Path]] = typer.Argument(None, help="At most one `disorder-average --out-identity` table (Gaussian "
+                                                    "families): a panel of the energy / link-overlap identity."),
     thermodynamics: Path = typer.Option(..., help="`disorder-average --out-thermodynamics` table."),
     overlap: Path = typer.Option(..., help="`disorder-average --out-overlap` table."),
-    identity: Optional[Path] = typer.Option(None, help="`disorder-average --out-identity` table (Gaussian "
-                                            "families): a panel of the energy / link-overlap identity."),
     out: List[Path] = typer.Option(..., help=OUT_HELP),
 ) -> None:
     """A spin-glass family: F, E, C per site against T and P(q), exact vs parallel tempering vs neural;
-    with --identity, parallel tempering's equilibration check."""
+    with an identity table, parallel tempering's equilibration check."""
     from lattherm.analysis.spin_glass import spin_glass_figure
 
+    if identity and len(identity) > 1:
+        raise LatthermError(f"identity tables {[str(p) for p in identity]}: a family has one")
     _save(spin_glass_figure(read_table(thermodynamics), read_table(overlap),
-                            None if identity is None else read_table(identity)), out)
+                            read_table(identity[0]) if identity else None), out)
 
 
 @app.command("figure-free-energy-error")
