@@ -8,8 +8,10 @@ energy with relative error bar ``--target``:
 
 - MCMC: a scan from T = inf (beta = 0, ln Z known) down to the target temperature, batched torch
   chains at every temperature (Ising: checkerboard heat bath and Wolff clusters; CuAu: canonical
-  swaps of disjoint pairs in parallel), free energy by MBAR over all recorded energies (the workflow's estimator,
-  :func:`lattherm.mcmc.mbar.mbar_scan`). Budgets double the sweeps per chain.
+  swaps of disjoint pairs in parallel, with replica exchange between neighbouring temperatures as in
+  the workflow's canonical scans: without it, chains stuck in ordered domains at 700 K made the
+  budgets disagree by 3.5-8 sigma), free energy by MBAR over all recorded energies (the workflow's
+  estimator, :func:`lattherm.mcmc.mbar.mbar_scan`). Budgets double the sweeps per chain.
 - neural: MADE with physics-informed logits (width 4 per site, depth 3, spin-flip symmetrised
   where the system is symmetric; the spin-glass recipe) and, on Ising, config.yaml's transformer
   with physics logits and 2x2 patches (bench_ablation's best), trained by reverse KL for a doubling
@@ -17,7 +19,10 @@ energy with relative error bar ``--target``:
   time is cumulative), then importance-sampled F_IS with its error bar and ESS. On Ising 16x16 the
   patched transformer is also sampled through the mixture over the square's point group (D4, 8
   images, inside the spin flip: :class:`lattherm.models.symmetric.LatticeSymmetric`), the same
-  trained model, charged its training and its own 8x dearer sampling.
+  trained model, charged its training and its own 8x dearer sampling; on CuAu 128 sites MADE
+  likewise through the cell's point group (as config.yaml samples every cluster expansion), and
+  MADE trained through that mixture (config.yaml's MADE on cluster expansions; 50 and 100 steps:
+  each step costs a log_prob pass per operation).
   ``acceptance_ising16``: issue 12's bar (1e-4 at ESS >= 0.5 within 900 CPU s of training).
 
 At each budget: the estimate, its error bar, its error against the reference (Kaufman for Ising;
@@ -51,18 +56,23 @@ from lattherm.sampling.evaluate import evaluate
 from lattherm.systems import build_system
 from lattherm.training.variational import TrainConfig, train
 
-MADE_PHYSICS = {"kind": "made", "width": 4, "depth": 3, "z2_symmetric": "auto", "physics_logits": True}
+# trained plain (the cell's point group only where a method says so: 12-48 log_prob passes per step)
+MADE_PHYSICS = {"kind": "made", "width": 4, "depth": 3, "z2_symmetric": "auto", "lattice_symmetric": False,
+                "physics_logits": True}
 # config.yaml's transformer with physics logits and 2x2 patches: bench_ablation's best on Ising 8x8
 TRANSFORMER_PATCH = {"kind": "transformer", "d_model": 32, "n_layer": 1, "n_head": 2, "attention_shells": 2,
                      "z2_symmetric": "auto", "physics_logits": True, "patch": [2, 2]}
 NEURAL = {  # method label: model spec, Adam lr (patches with physics logits need a pair Hamiltonian: Ising only)
     "neural MADE physics logits + IS": (MADE_PHYSICS, 5e-3),
     "neural transformer physics logits 2x2 patches + IS": (TRANSFORMER_PATCH, 2e-3),
+    "neural MADE physics logits, trained through the point-group mixture + IS": (
+        {**MADE_PHYSICS, "lattice_symmetric": True}, 5e-3),
 }
-MADE, PATCHED = NEURAL
+MADE, PATCHED, MADE_MIXTURE = NEURAL
 # sampled through the mixture over the cell's point group (D4 on a square: 8 images, Z2 outside):
 # the same trained model, so it shares its budgets' training and pays only its own sampling
-MIXTURE = {PATCHED: f"{PATCHED.removesuffix(' + IS')}, sampled through the D4 mixture + IS"}
+MIXTURE = {PATCHED: f"{PATCHED.removesuffix(' + IS')}, sampled through the D4 mixture + IS",
+           MADE: f"{MADE.removesuffix(' + IS')}, sampled through the point-group mixture + IS"}
 MIN_ESS = 0.01
 TRAINING_LIMIT = 900.0  # CPU s of training within which issue 12 asks Ising 16x16 for 1e-4 at ESS >= 0.5
 
@@ -92,8 +102,9 @@ def cases(quick: bool, ce_file: Path) -> dict:
                     "batch_size": 128, "samples": 1024 if quick else 4096, "neural": [MADE, PATCHED],
                     f"{PATCHED}_steps": [25, 50] if quick else [100, 200, 400, 800, 1200], "mixture": [PATCHED]},
         "cuau128": {"system": cuau, "temperature": 700.0, "grid": cuau_grid, "moves": ["swap"], "sweeps": sweeps,
-                    "chains": 16, "steps": [50, 100] if quick else [100, 200, 400], "batch_size": 128,
-                    "samples": 2048 if quick else 8192, "neural": [MADE]},
+                    "chains": 16, "exchange": True, "steps": [50, 100] if quick else [100, 200, 400],
+                    "batch_size": 128, "samples": 2048 if quick else 8192, "neural": [MADE, MADE_MIXTURE],
+                    "mixture": [MADE], f"{MADE_MIXTURE}_steps": [25] if quick else [50, 100]},
     }
 
 
@@ -106,7 +117,8 @@ def reference_free_energy(name: str, case: dict) -> float | None:
 
 
 def mcmc_budgets(case: dict, move: str, seed: int) -> list[dict]:
-    system, rows = case["system"], []
+    system, rows, exchange = case["system"], [], case.get("exchange", False)
+    label = f"MCMC {move}{' + tempering' * exchange} + MBAR"
     temperatures = [math.inf, *case["grid"]]
     betas = [0.0 if math.isinf(t) else system.beta(t) for t in temperatures]
     # the fastest exact trial step: swaps of disjoint pairs in parallel (exact; tests/test_mcmc_samplers.py)
@@ -115,17 +127,17 @@ def mcmc_budgets(case: dict, move: str, seed: int) -> list[dict]:
         t0 = time.process_time()
         table, samples = scan_with_samples(system.hamiltonian, betas, case["chains"], sweeps, move=trial,
                                            n_ones=system.n_ones, burn_in=sweeps // 4, seed=seed, observables={},
-                                           temperatures=temperatures, progress=False)
+                                           temperatures=temperatures, exchange=exchange, progress=False)
         table["n_sites"] = system.n_sites
         if system.n_ones is not None:
             table["n_ones"] = system.n_ones
         free = mbar_scan(table, samples, f"{move} scan")
         seconds = time.process_time() - t0
         row = free.loc[np.isclose(free.beta, system.beta(case["temperature"]), rtol=1e-9)].iloc[0]
-        rows.append({"method": f"MCMC {move} + MBAR", "sweeps": sweeps, "chains": case["chains"],
+        rows.append({"method": label, "sweeps": sweeps, "chains": case["chains"],
                      "temperatures": len(temperatures), "cpu_seconds": seconds,
                      "free_energy": float(row.free_energy), "free_energy_err": float(row.free_energy_err)})
-        print(f"  MCMC {move:5s} {sweeps:5d} sweeps: F {row.free_energy:.6f} +- {row.free_energy_err:.1e}, {seconds:.1f} s")
+        print(f"  {label} {sweeps:5d} sweeps: F {row.free_energy:.6f} +- {row.free_energy_err:.1e}, {seconds:.1f} s")
     return rows
 
 
