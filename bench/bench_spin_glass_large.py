@@ -17,12 +17,12 @@ expectation, which ignores its own error: a lower bound).
 SK at T = 0.5 (below T_c = 1) is where reverse-KL training misses weight (modes), and no recipe
 tried here closes it: without refinement, 300 steps of 256 (MADE width 4) leave F_IS 0.29 above
 the MBAR F (+16 sigma, ESS 0.10: the ESS of the modes found), 1000 steps 0.20 (+6 sigma, ESS
-0.013). Two refinement sweeps a step (1.5 times the cost of a step) put the 300-step model 0.02 from
-it with a broad q (ESS 0.001, error 0.16), but 1000 steps sharpen it back onto the same modes:
+0.013). Two refinement sweeps a step (1.5 times the cost of a step) put the 300-step model 0.02
+from it with a broad q (ESS 0.001, error 0.16), but 1000 steps sharpen it back onto the same modes:
 0.18 high (+11 sigma on the smaller error bar), ESS 0.094; a slower anneal (0.99, 600 steps)
 with them: 0.18 high, ESS 0.047; width 8 (1.9 times the cost), 300 steps: 0.25 high, ESS 0.05.
-They are the default for what they
-do at T = 1: ESS 0.05 -> 0.19 and P(q) TV 0.31 -> 0.11 for the same steps.
+The sweeps are the default for what they do at T = 1: ESS 0.05 -> 0.19 and P(q) TV 0.31 -> 0.11
+for the same steps.
 
     python bench/bench_spin_glass_large.py [--quick] [--systems sk_128 ea_16x16] [--model made_physics]
         [--steps N] [--refine-sweeps K]
