@@ -154,3 +154,24 @@ def test_bad_input_is_rejected_early():
         lower_hull([0.0, 1.0], [0.0, np.nan])
     with pytest.raises(PhaseDiagramError, match="free_energy_per_site"):
         phase_boundaries(pd.DataFrame({"temperature": [1.0], "concentration": [0.5]}))
+
+
+def test_two_phase_bands_meet_on_an_uneven_grid():
+    """The figure's two-phase band at each grid temperature reaches halfway to its neighbours, so
+    the bands of 300, 400 and 450 K (an uneven grid) tile 250-475 K without a gap."""
+    from lattherm.analysis.figures import phase_diagram_figure
+
+    temperatures = [300.0, 400.0, 450.0]
+    phases = pd.DataFrame([{"concentration": x, "temperature": t, "direction": "cooling", "phase": phase,
+                            "order_l12": 0.0, "order_l10": 0.0}
+                           for t in temperatures for x, phase in ((0.25, "L1_2 A3B"), (0.375, "two-phase"), (0.5, "L1_0 AB"))])
+    boundaries = pd.DataFrame({"temperature": temperatures, "x_left": 0.25, "x_right": 0.5})
+    empty = {"transitions": ["concentration", "phase", "t_low", "t_high"],
+             "semi_grand": ["temperature", "dmu", "direction", "concentration_mc", "concentration_mc_err",
+                            "concentration_predicted", "concentration_low", "concentration_high"],
+             "hysteresis": ["temperature", "dmu_low", "dmu_high"]}
+    fig = phase_diagram_figure(boundaries, phases, **{k: pd.DataFrame(columns=c) for k, c in empty.items()})
+    bands = sorted((path.vertices[:, 1].min(), path.vertices[:, 1].max())
+                   for collection in fig.axes[0].collections for path in collection.get_paths()
+                   if np.allclose(sorted(set(path.vertices[:, 0])), [0.25, 0.5]))
+    assert bands == [(250.0, 350.0), (350.0, 425.0), (425.0, 475.0)]

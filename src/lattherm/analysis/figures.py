@@ -238,11 +238,15 @@ def phase_diagram_figure(boundaries: pd.DataFrame, phases: pd.DataFrame, transit
     t_max = 2 * ordered.max() if len(ordered) else phases.temperature.max()
     phases = phases[phases.temperature <= t_max]
     boundaries = boundaries[boundaries.temperature <= t_max]
+    # each two-phase edge as a band from halfway to the grid temperature below to halfway to the
+    # one above, so that bands of neighbouring temperatures meet on an uneven grid
     temperatures = np.sort(phases.temperature.unique())
-    step = np.min(np.diff(temperatures)) if len(temperatures) > 1 else 50.0
-    for _, row in boundaries.iterrows():  # each two-phase edge as a band one grid step high
-        diagram.fill_between([row.x_left, row.x_right], row.temperature - step / 2, row.temperature + step / 2,
-                             color="0.85", lw=0)
+    half = np.diff(temperatures) / 2 if len(temperatures) > 1 else np.array([25.0])
+    below = dict(zip(temperatures, np.concatenate([half[:1], half])))
+    above = dict(zip(temperatures, np.concatenate([half, half[-1:]])))
+    for _, row in boundaries.iterrows():
+        diagram.fill_between([row.x_left, row.x_right], row.temperature - below[row.temperature],
+                             row.temperature + above[row.temperature], color="0.85", lw=0)
     cooling = phases[phases.direction == "cooling"]
     for phase, group in cooling.groupby("phase"):
         diagram.plot(group.concentration, group.temperature, "o" if phase != "two-phase" else "x", ms=5,
