@@ -150,14 +150,19 @@ def _style(method: str, colours: dict[str, str]) -> dict:
     return {"color": colours[method], "linestyle": "none", "marker": "o", "markersize": 3, "capsize": 2}
 
 
+def _cell(size: str) -> str:
+    """A cell for a title or label: '4x4 cell' on a lattice, 'N = 20' without one."""
+    return f"{size} cell" if "x" in size else f"N = {size}"
+
+
 def _cells(table: pd.DataFrame) -> str:
-    """The cells of a table's rows for a title: '4x4 cell' on a lattice, 'N = 20' without one."""
-    return ", ".join(f"{size} cell" if "x" in size else f"N = {size}" for size in sorted(set(table["size"].astype(str))))
+    """The cells of a table's rows, for a title."""
+    return ", ".join(_cell(size) for size in sorted(set(table["size"].astype(str))))
 
 
-def _curve(method: str, size: str, several: bool) -> str:
+def _curve(method: str, size, several: bool) -> str:
     """A curve's legend label: the method, and its cell where the figure has several."""
-    return f"{method}, {_cells(pd.DataFrame({'size': [size]}))}" if several else method
+    return f"{method}, {_cell(str(size))}" if several else method
 
 
 def _log_temperature_axis(ax) -> None:
