@@ -409,6 +409,38 @@ def ladder_temperatures(system, betas) -> tuple[list[float], np.ndarray]:
     return temperatures, np.array([t is not None for t in matches])
 
 
+def boltzmann_samples(system, temperature: float, n_samples: int, seed: int = 0) -> Tensor:
+    """``n_samples`` configurations (n_samples, N) of a :class:`lattherm.systems.System` drawn
+    from its Boltzmann distribution at ``temperature`` by parallel tempering (always with
+    exchanges: near a first-order transition or in a glass, independent chains stay where they
+    started) over the rungs of its MCMC ladder at and above that temperature (a spin glass's
+    :func:`tempering_ladder`, else its ``mcmc.temperatures``), plus the temperature itself, with
+    its ``mcmc`` chains, burn-in and move. After the burn-in, every chain of the target rung is
+    recorded every ``(sweeps - burn_in) // records`` sweeps (at least one), ``records`` =
+    ceil(n_samples / chains), so the samples spread over the configured run."""
+    mcmc = system.config.mcmc
+    if mcmc is None:
+        raise LatthermError(f"system {system.name!r} has no mcmc block, which Boltzmann samples need "
+                            "(mcmc.temperatures, chains, sweeps, burn_in)")
+    if not (isinstance(n_samples, int) and n_samples >= 1):
+        raise LatthermError(f"Boltzmann samples: n_samples = {n_samples!r} must be a positive integer")
+    target = system.beta(temperature)
+    ladder = tempering_ladder(system, seed) if system.config.spin_glass else \
+        np.sort([system.beta(t) for t in mcmc.temperatures])
+    betas = np.array([*(b for b in ladder if b < target and not math.isclose(b, target, rel_tol=1e-12)), target])
+    records = -(-n_samples // mcmc.chains)
+    thin = max(1, (mcmc.sweeps - mcmc.burn_in) // records)
+    options = {"move": system.config.move, "n_ones": system.n_ones, "observables": {}, "exchange": len(betas) > 1,
+               "progress": False}
+    result = run_chains(system.hamiltonian, betas, mcmc.chains, max(mcmc.burn_in, 1), seed=seed, **options)
+    samples = []
+    for record in range(records):
+        result = run_chains(system.hamiltonian, betas, mcmc.chains, thin, seed=seed + 1 + record,
+                            start=result.final, **options)
+        samples.append(result.final[-mcmc.chains:].clone())  # the target rung: the last chains
+    return torch.cat(samples)[:n_samples]
+
+
 # -- overlaps of replica pairs (spin glasses) ---------------------------------------------------
 def _partners(x: Tensor) -> Tensor:
     """Each row's partner row: rows 2r and 2r+1 pair up."""

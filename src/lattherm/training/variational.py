@@ -50,7 +50,7 @@ from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
 from lattherm.mcmc.moves import MOVES
-from lattherm.mcmc.samplers import refine
+from lattherm.mcmc.samplers import boltzmann_samples, refine
 from lattherm.models import NeuralSampler, model_spec
 from lattherm.models.physics import attach_physics, set_physics_beta
 from lattherm.models.sampling import random_orders, uniform
@@ -98,7 +98,16 @@ class TrainConfig:
     swap by ensemble; :func:`lattherm.mcmc.samplers.refine`) take the model's samples towards the
     Boltzmann distribution at the step's beta (and dmu, and composition), and the loss gains
     ``refine_weight`` times the forward-KL term -mean ln q(x_refined). Its gradient vanishes at
-    q = p (refined samples of p are samples of p), so the optimum is that of the reverse KL."""
+    q = p (refined samples of p are samples of p), so the optimum is that of the reverse KL.
+
+    ``data_samples`` > 0 adds training by example to training by energy (as Boltzmann generators
+    mix them): before the first step, that many Boltzmann samples at ``temperature`` are drawn by
+    parallel tempering over the system's MCMC ladder (:func:`lattherm.mcmc.samplers.boltzmann_samples`,
+    seeded by ``seed``), and each step adds ``data_weight`` times -mean ln q of a batch drawn
+    from them: the forward KL, which pulls q onto every mode the samples visit, where the reverse
+    KL alone settles on the modes it found first (a spin glass below T_c, an alloy at its
+    ordering temperature). Its gradient vanishes at q = p too. Importance sampling keeps the
+    estimates exact whatever q is; the samples only shape it."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -116,10 +125,12 @@ class TrainConfig:
     shards: int = 1
     refine_sweeps: int = 0
     refine_weight: float = 1.0
+    data_samples: int = 0
+    data_weight: float = 1.0
 
     def __post_init__(self) -> None:
         for name, minimum in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("seed", 0), ("shards", 1),
-                              ("refine_sweeps", 0)):
+                              ("refine_sweeps", 0), ("data_samples", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise TrainingSettingsError(f"training {name} = {value!r} must be an integer >= {minimum}")
@@ -134,8 +145,10 @@ class TrainConfig:
             raise TrainingSettingsError(f"training lr = {self.lr!r} must be positive")
         if not 0 <= self.anneal < 1:
             raise TrainingSettingsError(f"training anneal = {self.anneal!r} must lie in [0, 1)")
-        if not (_finite(self.refine_weight) and self.refine_weight > 0):
-            raise TrainingSettingsError(f"training refine_weight = {self.refine_weight!r} must be a positive number")
+        for name in ("refine_weight", "data_weight"):
+            value = getattr(self, name)
+            if not (_finite(value) and value > 0):
+                raise TrainingSettingsError(f"training {name} = {value!r} must be a positive number")
         if self.clip is not None and not self.clip > 0:
             raise TrainingSettingsError(f"training clip = {self.clip!r} must be positive or null")
         if self.dtype not in DTYPES:
@@ -143,6 +156,10 @@ class TrainConfig:
         if (self.temperature is None) == (self.temperature_range is None):
             raise TrainingSettingsError("training settings need exactly one of temperature and temperature_range, got "
                                         f"temperature = {self.temperature!r}, temperature_range = {self.temperature_range!r}")
+        if self.data_samples and (self.temperature is None or self.dmu_range is not None
+                                  or self.concentration_range is not None):
+            raise TrainingSettingsError(f"training data_samples = {self.data_samples} needs one temperature and no dmu or "
+                                        "concentration range: the samples hold one state")
         if self.temperature is not None:
             self.temperature = float(self.temperature)
             if not self.temperature > 0:
@@ -327,6 +344,12 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     device = resolve_device(config.device)
     model.to(device)
     hamiltonian = system.hamiltonian.to(device)
+    data = None  # data_samples: drawn again on resume (seeded), rather than stored in every checkpoint
+    if config.data_samples:
+        try:
+            data = boltzmann_samples(system, config.temperature, config.data_samples, seed=config.seed).to(device)
+        except LatthermError as exc:
+            raise TrainingSettingsError(f"training data_samples = {config.data_samples}: {exc}") from None
     # A drawn dmu replaces the system's: keep the Hamiltonian without its semi-grand term.
     base = hamiltonian.base if isinstance(hamiltonian, SemiGrand) else hamiltonian
     # physics_logits: the tables of this cell's Hamiltonian (without the semi-grand term when dmu
@@ -429,15 +452,18 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                         with torch.autocast(device.type, enabled=False):  # float64 energy differences
                             beta_rows = torch.full((per_shard,), beta_t, dtype=torch.float64, device=device)
                             x_refined = refine(move, x, beta_rows, config.refine_sweeps, rng)
-                        forward_kl = -model.log_prob(x_refined, cond=cond, n_ones=n_ones).mean()
+                        forward_kl = -config.refine_weight * model.log_prob(x_refined, cond=cond, n_ones=n_ones).mean()
+                    if data is not None:
+                        rows_drawn = torch.randint(len(data), (per_shard,), device=device, generator=rng)
+                        forward_kl = forward_kl - config.data_weight * model.log_prob(data[rows_drawn]).mean()
                     blocks.append((log_weights(energy, log_q, beta_t), reward, terms, forward_kl))
                 # the whole batch's weights and rewards, in shard order, on every process
                 log_w = ranks.gather(torch.cat([b[0] for b in blocks]))
                 baseline = ranks.gather(torch.cat([b[1] for b in blocks])).mean()
-                # each shard's share of mean((R - mean R) ln q) + refine_weight * forward KL, and the
+                # each shard's share of mean((R - mean R) ln q) + the weighted forward KLs, and the
                 # mean of the shards' penalties
                 loss = sum((((reward - baseline).to(torch.float32) * terms.log_prob).mean()
-                            + config.refine_weight * forward_kl) * (per_shard / config.batch_size)
+                            + forward_kl) * (per_shard / config.batch_size)
                            + terms.auxiliary_loss / config.shards for _, reward, terms, forward_kl in blocks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,142 @@
+"""Training by example (training ``data_samples``): parallel tempering's Boltzmann samples follow
+enumeration, the forward-KL term brings back a mode the reverse KL misses, training with them
+resumes bit for bit, and bad settings are one line naming the field."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import chi2
+
+from lattherm.exact.enumeration import enumerate_energies, exact_thermo
+from lattherm.mcmc.samplers import boltzmann_samples
+from lattherm.models import build_model
+from lattherm.sampling import evaluate
+from lattherm.systems import build_system
+from lattherm.training import TrainConfig, train
+from lattherm.training.variational import TrainingSettingsError
+
+LADDER = {"temperatures": [8.0, 4.0, 3.0, 2.5, 2.0, 1.6, 1.3, 1.0], "chains": 16, "sweeps": 400, "burn_in": 50}
+
+
+def ising_4x4():
+    return build_system({"model": "ising", "lattice": "square", "train_size": [4, 4], "mcmc": LADDER})
+
+
+SYSTEMS = {  # each system's own move over its own ladder: heat bath, tempering ladder of a glass, swaps
+    "ising": {"model": "ising", "lattice": "square", "train_size": [3, 3],
+              "mcmc": {"temperatures": [6.0, 3.0, 2.0, 1.5], "chains": 16, "sweeps": 1300, "burn_in": 50}},
+    "edwards_anderson": {"model": "edwards_anderson", "lattice": "square", "train_size": [3, 3],
+                         "mcmc": {"temperatures": [6.0, 2.0, 1.0, 0.7], "rungs": 6, "chains": 16, "sweeps": 1300,
+                                  "burn_in": 50}},
+    "canonical": {"model": "ising", "lattice": "square", "train_size": [3, 3], "ensemble": "canonical",
+                  "concentration": 4 / 9, "mcmc": {"temperatures": [6.0, 2.0, 1.0], "chains": 16, "sweeps": 1300,
+                                                   "burn_in": 50}},
+}
+
+
+def energy_chi_square_p(system, x: torch.Tensor, beta: float) -> float:
+    """p-value of the energy histogram of ``x`` against the Boltzmann distribution at ``beta``
+    (enumeration; classes expected fewer than 5 times pooled)."""
+    energies, ones = enumerate_energies(system.hamiltonian)
+    allowed = np.ones_like(ones, dtype=bool) if system.n_ones is None else ones == system.n_ones
+    classes, inverse = np.unique(np.round(energies[allowed], 6), return_inverse=True)
+    weights = np.exp(-beta * (energies[allowed] - energies[allowed].min()))
+    expected = np.bincount(inverse, weights=weights / weights.sum() * len(x), minlength=len(classes))
+    sampled = np.round(system.hamiltonian.energy(x).double().numpy(), 6)
+    observed = np.array([(sampled == c).sum() for c in classes])
+    assert observed.sum() == len(x)  # every sample has an allowed energy
+    rare = expected < 5
+    expected = np.append(expected[~rare], expected[rare].sum())
+    observed = np.append(observed[~rare], observed[rare].sum())
+    keep = expected > 0
+    stat = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    return chi2.sf(stat, keep.sum() - 1)
+
+
+@pytest.mark.parametrize("name", SYSTEMS)
+def test_boltzmann_samples_follow_enumeration(name):
+    """2000 samples at the coldest temperature of the ladder: the energy histogram matches the
+    Boltzmann distribution there and not one 50 % hotter; canonical samples keep their count."""
+    system = build_system(SYSTEMS[name])
+    temperature = SYSTEMS[name]["mcmc"]["temperatures"][-1]
+    x = boltzmann_samples(system, temperature, 2000, seed=3)
+    assert x.shape == (2000, system.n_sites)
+    if system.n_ones is not None:
+        assert (x.sum(dim=1) == system.n_ones).all()
+    assert energy_chi_square_p(system, x, system.beta(temperature)) > 1e-4
+    assert energy_chi_square_p(system, x, system.beta(1.5 * temperature)) < 1e-4
+
+
+def test_boltzmann_samples_at_a_temperature_off_the_ladder():
+    """The target temperature joins the ladder's hotter rungs; the samples are its own."""
+    system = build_system(SYSTEMS["ising"])
+    x = boltzmann_samples(system, 2.4, 2000, seed=1)
+    assert energy_chi_square_p(system, x, system.beta(2.4)) > 1e-4
+
+
+def test_training_by_example_brings_back_the_missed_mode():
+    """4x4 Ising at T = 1 without the spin-flip mixture: trained by energy alone (this seed), MADE
+    settles on one of the two ordered states, F_IS = F + T ln 2; with 1024 tempering samples both
+    are kept and F_IS is the exact F."""
+    system = ising_4x4()
+    exact = exact_thermo(system.hamiltonian, [1.0]).free_energy[0]
+    estimates = {}
+    for samples in (0, 1024):
+        torch.manual_seed(0)
+        model = build_model({"kind": "made", "hidden": 32, "depth": 2, "z2_symmetric": False}, system.lattice)
+        result = train(model, system, TrainConfig(steps=150, batch_size=256, lr=0.01, anneal=0.95, temperature=1.0,
+                                                  data_samples=samples), progress=False)
+        estimates[samples] = evaluate(result.model, system, 1.0, n_samples=4000, mcmc_steps=2)
+    missed = estimates[0]
+    assert abs(missed["free_energy"] - exact - math.log(2)) < 0.05, missed
+    kept = estimates[1024]
+    assert abs(kept["free_energy"] - exact) < 4 * kept["free_energy_err"], kept
+    assert kept["ess"] > 0.8
+
+
+def test_resume_with_training_by_example_is_bit_for_bit(tmp_path):
+    """The samples are drawn again on resume (seeded) and batches drawn from the run's generator."""
+    system = build_system({"model": "ising", "lattice": "square", "train_size": [2, 3],
+                           "mcmc": {"temperatures": [4.0, 2.0], "chains": 4, "sweeps": 138, "burn_in": 10}})
+    spec, k = {"kind": "made", "hidden": 16}, 4
+
+    def config(steps, samples=64):
+        return TrainConfig(steps=steps, batch_size=16, lr=0.01, anneal=0.9, checkpoint_every=k, temperature=2.0,
+                           data_samples=samples, data_weight=0.5)
+
+    torch.manual_seed(0)
+    whole = train(build_model(spec, system.lattice), system, config(2 * k), tmp_path / "whole", progress=False)
+    torch.manual_seed(0)
+    train(build_model(spec, system.lattice), system, config(k), tmp_path / "split", progress=False)
+    torch.manual_seed(123)
+    resumed = train(build_model(spec, system.lattice), system, config(2 * k), tmp_path / "split", progress=False)
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    cols = [c for c in whole.log.columns if c != "wall_time"]
+    pd.testing.assert_frame_equal(whole.log[cols], resumed.log[cols], check_exact=True)
+    torch.manual_seed(0)  # and the samples took part: without them another model
+    plain = train(build_model(spec, system.lattice), system, config(2 * k, samples=0), progress=False)
+    assert any(not torch.equal(v, plain.model.state_dict()[n]) for n, v in whole.model.state_dict().items())
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"data_samples": -1, "temperature": 1.0}, r"^training data_samples = -1 must be an integer >= 0$"),
+    ({"data_samples": 1.5, "temperature": 1.0}, r"^training data_samples = 1.5 must be an integer >= 0$"),
+    ({"data_samples": 8, "data_weight": 0.0, "temperature": 1.0},
+     r"^training data_weight = 0.0 must be a positive number$"),
+    ({"data_samples": 8, "temperature_range": [1.0, 2.0]},
+     r"^training data_samples = 8 needs one temperature and no dmu or concentration range"),
+])
+def test_bad_settings_are_one_line(settings, message):
+    with pytest.raises(TrainingSettingsError, match=message):
+        TrainConfig(steps=1, batch_size=4, **settings)
+
+
+def test_a_system_without_mcmc_is_refused_in_one_line():
+    system = build_system({"model": "ising", "lattice": "square", "train_size": [2, 2]})
+    model = build_model({"kind": "made", "hidden": 8}, system.lattice)
+    with pytest.raises(TrainingSettingsError, match=r"^training data_samples = 8: system '.*' has no mcmc block"):
+        train(model, system, TrainConfig(steps=1, batch_size=4, temperature=1.0, data_samples=8), progress=False)
