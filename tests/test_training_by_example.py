@@ -16,7 +16,7 @@ from lattherm.models import build_model
 from lattherm.sampling import evaluate
 from lattherm.systems import build_system
 from lattherm.training import TrainConfig, train
-from lattherm.training.variational import TrainingSettingsError
+from lattherm.training.variational import TrainingSettingsError, symmetry_images
 
 LADDER = {"temperatures": [8.0, 4.0, 3.0, 2.5, 2.0, 1.6, 1.3, 1.0], "chains": 16, "sweeps": 400, "burn_in": 50}
 
@@ -140,3 +140,18 @@ def test_a_system_without_mcmc_is_refused_in_one_line():
     model = build_model({"kind": "made", "hidden": 8}, system.lattice)
     with pytest.raises(TrainingSettingsError, match=r"^training data_samples = 8: system '.*' has no mcmc block"):
         train(model, system, TrainConfig(steps=1, batch_size=4, temperature=1.0, data_samples=8), progress=False)
+
+
+def test_symmetry_images_are_the_energy_keeping_space_group():
+    """Ising 4x4: the 8 x 16 operations of its space group, each keeping every energy; a glass on
+    the same lattice (random couplings) and SK (no lattice): none."""
+    system = ising_4x4()
+    images = symmetry_images(system)
+    assert images.shape == (128, 16) and torch.equal(images[0], torch.arange(16))
+    assert len({tuple(p.tolist()) for p in images}) == 128
+    x = torch.randint(0, 2, (32, 16), generator=torch.Generator().manual_seed(0))
+    for perm in images:
+        assert torch.allclose(system.hamiltonian.energy(x.gather(1, perm.expand(32, -1))), system.hamiltonian.energy(x))
+    glass = build_system({"model": "edwards_anderson", "lattice": "square", "train_size": [4, 4]})
+    assert symmetry_images(glass) is None
+    assert symmetry_images(build_system({"model": "sherrington_kirkpatrick", "train_size": [8]})) is None

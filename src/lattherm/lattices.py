@@ -524,6 +524,17 @@ def point_group_permutations(lattice: Lattice) -> np.ndarray:
     third axis so that no operation mixes it into the plane; an operation acting only on that
     axis (the mirror z -> -z) is the identity on the sites and is listed once.
     """
+    return _symmetry_permutations(lattice, stabiliser=True)
+
+
+def space_group_permutations(lattice: Lattice) -> np.ndarray:
+    """The site permutations of all the supercell's symmetry operations, the translations
+    included (:func:`point_group_permutations` times the N translations on a Bravais lattice),
+    (|G|, N) int64, the identity first."""
+    return _symmetry_permutations(lattice, stabiliser=False)
+
+
+def _symmetry_permutations(lattice: Lattice, stabiliser: bool) -> np.ndarray:
     import spglib  # lazily: only the lattice-symmetric neural samplers need it
 
     cell = lattice.cell.copy()
@@ -539,7 +550,7 @@ def point_group_permutations(lattice: Lattice) -> np.ndarray:
     perms = set()
     for rotation, translation in zip(ops["rotations"], ops["translations"]):
         origin = frac[0] @ rotation.T + translation - frac[0]
-        if np.abs(origin - np.round(origin)).max() > 1e-5:  # moves site 0: not in the stabiliser
+        if stabiliser and np.abs(origin - np.round(origin)).max() > 1e-5:  # moves site 0
             continue
         moved = np.mod(np.rint((frac @ rotation.T + translation) * grid).astype(np.int64), grid)
         perm = [keys.get(tuple(k), -1) for k in moved]

@@ -49,12 +49,19 @@ from tqdm import tqdm
 from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
+from lattherm.lattices import space_group_permutations
 from lattherm.mcmc.moves import MOVES
 from lattherm.mcmc.samplers import boltzmann_samples, refine
 from lattherm.models import NeuralSampler, model_spec
 from lattherm.models.physics import attach_physics, set_physics_beta
 from lattherm.models.sampling import random_orders, uniform
-from lattherm.models.symmetric import flat_images, innermost, resolve_symmetries, spin_flip_symmetric
+from lattherm.models.symmetric import (
+    broken_permutations,
+    flat_images,
+    innermost,
+    resolve_symmetries,
+    spin_flip_symmetric,
+)
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights
 from lattherm.sampling.evaluate import COND_VARIABLES, Conditioning
 from lattherm.training.distributed import Ranks, shard_generator
@@ -104,7 +111,9 @@ class TrainConfig:
     mix them): before the first step, that many Boltzmann samples at ``temperature`` are drawn by
     parallel tempering over the system's MCMC ladder (:func:`lattherm.mcmc.samplers.boltzmann_samples`,
     seeded by ``seed``), and each step adds ``data_weight`` times -mean ln q of a batch drawn
-    from them: the forward KL, which pulls q onto every mode the samples visit, where the reverse
+    from them, each through a random operation of the cell's space group that keeps the energy
+    (:func:`symmetry_images`: the Boltzmann distribution is invariant under them, so the images
+    are samples too, and a few ordered domains stand for all their variants): the forward KL, which pulls q onto every mode the samples visit, where the reverse
     KL alone settles on the modes it found first (a spin glass below T_c, an alloy at its
     ordering temperature). Its gradient vanishes at q = p too. Importance sampling keeps the
     estimates exact whatever q is; the samples only shape it."""
@@ -344,12 +353,14 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     device = resolve_device(config.device)
     model.to(device)
     hamiltonian = system.hamiltonian.to(device)
-    data = None  # data_samples: drawn again on resume (seeded), rather than stored in every checkpoint
+    data = images = None  # data_samples: drawn again on resume (seeded), rather than stored in every checkpoint
     if config.data_samples:
         try:
             data = boltzmann_samples(system, config.temperature, config.data_samples, seed=config.seed).to(device)
         except LatthermError as exc:
             raise TrainingSettingsError(f"training data_samples = {config.data_samples}: {exc}") from None
+        images = symmetry_images(system)
+        images = None if images is None else images.to(device)
     # A drawn dmu replaces the system's: keep the Hamiltonian without its semi-grand term.
     base = hamiltonian.base if isinstance(hamiltonian, SemiGrand) else hamiltonian
     # physics_logits: the tables of this cell's Hamiltonian (without the semi-grand term when dmu
@@ -454,8 +465,11 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                             x_refined = refine(move, x, beta_rows, config.refine_sweeps, rng)
                         forward_kl = -config.refine_weight * model.log_prob(x_refined, cond=cond, n_ones=n_ones).mean()
                     if data is not None:
-                        rows_drawn = torch.randint(len(data), (per_shard,), device=device, generator=rng)
-                        forward_kl = forward_kl - config.data_weight * model.log_prob(data[rows_drawn]).mean()
+                        examples = data[torch.randint(len(data), (per_shard,), device=device, generator=rng)]
+                        if images is not None:
+                            image = images[torch.randint(len(images), (per_shard,), device=device, generator=rng)]
+                            examples = examples.gather(1, image)
+                        forward_kl = forward_kl - config.data_weight * model.log_prob(examples).mean()
                     blocks.append((log_weights(energy, log_q, beta_t), reward, terms, forward_kl))
                 # the whole batch's weights and rewards, in shard order, on every process
                 log_w = ranks.gather(torch.cat([b[0] for b in blocks]))
@@ -504,6 +518,18 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 progress_path.parent.rmdir()
         ranks.barrier()
     return TrainResult(model=model, log=pd.DataFrame(rows), checkpoint_path=ckpt_path, conditioning=conditioning)
+
+
+def symmetry_images(system) -> Tensor | None:
+    """The site permutations of the system's space group (:func:`lattherm.lattices.space_group_permutations`)
+    that keep its energy, (G, N), the identity first; None where only the identity does (no
+    lattice, or couplings that break every operation: a spin glass)."""
+    if system.lattice is None:
+        return None
+    perms = space_group_permutations(system.lattice)
+    broken = set(broken_permutations(system.hamiltonian, perms, system.n_ones))
+    kept = [g for g in range(len(perms)) if g not in broken]
+    return torch.as_tensor(perms[kept]) if len(kept) > 1 else None
 
 
 @contextlib.contextmanager
