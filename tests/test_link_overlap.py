@@ -65,7 +65,7 @@ def test_gaussian_bonds_match_the_drawn_couplings():
     assert gaussian_bonds(SemiGrand(sk, 0.3)) is None
 
 
-def _exact_terms(hamiltonian, bonds: np.ndarray, variance: float, name: str) -> pd.DataFrame:
+def _exact_terms(hamiltonian, bonds: np.ndarray, variance: float, name: str, size: str) -> pd.DataFrame:
     """A parallel-tempering summary's identity columns, computed exactly by enumeration:
     <E> / N_b, <q_l> = mean_b <s_i s_j>^2 and -beta sigma^2 (1 - <q_l>), errors 0."""
     energies, _ = enumerate_energies(hamiltonian)
@@ -75,7 +75,7 @@ def _exact_terms(hamiltonian, bonds: np.ndarray, variance: float, name: str) -> 
     for beta in BETAS:
         p = _moments(energies, beta)[3]
         q_l = float(np.mean((p @ products) ** 2))
-        rows.append({"system": name, "temperature": 1 / beta, "beta": beta, "energy_per_bond": p @ energies / len(bonds),
+        rows.append({"system": name, "size": size, "temperature": 1 / beta, "beta": beta, "energy_per_bond": p @ energies / len(bonds),
                      "energy_per_bond_err": 0.0, "link_overlap": q_l, "link_overlap_err": 0.0,
                      "link_energy_per_bond": -beta * variance * (1 - q_l), "link_energy_per_bond_err": 0.0})
     return pd.DataFrame(rows)
@@ -90,10 +90,10 @@ def exact_families():
     families = {"ea_gaussian": [], "sk": [], "ea_pm_j": []}
     for seed in SEEDS:
         ea = EdwardsAnderson(lattice, seed=seed, couplings="gaussian")
-        families["ea_gaussian"].append(_exact_terms(ea, ea.bonds.numpy(), 1.0, f"ea_gaussian_seed{seed}"))
-        families["sk"].append(_exact_terms(SherringtonKirkpatrick(8, seed=seed), pairs, 1 / 8, f"sk_seed{seed}"))
+        families["ea_gaussian"].append(_exact_terms(ea, ea.bonds.numpy(), 1.0, f"ea_gaussian_seed{seed}", "3x3"))
+        families["sk"].append(_exact_terms(SherringtonKirkpatrick(8, seed=seed), pairs, 1 / 8, f"sk_seed{seed}", "8"))
         pm = EdwardsAnderson(lattice, seed=seed)
-        families["ea_pm_j"].append(_exact_terms(pm, pm.bonds.numpy(), 1.0, f"ea_pm_j_seed{seed}"))
+        families["ea_pm_j"].append(_exact_terms(pm, pm.bonds.numpy(), 1.0, f"ea_pm_j_seed{seed}", "3x3"))
     return {name: link_overlap_identity(tables, name) for name, tables in families.items()}
 
 
@@ -103,7 +103,7 @@ def test_identity_holds_exactly_on_the_disorder_average(exact_families, family):
     error at every beta, though single samples miss by far more than that error."""
     table = exact_families[family]
     means = table[table["sample"] == MEAN]
-    assert len(means) == len(BETAS) and set(means.n_samples) == {len(SEEDS)}
+    assert len(means) == len(BETAS) and set(means.n_samples) == {len(SEEDS)} and means["size"].nunique() == 1
     assert set(means.check) == {"pass"} and (means.sigma.abs() < 3).all() and (means.p_value > 0.05).all(), means
     per_sample = table[table["sample"] != MEAN]
     spread = per_sample.groupby("temperature").difference.apply(lambda d: d.abs().max())
@@ -128,7 +128,7 @@ def tempering_samples():
                                                 "burn_in": 200}}
         system = build_system(block, name=f"g_seed{seed}")
         summaries.append(overlap_tempering(system, seed=seed)[1])
-        exact.append(_exact_terms(system.hamiltonian, system.hamiltonian.bonds.numpy(), 1.0, system.name))
+        exact.append(_exact_terms(system.hamiltonian, system.hamiltonian.bonds.numpy(), 1.0, system.name, "3x3"))
     return summaries, exact
 
 

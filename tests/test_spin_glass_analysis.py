@@ -132,7 +132,7 @@ def test_identity_panel_plots_the_identity_table(tables, identity):
     assert ax is fig.axes[5] and ax.get_xscale() == "log"
     means = identity[identity["sample"] == MEAN].sort_values("temperature")
     assert means.check.tolist() == ["fail", "fail", "fail", "pass"]  # T = 0.25, 0.5, 1, 3
-    assert ax.get_title() == "g: E / link-overlap identity\n(8 disorder samples, 1 of 4 T pass)"
+    assert ax.get_title() == "g, 16x16 cell: E / link-overlap identity\n(8 disorder samples, 1 of 4 T pass)"
     bars = {container.get_label(): container for container in ax.containers}
     assert set(bars) == set(IDENTITY_SIDES.values())
     for side, label in IDENTITY_SIDES.items():
@@ -159,6 +159,15 @@ def test_identity_panel_plots_the_identity_table(tables, identity):
         spin_glass_figure(thermo, overlaps, identity.assign(family="other"))
     with pytest.raises(TableError, match="identity table lacks column\\(s\\) \\['check'\\]"):
         spin_glass_figure(thermo, overlaps, identity.drop(columns="check"))
+
+
+def test_identity_means_are_per_cell(short_gaussian_tempering):
+    """Samples of two cells are averaged apart (four each); a summary without its cell is refused."""
+    two = [summary.assign(size="8x8") if i % 2 else summary for i, summary in enumerate(short_gaussian_tempering)]
+    means = link_overlap_identity(two, "g").query("sample == @MEAN")
+    assert set(means["size"]) == {"16x16", "8x8"} and set(means.n_samples) == {4}
+    with pytest.raises(LatthermError, match=r"table 0 lacks column\(s\) \['size'\]"):
+        link_overlap_identity([short_gaussian_tempering[0].drop(columns="size")], "g")
 
 
 def test_figure_command_takes_the_identity_table(tables, identity, tmp_path):

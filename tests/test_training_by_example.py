@@ -128,7 +128,7 @@ def test_resume_with_training_by_example_is_bit_for_bit(tmp_path):
     ({"data_samples": 8, "data_weight": 0.0, "temperature": 1.0},
      r"^training data_weight = 0.0 must be a positive number$"),
     ({"data_samples": 8, "temperature_range": [1.0, 2.0]},
-     r"^training data_samples = 8 needs one temperature and no dmu or concentration range"),
+     r"^training data_samples = 8 needs one temperature and no dmu or concentration range: the samples hold"),
 ])
 def test_bad_settings_are_one_line(settings, message):
     with pytest.raises(TrainingSettingsError, match=message):

@@ -95,7 +95,7 @@ def link_overlap_identity(summaries: list[pd.DataFrame], family: str, sources: l
 
     Rows per sample (the ingredients, with their blocking errors; the identity does not hold per
     sample, so no check), then per temperature the sample means (``sample`` = ``mean``) with
-    sample-to-sample errors std / sqrt(n): ``energy_per_bond`` [<E>] / N_b,
+    sample-to-sample errors std / sqrt(n), per cell (``size``): ``energy_per_bond`` [<E>] / N_b,
     ``link_energy_per_bond`` -beta sigma^2 (1 - [<q_l>]), ``difference`` of the two (its error
     from the per-sample differences, which pairs the two sides of each sample), ``sigma`` =
     difference / its error, ``p_value`` its two-sided Student-t tail (n - 1 degrees of freedom:
@@ -108,21 +108,23 @@ def link_overlap_identity(summaries: list[pd.DataFrame], family: str, sources: l
                          "(overlap_pt_*_summary.csv) of its samples; none given")
     parts = []
     for table, source in zip(summaries, sources):
-        require_columns(table, ["system", "temperature", "beta", "energy_per_bond", "link_energy_per_bond"], source)
+        require_columns(table, ["system", "size", "temperature", "beta", "energy_per_bond", "link_energy_per_bond"],
+                        source)
         if table["link_energy_per_bond"].isna().all():
             raise TableError(f"family {family!r}: the energy/link-overlap identity needs Gaussian couplings (no field), "
                              f"but sample {table.system.iloc[0]!r} ({source}) has none: its identity columns are empty "
                              "(+-J couplings, where J^2 is the same on every bond and Gaussian integration by parts "
                              "fails, or a field)")
         grid = table[table.on_grid.astype(bool)] if "on_grid" in table.columns else table  # tuned rungs differ per sample
-        part = grid[["system", "temperature", "beta", "energy_per_bond", "energy_per_bond_err", "link_overlap",
+        part = grid[["system", "size", "temperature", "beta", "energy_per_bond", "energy_per_bond_err", "link_overlap",
                      "link_overlap_err", "link_energy_per_bond", "link_energy_per_bond_err"]].copy()
         part["difference"] = part.energy_per_bond - part.link_energy_per_bond
         part["difference_err"] = np.hypot(part.energy_per_bond_err, part.link_energy_per_bond_err)
         parts.append(part)
     per_sample = pd.concat(parts, ignore_index=True).rename(columns={"system": "sample"})
-    means = _sample_mean(per_sample, ["temperature"], list(IDENTITY_VALUES))
-    means.insert(2, "beta", per_sample.groupby("temperature", sort=True).beta.first().to_numpy())
+    per_sample["size"] = per_sample["size"].astype(str)
+    means = _sample_mean(per_sample, ["size", "temperature"], list(IDENTITY_VALUES))
+    means.insert(3, "beta", per_sample.groupby(["size", "temperature"], sort=True).beta.first().to_numpy())
     enough = means.n_samples > 1
     means["sigma"] = (means.difference / means.difference_err).where(enough)
     means["p_value"] = 2.0 * stats.t.sf(means.sigma.abs(), (means.n_samples - 1).clip(lower=1))
@@ -189,8 +191,8 @@ def _identity_panel(ax, identity: pd.DataFrame, family: str) -> None:
     _log_temperature_axis(ax)
     n_samples = int(means.n_samples.max())
     passed = int((means.check == "pass").sum())
-    _label(ax, "temperature", "energy per bond", f"{family}: E / link-overlap identity\n({n_samples} disorder "
-           f"sample{'s' * (n_samples != 1)}, {passed} of {len(means)} T pass)")
+    _label(ax, "temperature", "energy per bond", f"{family}, {_cells(means)}: E / link-overlap identity\n"
+           f"({n_samples} disorder sample{'s' * (n_samples != 1)}, {passed} of {len(means)} T pass)")
 
 
 def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame, identity: pd.DataFrame | None = None):
@@ -204,7 +206,7 @@ def spin_glass_figure(thermo: pd.DataFrame, overlaps: pd.DataFrame, identity: pd
                     "overlap table")
     family = thermo.family.iloc[0]
     if identity is not None:
-        require_columns(identity, ["family", "sample", "temperature", "n_samples", "check",
+        require_columns(identity, ["family", "sample", "size", "temperature", "n_samples", "check",
                                    *(f"{side}{suffix}" for side in IDENTITY_SIDES for suffix in ("", "_err"))],
                         "identity table")
         if set(identity.family) != {family}:

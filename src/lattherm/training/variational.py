@@ -167,8 +167,8 @@ class TrainConfig:
                                         f"temperature = {self.temperature!r}, temperature_range = {self.temperature_range!r}")
         if self.data_samples and (self.temperature is None or self.dmu_range is not None
                                   or self.concentration_range is not None):
-            raise TrainingSettingsError(f"training data_samples = {self.data_samples} needs one temperature and no dmu or "
-                                        "concentration range: the samples hold one state")
+            raise TrainingSettingsError(f"training data_samples = {self.data_samples} needs one temperature and no "
+                                        "dmu or concentration range: the samples hold one state")
         if self.temperature is not None:
             self.temperature = float(self.temperature)
             if not self.temperature > 0:
