@@ -58,11 +58,11 @@ MODELS = {  # name: spec, Adam lr
 SYSTEMS = {
     "sk_128": ({"model": "sherrington_kirkpatrick", "train_size": [128], "coupling_seed": 1},
                [1.0, 0.5], [20.0, 3.0, 2.0, 1.6, 1.3, 1.1, 1.0, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5],
-               {"steps": 1000, "batch_size": 256, "refine_sweeps": 2, "data_samples": 0}),
+               {"steps": 1000, "batch_size": 256, "refine_sweeps": 2, "example_sweeps": 0}),
     "ea_16x16": ({"model": "edwards_anderson", "lattice": "square", "couplings": "pm_j", "train_size": [16, 16],
                   "coupling_seed": 1},
                  [1.0], [20.0, 5.0, 3.0, 2.5, 2.0, 1.7, 1.5, 1.3, 1.15, 1.0],
-                 {"steps": 300, "batch_size": 128, "refine_sweeps": 0, "data_samples": 0}),
+                 {"steps": 300, "batch_size": 128, "refine_sweeps": 0, "example_sweeps": 0}),
 }
 
 
@@ -76,9 +76,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the system's budget)")
     p.add_argument("--refine-sweeps", type=int, default=None,
                    help="MC refinement sweeps per training step (default: the system's budget)")
-    p.add_argument("--data-samples", type=int, default=None,
-                   help="training by example: parallel-tempering samples over the system's ladder (0: off; "
-                        "default: the system's budget)")
+    p.add_argument("--example-sweeps", type=int, default=None,
+                   help="training by example: sweeps per step of parallel tempering over the system's ladder (0: "
+                        "off; default: the system's budget)")
     args = p.parse_args()
     spec, lr = MODELS[args.model]
     torch.set_num_threads(1)
@@ -91,7 +91,7 @@ def main() -> None:
             continue
         steps = args.steps or (budget["steps"] // 5 if args.quick else budget["steps"])
         refine_sweeps = budget["refine_sweeps"] if args.refine_sweeps is None else args.refine_sweeps
-        data_samples = budget["data_samples"] if args.data_samples is None else args.data_samples
+        example_sweeps = budget["example_sweeps"] if args.example_sweeps is None else args.example_sweeps
         config = {**block, "temperatures": temperatures,
                   "mcmc": {"temperatures": ladder, "chains": chains, "sweeps": sweeps, "burn_in": sweeps // 5}}
         system = build_system(config, name=name)
@@ -111,7 +111,7 @@ def main() -> None:
             t0 = time.perf_counter()
             train(model, system, TrainConfig(temperature=temperature, steps=steps, batch_size=budget["batch_size"],
                                              lr=lr, anneal=0.98, seed=0, refine_sweeps=refine_sweeps,
-                                             data_samples=data_samples),
+                                             example_sweeps=example_sweeps),
                   progress=False)
             train_seconds = time.perf_counter() - t0
             ev = evaluate(model, system, temperature, n_samples=args.samples, mcmc_chains=8, mcmc_steps=20, seed=1)
@@ -125,7 +125,7 @@ def main() -> None:
                 "rel_difference": (ev["free_energy"] - float(at.free_energy)) / abs(float(at.free_energy)),
                 "sigmas": (ev["free_energy"] - float(at.free_energy)) / sigma,
                 "ess": ev["ess"], "train_seconds": train_seconds, "train_steps": steps, "model": args.model,
-                "model_spec": spec, "lr": lr, "refine_sweeps": refine_sweeps, "data_samples": data_samples,
+                "model_spec": spec, "lr": lr, "refine_sweeps": refine_sweeps, "example_sweeps": example_sweeps,
                 "p_of_q_total_variation": 0.5 * float(np.abs(distribution - reference).sum()),
                 "p_of_q_p_value_vs_tempering": chi_square_test(distribution, n_eff, reference).p_value,
                 "p_of_q_n_eff": n_eff,
@@ -135,7 +135,7 @@ def main() -> None:
                               "reference_seconds": reference_seconds, "overlap_seconds": tempering_seconds},
             }
             key = (f"{name}_T{temperature:g}" + ("" if args.model == "made_physics" else f"_{args.model}")
-                   + (f"_data{data_samples}" if data_samples else ""))
+                   + (f"_examples{example_sweeps}" if example_sweeps else ""))
             results[key] = row
             print(f"{key}: F_IS {row['free_energy']:.4f} +- {row['free_energy_err']:.4f} vs PT+MBAR "
                   f"{row['mbar_free_energy']:.4f} +- {row['mbar_free_energy_err']:.4f} ({row['sigmas']:+.1f} sigma), "

@@ -1,25 +1,27 @@
-"""Training by example (training ``data_samples``) ablated: CuAu 128 sites, x = 0.5, 700 K (issue 12's case).
+"""Training by example (training ``example_sweeps``) ablated: CuAu 128 sites, x = 0.5, 700 K (issue 12's case).
 
 The same MADE with physics logits (bench_time_to_f's plain recipe: width 4, depth 3, 128-sample
-batches, lr 5e-3, anneal 0.98) trained by energy alone and by energy and by example: 2048
-Boltzmann samples drawn by parallel tempering (swap moves, 16 chains, bench_time_to_f's 15
-temperatures from 20000 K down to 700 K, 1024 sweeps, a quarter burn-in; charged to training),
-each drawn through a random operation of the cell's space group (1536: the 12-operation point
-group times 128 translations) and trained up by the forward KL beside the variational loss. Each
-budget resumes the last one's checkpoint. F_IS (8192 samples) against bench_time_to_f's best
+batches, lr 5e-3, anneal 0.98) trained by energy alone and by energy and by example: parallel
+tempering (swap moves, 16 chains, bench_time_to_f's 15 temperatures from 20000 K down to 700 K,
+256 sweeps of burn-in) goes on beside training, ``--example-sweeps`` sweeps a step (charged to
+training), and its 16 chains at 700 K, each through a random operation of the cell's space group
+(1536: the 12-operation point group times 128 translations), are trained up by the forward KL
+beside the variational loss. Each budget resumes the last one's checkpoint. F_IS (8192 samples) against bench_time_to_f's best
 MCMC estimate (parallel swaps with replica exchange + MBAR, 4096 sweeps;
 bench/results/time_to_f.json), its distance in combined sigmas, ESS, CPU seconds (training,
 sampling) and the CPU seconds to a 1e-4 relative error bar by bench_time_to_f's rule (trusted only
 within 2 sigma at ESS >= 0.01). Ratios: by example / by energy at each budget.
 
-Pilots (one thread, beside a second bench; 200 steps): by energy +0.56 meV/site (bench_time_to_f:
-10.7 sigma, ESS 0.018); by example from 960 tempering samples without the space-group images
-+0.28 meV/site (4.8 sigma, ESS 0.013); with them +0.14 meV/site (1.3 sigma) but ESS 0.0027: q
-covers the domain variants and the disordered phase, too broadly for its capacity.
+Pilots (one thread, beside a second bench; 200 steps), from a fixed pool of tempering samples
+instead of a run going on: by energy +0.56 meV/site (bench_time_to_f: 10.7 sigma, ESS 0.018);
+960 samples without the space-group images +0.28 meV/site (4.8 sigma, ESS 0.013); 2048 with them
++0.14 meV/site (1.3 sigma) but ESS 0.0027. (On SK 128 at T = 1 a pool of 2000, revisited 128
+times in 1000 steps, was learnt by heart: +9 sigma at ESS 0.003, against -0.3 sigma at 0.19 by
+energy; hence the run going on.)
 
     python bench/bench_training_by_example.py [--quick] [--steps 200 400]
 
-One torch thread; about 40 min (--quick: 50 steps, 2048 samples, 256 sweeps).
+One torch thread; about 40 min (--quick: 50 steps, 2048 importance samples).
 """
 
 from __future__ import annotations
@@ -47,20 +49,20 @@ TARGET = 1e-4
 def main() -> None:
     p = benchlib.parser(__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, nargs="+", default=None, help="training budgets (default 200 400)")
-    p.add_argument("--data-samples", type=int, default=2048)
+    p.add_argument("--example-sweeps", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(1)
     steps = args.steps or ([50] if args.quick else [200, 400])
-    sweeps, samples = (256, 2048) if args.quick else (1024, 8192)
+    samples = 2048 if args.quick else 8192
     reference_case = json.loads((benchlib.RESULTS_DIR / "time_to_f.json").read_text())["results"]["cuau128"]
     reference, reference_err = reference_case["reference"], reference_case["reference_err"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         system = build_system({"model": "cluster_expansion", "alloy": "cuau", "lattice": "fcc", "train_size": [4, 4, 8],
                                "ensemble": "canonical", "concentration": 0.5,
-                               "mcmc": {"temperatures": GRID, "chains": 16, "sweeps": sweeps, "burn_in": sweeps // 4}},
+                               "mcmc": {"temperatures": GRID, "chains": 16, "sweeps": 1024, "burn_in": 256}},
                               ce_file=write_published_ce(Path(tmp) / "cuau.json"))
-        for method, data_samples in (("by energy", 0), ("by energy and by example", args.data_samples)):
+        for method, example_sweeps in (("by energy", 0), ("by energy and by example", args.example_sweeps)):
             training = 0.0
             for budget in steps:
                 torch.manual_seed(0)
@@ -68,11 +70,11 @@ def main() -> None:
                 t0 = time.process_time()
                 result = train(model, system, TrainConfig(temperature=TEMPERATURE, steps=budget, batch_size=128, lr=5e-3,
                                                           anneal=0.98, seed=0, checkpoint_every=budget,
-                                                          data_samples=data_samples),
+                                                          example_sweeps=example_sweeps),
                                out_dir=Path(tmp) / method.replace(" ", "_"), progress=False)
                 training += time.process_time() - t0
                 ev, sampling = neural_estimate(result.model, system, TEMPERATURE, samples)
-                row = {"method": method, "steps": budget, "data_samples": data_samples, "samples": samples,
+                row = {"method": method, "steps": budget, "example_sweeps": example_sweeps, "samples": samples,
                        "training_seconds": training, "sampling_seconds": sampling, "cpu_seconds": training + sampling,
                        "free_energy": ev["free_energy"], "free_energy_err": ev["free_energy_err"], "ess": ev["ess"]}
                 row.update(time_to_f(row, reference, reference_err, TARGET))
@@ -98,8 +100,8 @@ def main() -> None:
                          "ratio": (example["seconds_to_target"] / plain["seconds_to_target"]
                                    if example["seconds_to_target"] and plain["seconds_to_target"] else None)})
     benchlib.write_result("training_by_example", {
-        "model": MADE_PHYSICS, "temperature": TEMPERATURE, "grid": GRID, "chains": 16, "sweeps": sweeps,
-        "data_samples": args.data_samples, "steps": steps, "samples": samples, "batch_size": 128, "lr": 5e-3,
+        "model": MADE_PHYSICS, "temperature": TEMPERATURE, "grid": GRID, "chains": 16, "burn_in": 256,
+        "example_sweeps": args.example_sweeps, "steps": steps, "samples": samples, "batch_size": 128, "lr": 5e-3,
         "torch_threads": 1, "quick": args.quick, "reference": reference, "reference_err": reference_err,
         "reference_source": reference_case["reference_source"]},
         {"rows": rows, "headline": headline}, args.out)

@@ -1,6 +1,7 @@
-"""Training by example (training ``data_samples``): parallel tempering's Boltzmann samples follow
-enumeration, the forward-KL term brings back a mode the reverse KL misses, training with them
-resumes bit for bit, and bad settings are one line naming the field."""
+"""Training by example (training ``example_sweeps``): the draws of parallel tempering going on
+beside training follow enumeration and resume exactly from the stream's state, the forward-KL
+term brings back a mode the reverse KL misses, training with it resumes bit for bit, and bad
+settings are one line naming the field."""
 
 import math
 
@@ -10,8 +11,9 @@ import pytest
 import torch
 from scipy.stats import chi2
 
+from lattherm.errors import LatthermError
 from lattherm.exact.enumeration import enumerate_energies, exact_thermo
-from lattherm.mcmc.samplers import boltzmann_samples
+from lattherm.mcmc.samplers import BoltzmannStream
 from lattherm.models import build_model
 from lattherm.sampling import evaluate
 from lattherm.systems import build_system
@@ -37,6 +39,12 @@ SYSTEMS = {  # each system's own move over its own ladder: heat bath, tempering 
 }
 
 
+def stream_samples(system, temperature: float, draws: int, seed: int) -> torch.Tensor:
+    """``draws`` draws, 10 sweeps apart, of the system's stream at ``temperature``."""
+    stream = BoltzmannStream(system, temperature, 10, seed=seed)
+    return torch.cat([stream.draw(k) for k in range(draws)])
+
+
 def energy_chi_square_p(system, x: torch.Tensor, beta: float) -> float:
     """p-value of the energy histogram of ``x`` against the Boltzmann distribution at ``beta``
     (enumeration; classes expected fewer than 5 times pooled)."""
@@ -57,12 +65,13 @@ def energy_chi_square_p(system, x: torch.Tensor, beta: float) -> float:
 
 
 @pytest.mark.parametrize("name", SYSTEMS)
-def test_boltzmann_samples_follow_enumeration(name):
-    """2000 samples at the coldest temperature of the ladder: the energy histogram matches the
-    Boltzmann distribution there and not one 50 % hotter; canonical samples keep their count."""
+def test_stream_draws_follow_enumeration(name):
+    """125 draws of 16 chains at the coldest temperature of the ladder: the energy histogram
+    matches the Boltzmann distribution there and not one 50 % hotter; canonical samples keep their
+    count."""
     system = build_system(SYSTEMS[name])
     temperature = SYSTEMS[name]["mcmc"]["temperatures"][-1]
-    x = boltzmann_samples(system, temperature, 2000, seed=3)
+    x = stream_samples(system, temperature, 125, seed=3)
     assert x.shape == (2000, system.n_sites)
     if system.n_ones is not None:
         assert (x.sum(dim=1) == system.n_ones).all()
@@ -70,42 +79,56 @@ def test_boltzmann_samples_follow_enumeration(name):
     assert energy_chi_square_p(system, x, system.beta(1.5 * temperature)) < 1e-4
 
 
-def test_boltzmann_samples_at_a_temperature_off_the_ladder():
+def test_stream_at_a_temperature_off_the_ladder():
     """The target temperature joins the ladder's hotter rungs; the samples are its own."""
     system = build_system(SYSTEMS["ising"])
-    x = boltzmann_samples(system, 2.4, 2000, seed=1)
+    x = stream_samples(system, 2.4, 125, seed=1)
     assert energy_chi_square_p(system, x, system.beta(2.4)) > 1e-4
+
+
+def test_stream_restored_from_its_state_draws_what_it_would_have():
+    system = build_system(SYSTEMS["edwards_anderson"])
+    whole = BoltzmannStream(system, 0.7, 3, seed=2)
+    draws = [whole.draw(k) for k in range(5)]
+    part = BoltzmannStream(system, 0.7, 3, seed=2)
+    for k in range(2):
+        part.draw(k)
+    restored = BoltzmannStream(system, 0.7, 3, seed=2, state=part.state.to(torch.int8))
+    assert all(torch.equal(restored.draw(k), draws[k]) for k in (2, 3, 4))
+    assert not torch.equal(draws[3], draws[4])
+    with pytest.raises(LatthermError, match=r"^Boltzmann stream state of shape \(3, 9\): this ladder holds"):
+        BoltzmannStream(system, 0.7, 3, seed=2, state=part.state[:3])
 
 
 def test_training_by_example_brings_back_the_missed_mode():
     """4x4 Ising at T = 1 without the spin-flip mixture: trained by energy alone (this seed), MADE
-    settles on one of the two ordered states, F_IS = F + T ln 2; with 1024 tempering samples both
-    are kept and F_IS is the exact F."""
+    settles on one of the two ordered states, F_IS = F + T ln 2; by example too (two sweeps of
+    the tempering run a step) both are kept and F_IS is the exact F."""
     system = ising_4x4()
     exact = exact_thermo(system.hamiltonian, [1.0]).free_energy[0]
     estimates = {}
-    for samples in (0, 1024):
+    for sweeps in (0, 2):
         torch.manual_seed(0)
         model = build_model({"kind": "made", "hidden": 32, "depth": 2, "z2_symmetric": False}, system.lattice)
         result = train(model, system, TrainConfig(steps=150, batch_size=256, lr=0.01, anneal=0.95, temperature=1.0,
-                                                  data_samples=samples), progress=False)
-        estimates[samples] = evaluate(result.model, system, 1.0, n_samples=4000, mcmc_steps=2)
+                                                  example_sweeps=sweeps), progress=False)
+        estimates[sweeps] = evaluate(result.model, system, 1.0, n_samples=4000, mcmc_steps=2)
     missed = estimates[0]
     assert abs(missed["free_energy"] - exact - math.log(2)) < 0.05, missed
-    kept = estimates[1024]
+    kept = estimates[2]
     assert abs(kept["free_energy"] - exact) < 4 * kept["free_energy_err"], kept
     assert kept["ess"] > 0.8
 
 
 def test_resume_with_training_by_example_is_bit_for_bit(tmp_path):
-    """The samples are drawn again on resume (seeded) and batches drawn from the run's generator."""
+    """The tempering run resumes from the state in the checkpoint, the images from the run's generator."""
     system = build_system({"model": "ising", "lattice": "square", "train_size": [2, 3],
                            "mcmc": {"temperatures": [4.0, 2.0], "chains": 4, "sweeps": 138, "burn_in": 10}})
     spec, k = {"kind": "made", "hidden": 16}, 4
 
-    def config(steps, samples=64):
+    def config(steps, sweeps=2):
         return TrainConfig(steps=steps, batch_size=16, lr=0.01, anneal=0.9, checkpoint_every=k, temperature=2.0,
-                           data_samples=samples, data_weight=0.5)
+                           example_sweeps=sweeps, example_weight=0.5)
 
     torch.manual_seed(0)
     whole = train(build_model(spec, system.lattice), system, config(2 * k), tmp_path / "whole", progress=False)
@@ -117,18 +140,18 @@ def test_resume_with_training_by_example_is_bit_for_bit(tmp_path):
         assert torch.equal(value, resumed.model.state_dict()[name]), name
     cols = [c for c in whole.log.columns if c != "wall_time"]
     pd.testing.assert_frame_equal(whole.log[cols], resumed.log[cols], check_exact=True)
-    torch.manual_seed(0)  # and the samples took part: without them another model
-    plain = train(build_model(spec, system.lattice), system, config(2 * k, samples=0), progress=False)
+    torch.manual_seed(0)  # and the examples took part: without them another model
+    plain = train(build_model(spec, system.lattice), system, config(2 * k, sweeps=0), progress=False)
     assert any(not torch.equal(v, plain.model.state_dict()[n]) for n, v in whole.model.state_dict().items())
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"data_samples": -1, "temperature": 1.0}, r"^training data_samples = -1 must be an integer >= 0$"),
-    ({"data_samples": 1.5, "temperature": 1.0}, r"^training data_samples = 1.5 must be an integer >= 0$"),
-    ({"data_samples": 8, "data_weight": 0.0, "temperature": 1.0},
-     r"^training data_weight = 0.0 must be a positive number$"),
-    ({"data_samples": 8, "temperature_range": [1.0, 2.0]},
-     r"^training data_samples = 8 needs one temperature and no dmu or concentration range: the samples hold"),
+    ({"example_sweeps": -1, "temperature": 1.0}, r"^training example_sweeps = -1 must be an integer >= 0$"),
+    ({"example_sweeps": 1.5, "temperature": 1.0}, r"^training example_sweeps = 1.5 must be an integer >= 0$"),
+    ({"example_sweeps": 2, "example_weight": 0.0, "temperature": 1.0},
+     r"^training example_weight = 0.0 must be a positive number$"),
+    ({"example_sweeps": 2, "temperature_range": [1.0, 2.0]},
+     r"^training example_sweeps = 2 needs one temperature and no dmu or concentration range: the examples are"),
 ])
 def test_bad_settings_are_one_line(settings, message):
     with pytest.raises(TrainingSettingsError, match=message):
@@ -138,8 +161,8 @@ def test_bad_settings_are_one_line(settings, message):
 def test_a_system_without_mcmc_is_refused_in_one_line():
     system = build_system({"model": "ising", "lattice": "square", "train_size": [2, 2]})
     model = build_model({"kind": "made", "hidden": 8}, system.lattice)
-    with pytest.raises(TrainingSettingsError, match=r"^training data_samples = 8: system '.*' has no mcmc block"):
-        train(model, system, TrainConfig(steps=1, batch_size=4, temperature=1.0, data_samples=8), progress=False)
+    with pytest.raises(TrainingSettingsError, match=r"^training example_sweeps = 2: system '.*' has no mcmc block"):
+        train(model, system, TrainConfig(steps=1, batch_size=4, temperature=1.0, example_sweeps=2), progress=False)
 
 
 def test_symmetry_images_are_the_energy_keeping_space_group():

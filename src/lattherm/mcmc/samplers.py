@@ -409,36 +409,47 @@ def ladder_temperatures(system, betas) -> tuple[list[float], np.ndarray]:
     return temperatures, np.array([t is not None for t in matches])
 
 
-def boltzmann_samples(system, temperature: float, n_samples: int, seed: int = 0) -> Tensor:
-    """``n_samples`` configurations (n_samples, N) of a :class:`lattherm.systems.System` drawn
-    from its Boltzmann distribution at ``temperature`` by parallel tempering (always with
-    exchanges: near a first-order transition or in a glass, independent chains stay where they
-    started) over the rungs of its MCMC ladder at and above that temperature (a spin glass's
-    :func:`tempering_ladder`, else its ``mcmc.temperatures``), plus the temperature itself, with
-    its ``mcmc`` chains, burn-in and move. After the burn-in, every chain of the target rung is
-    recorded every ``(sweeps - burn_in) // records`` sweeps (at least one), ``records`` =
-    ceil(n_samples / chains), so the samples spread over the configured run."""
-    mcmc = system.config.mcmc
-    if mcmc is None:
-        raise LatthermError(f"system {system.name!r} has no mcmc block, which Boltzmann samples need "
-                            "(mcmc.temperatures, chains, sweeps, burn_in)")
-    if not (isinstance(n_samples, int) and n_samples >= 1):
-        raise LatthermError(f"Boltzmann samples: n_samples = {n_samples!r} must be a positive integer")
-    target = system.beta(temperature)
-    ladder = tempering_ladder(system, seed) if system.config.spin_glass else \
-        np.sort([system.beta(t) for t in mcmc.temperatures])
-    betas = np.array([*(b for b in ladder if b < target and not math.isclose(b, target, rel_tol=1e-12)), target])
-    records = -(-n_samples // mcmc.chains)
-    thin = max(1, (mcmc.sweeps - mcmc.burn_in) // records)
-    options = {"move": system.config.move, "n_ones": system.n_ones, "observables": {}, "exchange": len(betas) > 1,
-               "progress": False}
-    result = run_chains(system.hamiltonian, betas, mcmc.chains, max(mcmc.burn_in, 1), seed=seed, **options)
-    samples = []
-    for record in range(records):
-        result = run_chains(system.hamiltonian, betas, mcmc.chains, thin, seed=seed + 1 + record,
-                            start=result.final, **options)
-        samples.append(result.final[-mcmc.chains:].clone())  # the target rung: the last chains
-    return torch.cat(samples)[:n_samples]
+class BoltzmannStream:
+    """Parallel tempering of a :class:`lattherm.systems.System` that goes on between draws: over
+    the rungs of its MCMC ladder at and above ``temperature`` (a spin glass's
+    :func:`tempering_ladder`, else its ``mcmc.temperatures``) plus that temperature, with its
+    ``mcmc`` chains and move, exchanges after every sweep (always: near a first-order transition
+    or in a glass, independent chains stay where they started). It starts with ``mcmc.burn_in``
+    sweeps from random configurations, or from ``state`` (every rung's configurations, as
+    :attr:`state` held them: an exact resume). Each :meth:`draw` runs ``sweeps`` more and returns
+    the configurations of the target rung, (chains, N): successive draws are new Boltzmann samples,
+    correlated only through the chains; draw k is seeded by (seed, k)."""
+
+    def __init__(self, system, temperature: float, sweeps: int, seed: int = 0, state: Tensor | None = None,
+                 device: torch.device | str | None = None):
+        mcmc = system.config.mcmc
+        if mcmc is None:
+            raise LatthermError(f"system {system.name!r} has no mcmc block, which Boltzmann samples need "
+                                "(mcmc.temperatures, chains, sweeps, burn_in)")
+        target = system.beta(temperature)
+        ladder = tempering_ladder(system, seed) if system.config.spin_glass else \
+            np.sort([system.beta(t) for t in mcmc.temperatures])
+        self.betas = np.array([*(b for b in ladder if b < target and not math.isclose(b, target, rel_tol=1e-12)),
+                               target])
+        self.hamiltonian = system.hamiltonian if device is None else system.hamiltonian.to(device)
+        self.chains, self.sweeps, self.seed = mcmc.chains, sweeps, seed
+        self.options = {"move": system.config.move, "n_ones": system.n_ones, "observables": {},
+                        "exchange": len(self.betas) > 1, "progress": False}
+        if not (isinstance(sweeps, int) and sweeps >= 1):
+            raise LatthermError(f"Boltzmann stream: sweeps = {sweeps!r} must be a positive integer")
+        if state is None:
+            state = run_chains(self.hamiltonian, self.betas, self.chains, max(mcmc.burn_in, 1), seed=seed,
+                               **self.options).final
+        elif state.shape != (len(self.betas) * self.chains, system.n_sites):
+            raise LatthermError(f"Boltzmann stream state of shape {tuple(state.shape)}: this ladder holds "
+                                f"{len(self.betas)} rungs x {self.chains} chains of {system.n_sites} sites")
+        self.state = state.to(device=self.hamiltonian.device, dtype=torch.long)
+
+    def draw(self, index: int) -> Tensor:
+        result = run_chains(self.hamiltonian, self.betas, self.chains, self.sweeps,
+                            seed=self.seed * 1_000_003 + 1 + index, start=self.state, **self.options)
+        self.state = result.final
+        return self.state[-self.chains:].clone()  # the target rung: the last chains
 
 
 # -- overlaps of replica pairs (spin glasses) ---------------------------------------------------

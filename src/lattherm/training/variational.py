@@ -51,7 +51,7 @@ from lattherm.hamiltonians.base import SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
 from lattherm.lattices import space_group_permutations
 from lattherm.mcmc.moves import MOVES
-from lattherm.mcmc.samplers import boltzmann_samples, refine
+from lattherm.mcmc.samplers import BoltzmannStream, refine
 from lattherm.models import NeuralSampler, model_spec
 from lattherm.models.physics import attach_physics, set_physics_beta
 from lattherm.models.sampling import random_orders, uniform
@@ -107,16 +107,18 @@ class TrainConfig:
     ``refine_weight`` times the forward-KL term -mean ln q(x_refined). Its gradient vanishes at
     q = p (refined samples of p are samples of p), so the optimum is that of the reverse KL.
 
-    ``data_samples`` > 0 adds training by example to training by energy (as Boltzmann generators
-    mix them): before the first step, that many Boltzmann samples at ``temperature`` are drawn by
-    parallel tempering over the system's MCMC ladder (:func:`lattherm.mcmc.samplers.boltzmann_samples`,
-    seeded by ``seed``), and each step adds ``data_weight`` times -mean ln q of a batch drawn
-    from them, each through a random operation of the cell's space group that keeps the energy
-    (:func:`symmetry_images`: the Boltzmann distribution is invariant under them, so the images
-    are samples too, and a few ordered domains stand for all their variants): the forward KL, which pulls q onto every mode the samples visit, where the reverse
-    KL alone settles on the modes it found first (a spin glass below T_c, an alloy at its
-    ordering temperature). Its gradient vanishes at q = p too. Importance sampling keeps the
-    estimates exact whatever q is; the samples only shape it."""
+    ``example_sweeps`` > 0 adds training by example to training by energy (as Boltzmann generators
+    mix them): a parallel-tempering run over the system's MCMC ladder down to ``temperature``
+    (:class:`lattherm.mcmc.samplers.BoltzmannStream`, seeded by ``seed``, its state saved in every
+    checkpoint) goes on beside training, that many sweeps a step, and each step adds
+    ``example_weight`` times -mean ln q of its target rung's chains, each through a random
+    operation of the cell's space group that keeps the energy (:func:`symmetry_images`: the
+    Boltzmann distribution is invariant under them, so the images are samples too, and a few
+    ordered domains stand for all their variants). This forward KL pulls q onto every mode the
+    chains visit, where the reverse KL alone settles on the modes it found first (a spin glass
+    below T_c, an alloy at its ordering temperature); fresh samples every step, not a pool
+    revisited, so q cannot learn the samples by heart. Its gradient vanishes at q = p too, and
+    importance sampling keeps the estimates exact whatever q is."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -134,12 +136,12 @@ class TrainConfig:
     shards: int = 1
     refine_sweeps: int = 0
     refine_weight: float = 1.0
-    data_samples: int = 0
-    data_weight: float = 1.0
+    example_sweeps: int = 0
+    example_weight: float = 1.0
 
     def __post_init__(self) -> None:
         for name, minimum in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("seed", 0), ("shards", 1),
-                              ("refine_sweeps", 0), ("data_samples", 0)):
+                              ("refine_sweeps", 0), ("example_sweeps", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise TrainingSettingsError(f"training {name} = {value!r} must be an integer >= {minimum}")
@@ -154,7 +156,7 @@ class TrainConfig:
             raise TrainingSettingsError(f"training lr = {self.lr!r} must be positive")
         if not 0 <= self.anneal < 1:
             raise TrainingSettingsError(f"training anneal = {self.anneal!r} must lie in [0, 1)")
-        for name in ("refine_weight", "data_weight"):
+        for name in ("refine_weight", "example_weight"):
             value = getattr(self, name)
             if not (_finite(value) and value > 0):
                 raise TrainingSettingsError(f"training {name} = {value!r} must be a positive number")
@@ -165,10 +167,10 @@ class TrainConfig:
         if (self.temperature is None) == (self.temperature_range is None):
             raise TrainingSettingsError("training settings need exactly one of temperature and temperature_range, got "
                                         f"temperature = {self.temperature!r}, temperature_range = {self.temperature_range!r}")
-        if self.data_samples and (self.temperature is None or self.dmu_range is not None
-                                  or self.concentration_range is not None):
-            raise TrainingSettingsError(f"training data_samples = {self.data_samples} needs one temperature and no "
-                                        "dmu or concentration range: the samples hold one state")
+        if self.example_sweeps and (self.temperature is None or self.dmu_range is not None
+                                    or self.concentration_range is not None):
+            raise TrainingSettingsError(f"training example_sweeps = {self.example_sweeps} needs one temperature and no "
+                                        "dmu or concentration range: the examples are of one state")
         if self.temperature is not None:
             self.temperature = float(self.temperature)
             if not self.temperature > 0:
@@ -353,14 +355,6 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     device = resolve_device(config.device)
     model.to(device)
     hamiltonian = system.hamiltonian.to(device)
-    data = images = None  # data_samples: drawn again on resume (seeded), rather than stored in every checkpoint
-    if config.data_samples:
-        try:
-            data = boltzmann_samples(system, config.temperature, config.data_samples, seed=config.seed).to(device)
-        except LatthermError as exc:
-            raise TrainingSettingsError(f"training data_samples = {config.data_samples}: {exc}") from None
-        images = symmetry_images(system)
-        images = None if images is None else images.to(device)
     # A drawn dmu replaces the system's: keep the Hamiltonian without its semi-grand term.
     base = hamiltonian.base if isinstance(hamiltonian, SemiGrand) else hamiltonian
     # physics_logits: the tables of this cell's Hamiltonian (without the semi-grand term when dmu
@@ -410,6 +404,16 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     else:
         seed_rngs(config.seed, generator)
     ranks.broadcast(model.state_dict().values())  # one model on every process, whatever its seed
+    stream = images = None  # example_sweeps: the same tempering run on every process (same seed, same state)
+    if config.example_sweeps:
+        resumed = state.get("examples") if saved else None
+        try:
+            stream = BoltzmannStream(system, config.temperature, config.example_sweeps, seed=config.seed,
+                                     state=resumed, device=device)
+        except LatthermError as exc:
+            raise TrainingSettingsError(f"training example_sweeps = {config.example_sweeps}: {exc}") from None
+        images = symmetry_images(system)
+        images = None if images is None else images.to(device)
 
     def checkpoint(path: Path, step: int) -> None:
         save_checkpoint(path, {
@@ -417,6 +421,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
             "optimizer_state": optimizer.state_dict(), "step": step, "config": asdict(config),
             "system": system_description(system), "rng": rng_states(generator), "log": rows,
             "conditioning": None if conditioning is None else conditioning.to_dict(),
+            "examples": None if stream is None else stream.state.to(torch.int8),
         })
         write_table(path.parent / "log.csv", pd.DataFrame(rows))
 
@@ -450,6 +455,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 move = type(refine_move)(energy_fn)
             if n_ones is not None and not 0 < n_ones < n_sites:  # one configuration: nothing to refine
                 move = None
+            examples = None if stream is None else stream.draw(step)
             with autocast:
                 blocks = []  # this process's shards: (log_w, reward, training terms, forward KL)
                 for shard in my_shards:
@@ -464,12 +470,12 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                             beta_rows = torch.full((per_shard,), beta_t, dtype=torch.float64, device=device)
                             x_refined = refine(move, x, beta_rows, config.refine_sweeps, rng)
                         forward_kl = -config.refine_weight * model.log_prob(x_refined, cond=cond, n_ones=n_ones).mean()
-                    if data is not None:
-                        examples = data[torch.randint(len(data), (per_shard,), device=device, generator=rng)]
+                    if examples is not None:
+                        seen = examples
                         if images is not None:
-                            image = images[torch.randint(len(images), (per_shard,), device=device, generator=rng)]
-                            examples = examples.gather(1, image)
-                        forward_kl = forward_kl - config.data_weight * model.log_prob(examples).mean()
+                            image = images[torch.randint(len(images), (len(examples),), device=device, generator=rng)]
+                            seen = examples.gather(1, image)
+                        forward_kl = forward_kl - config.example_weight * model.log_prob(seen).mean()
                     blocks.append((log_weights(energy, log_q, beta_t), reward, terms, forward_kl))
                 # the whole batch's weights and rewards, in shard order, on every process
                 log_w = ranks.gather(torch.cat([b[0] for b in blocks]))
