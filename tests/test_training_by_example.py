@@ -18,7 +18,8 @@ from lattherm.models import build_model
 from lattherm.sampling import evaluate
 from lattherm.systems import build_system
 from lattherm.training import TrainConfig, train
-from lattherm.training.variational import TrainingSettingsError, symmetry_images
+from lattherm.models.symmetric import symmetry_images
+from lattherm.training.variational import TrainingSettingsError
 
 LADDER = {"temperatures": [8.0, 4.0, 3.0, 2.5, 2.0, 1.6, 1.3, 1.0], "chains": 16, "sweeps": 400, "burn_in": 50}
 

@@ -426,6 +426,8 @@ class BoltzmannStream:
         if mcmc is None:
             raise LatthermError(f"system {system.name!r} has no mcmc block, which Boltzmann samples need "
                                 "(mcmc.temperatures, chains, sweeps, burn_in)")
+        if not (isinstance(sweeps, int) and sweeps >= 1):
+            raise LatthermError(f"Boltzmann stream: sweeps = {sweeps!r} must be a positive integer")
         target = system.beta(temperature)
         ladder = tempering_ladder(system, seed) if system.config.spin_glass else \
             np.sort([system.beta(t) for t in mcmc.temperatures])
@@ -433,22 +435,24 @@ class BoltzmannStream:
                                target])
         self.hamiltonian = system.hamiltonian if device is None else system.hamiltonian.to(device)
         self.chains, self.sweeps, self.seed = mcmc.chains, sweeps, seed
-        self.options = {"move": system.config.move, "n_ones": system.n_ones, "observables": {},
-                        "exchange": len(self.betas) > 1, "progress": False}
-        if not (isinstance(sweeps, int) and sweeps >= 1):
-            raise LatthermError(f"Boltzmann stream: sweeps = {sweeps!r} must be a positive integer")
+        self.move, self.n_ones = system.config.move, system.n_ones
         if state is None:
-            state = run_chains(self.hamiltonian, self.betas, self.chains, max(mcmc.burn_in, 1), seed=seed,
-                               **self.options).final
+            self.state = self._advance(None, max(mcmc.burn_in, 1), seed)
         elif state.shape != (len(self.betas) * self.chains, system.n_sites):
             raise LatthermError(f"Boltzmann stream state of shape {tuple(state.shape)}: this ladder holds "
                                 f"{len(self.betas)} rungs x {self.chains} chains of {system.n_sites} sites")
-        self.state = state.to(device=self.hamiltonian.device, dtype=torch.long)
+        else:
+            self.state = state.to(device=self.hamiltonian.device, dtype=torch.long)
+
+    def _advance(self, start: Tensor | None, sweeps: int, seed: int) -> Tensor:
+        """Every rung's configurations after ``sweeps`` more sweeps (energies recorded at the last
+        only: the stream needs none)."""
+        return run_chains(self.hamiltonian, self.betas, self.chains, sweeps, move=self.move, n_ones=self.n_ones,
+                          burn_in=sweeps - 1, seed=seed, observables={}, exchange=len(self.betas) > 1,
+                          progress=False, start=start).final
 
     def draw(self, index: int) -> Tensor:
-        result = run_chains(self.hamiltonian, self.betas, self.chains, self.sweeps,
-                            seed=self.seed * 1_000_003 + 1 + index, start=self.state, **self.options)
-        self.state = result.final
+        self.state = self._advance(self.state, self.sweeps, self.seed * 1_000_003 + 1 + index)
         return self.state[-self.chains:].clone()  # the target rung: the last chains
 
 

@@ -214,6 +214,21 @@ def broken_permutations(hamiltonian, perms, n_ones: int | None = None, n_configs
     return [g for g, perm in enumerate(perms) if not _same_energies(hamiltonian, x, x[:, perm])]
 
 
+def symmetry_images(system) -> Tensor | None:
+    """The site permutations of the system's space group (:func:`lattherm.lattices.space_group_permutations`)
+    that keep its energy, (G, N), the identity first; None where only the identity does (no
+    lattice, or couplings that break every operation: a spin glass). Training by example draws
+    its examples through them (:class:`lattherm.training.TrainConfig`)."""
+    from lattherm.lattices import space_group_permutations
+
+    if system.lattice is None:
+        return None
+    perms = space_group_permutations(system.lattice)
+    broken = set(broken_permutations(system.hamiltonian, perms, system.n_ones))
+    kept = [g for g in range(len(perms)) if g not in broken]
+    return torch.as_tensor(perms[kept]) if len(kept) > 1 else None
+
+
 def _random_configurations(n: int, n_ones: int | None, n_configs: int) -> Tensor:
     gen = torch.Generator().manual_seed(12345)
     if n_ones is None:

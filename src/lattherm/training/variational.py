@@ -49,18 +49,17 @@ from tqdm import tqdm
 from lattherm.errors import LatthermError
 from lattherm.hamiltonians.base import SemiGrand
 from lattherm.io import CheckpointError, save_checkpoint, write_table
-from lattherm.lattices import space_group_permutations
 from lattherm.mcmc.moves import MOVES
 from lattherm.mcmc.samplers import BoltzmannStream, refine
 from lattherm.models import NeuralSampler, model_spec
 from lattherm.models.physics import attach_physics, set_physics_beta
 from lattherm.models.sampling import random_orders, uniform
 from lattherm.models.symmetric import (
-    broken_permutations,
     flat_images,
     innermost,
     resolve_symmetries,
     spin_flip_symmetric,
+    symmetry_images,
 )
 from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights
 from lattherm.sampling.evaluate import COND_VARIABLES, Conditioning
@@ -112,13 +111,13 @@ class TrainConfig:
     (:class:`lattherm.mcmc.samplers.BoltzmannStream`, seeded by ``seed``, its state saved in every
     checkpoint) goes on beside training, that many sweeps a step, and each step adds
     ``example_weight`` times -mean ln q of its target rung's chains, each through a random
-    operation of the cell's space group that keeps the energy (:func:`symmetry_images`: the
-    Boltzmann distribution is invariant under them, so the images are samples too, and a few
-    ordered domains stand for all their variants). This forward KL pulls q onto every mode the
-    chains visit, where the reverse KL alone settles on the modes it found first (a spin glass
-    below T_c, an alloy at its ordering temperature); fresh samples every step, not a pool
-    revisited, so q cannot learn the samples by heart. Its gradient vanishes at q = p too, and
-    importance sampling keeps the estimates exact whatever q is."""
+    energy-keeping operation of the cell's space group (:func:`symmetry_images`: the Boltzmann
+    distribution is invariant under them, so the images are samples too, and a few ordered
+    domains stand for all their variants). This forward KL pulls q onto every mode the chains
+    visit, where the reverse KL alone settles on the modes it found first (a spin glass below
+    T_c, an alloy at its ordering temperature); fresh samples every step, not a pool revisited,
+    so q cannot learn the samples by heart. Its gradient vanishes at q = p too, and importance
+    sampling keeps the estimates exact whatever q is."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -524,18 +523,6 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 progress_path.parent.rmdir()
         ranks.barrier()
     return TrainResult(model=model, log=pd.DataFrame(rows), checkpoint_path=ckpt_path, conditioning=conditioning)
-
-
-def symmetry_images(system) -> Tensor | None:
-    """The site permutations of the system's space group (:func:`lattherm.lattices.space_group_permutations`)
-    that keep its energy, (G, N), the identity first; None where only the identity does (no
-    lattice, or couplings that break every operation: a spin glass)."""
-    if system.lattice is None:
-        return None
-    perms = space_group_permutations(system.lattice)
-    broken = set(broken_permutations(system.hamiltonian, perms, system.n_ones))
-    kept = [g for g in range(len(perms)) if g not in broken]
-    return torch.as_tensor(perms[kept]) if len(kept) > 1 else None
 
 
 @contextlib.contextmanager
