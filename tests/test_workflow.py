@@ -173,6 +173,8 @@ def test_every_shipped_config_runs_its_first_training_step(workdir, configfile):
     for block in config["systems"].values():  # a system's own training settings, refinement included, run too
         if block.get("training"):
             block["training"].update(steps=1, batch_size=8)
+            if block["training"].get("example_sweeps"):  # the examples' tempering run: short pilots and burn-in
+                block["mcmc"].update(sweeps=200, burn_in=10)
         if "disorder_samples" in block:
             block["disorder_samples"] = 1
     (workdir / "one_step.yaml").write_text(yaml.safe_dump(config))

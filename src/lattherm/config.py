@@ -19,6 +19,7 @@ from lattherm.mcmc.phase_scans import PhaseDiagramConfig
 from lattherm.models.transformer import MAX_PATCH_SITES, TransformerConfig
 from lattherm.schema import SCHEMA_PATH, ConfigError, check_block
 from lattherm.systems import SystemConfig
+from lattherm.training.variational import TrainConfig, TrainingSettingsError
 
 MODEL_KEYS = {  # keys of a `models` section that only one model kind reads
     "transformer": {"d_model", "n_layer", "n_head", "mlp_ratio", "n_freq", "n_bias_shells", "attention_shells",
@@ -58,6 +59,23 @@ def check_workflow_config(config: dict) -> None:
     _check_neural(config, systems)
     if "neural_phase_diagram" in config:
         _check_neural_phase_diagram(config, alloys)
+
+
+def neural_runs(config: dict, system: SystemConfig) -> dict[str, list[float]]:
+    """A system's neural training runs: tag -> training temperatures ("T2.269" -> [2.269], or
+    with neural.conditioned one temperature-conditioned run "all" over the range of its
+    neural_temperatures)."""
+    temperatures = system.neural_temperatures
+    if not temperatures or not config["neural"]["conditioned"]:
+        return {f"T{t:g}": [t] for t in temperatures}
+    return {"all": [min(temperatures), max(temperatures)]}
+
+
+def training_settings(config: dict, system: SystemConfig, temperatures: list[float]) -> dict:
+    """One run's training settings, as :class:`TrainConfig` reads them: the training section
+    overridden by the system's own, with the seed and the run's temperature (one) or range."""
+    key, value = ("temperature", temperatures[0]) if len(temperatures) == 1 else ("temperature_range", temperatures)
+    return dict(config["training"], **(system.training or {}), seed=config["seed"], **{key: value})
 
 
 def _check_disorder_names(systems: dict[str, SystemConfig]) -> None:
@@ -111,6 +129,10 @@ def _check_neural_phase_diagram(config: dict, alloys: dict[str, AlloyConfig]) ->
         if cell_sites(neural.lattice, size) > MAX_DENSE_SITES:
             raise ConfigError(f"neural_phase_diagram: the {size} cell has {cell_sites(neural.lattice, size)} sites; "
                               f"the transformer needs a lattice of at most {MAX_DENSE_SITES} sites")
+    try:  # the one run's settings as its job will read them
+        TrainConfig.from_dict(neural.training_block(config["training"], config["seed"]))
+    except TrainingSettingsError as exc:
+        raise ConfigError(f"neural_phase_diagram: {exc} (the training section with neural_phase_diagram.training)") from None
     config["neural_phase_diagram"] = {**vars(neural), "mcmc": vars(neural.mcmc)}
 
 
@@ -134,6 +156,13 @@ def _check_neural(config: dict, systems: dict[str, SystemConfig]) -> None:
             if model not in models:
                 raise ConfigError(f"systems.{name}.neural_models[{i}] = {model!r} has no section under models "
                                   f"(models has {sorted(models)})")
+    for name in trained:  # every run's settings as its job will read them, before any job
+        for temperatures in neural_runs(config, systems[name]).values():
+            try:
+                TrainConfig.from_dict(training_settings(config, systems[name], temperatures))
+            except TrainingSettingsError as exc:
+                raise ConfigError(f"systems.{name}: {exc} (the training section with systems.{name}.training, "
+                                  f"neural.conditioned = {config['neural']['conditioned']})") from None
     for name in trained:
         system = systems[name]
         trained_models = system.neural_models or config["neural"]["models"]

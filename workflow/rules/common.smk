@@ -7,6 +7,7 @@ to results/config/ by the `config_block` rule, or as plain values in params.
 """
 
 from lattherm.analysis.neural_free_energy import NeuralPhaseDiagramConfig
+from lattherm.config import neural_runs, training_settings
 from lattherm.exact import reference_method
 from lattherm.io import write_json
 from lattherm.lattices import cell_sites, size_tag
@@ -55,12 +56,8 @@ def sizes(system):
 
 
 def runs(system):
-    """Neural training runs of a system: tag -> training temperatures ("T2.269" -> [2.269], or
-    one temperature-conditioned run "all" over the range of neural_temperatures)."""
-    temperatures = SYSTEMS[system].neural_temperatures
-    if not temperatures or not config["neural"]["conditioned"]:
-        return {f"T{t:g}": [t] for t in temperatures}
-    return {"all": [min(temperatures), max(temperatures)]}
+    """Neural training runs of a system: tag -> training temperatures."""
+    return neural_runs(config, SYSTEMS[system])
 
 
 def alloy_files(system):
@@ -70,12 +67,8 @@ def alloy_files(system):
 
 
 def training_block(wildcards):
-    """The training section, overridden by the system's own training settings, with the seed and
-    this run's temperature (or range), as TrainConfig reads it."""
-    temperatures = runs(wildcards.system)[wildcards.tag]
-    key = "temperature_range" if wildcards.tag == "all" else "temperature"
-    return dict(config["training"], **(SYSTEMS[wildcards.system].training or {}), seed=config["seed"],
-                **{key: temperatures if key == "temperature_range" else temperatures[0]})
+    """The training settings of one run, as TrainConfig reads them."""
+    return training_settings(config, SYSTEMS[wildcards.system], runs(wildcards.system)[wildcards.tag])
 
 
 def exact_sizes(system):

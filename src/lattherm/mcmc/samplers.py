@@ -411,28 +411,31 @@ def ladder_temperatures(system, betas) -> tuple[list[float], np.ndarray]:
 
 class BoltzmannStream:
     """Parallel tempering of a :class:`lattherm.systems.System` that goes on between draws: over
-    the rungs of its MCMC ladder at and above ``temperature`` (a spin glass's
-    :func:`tempering_ladder`, else its ``mcmc.temperatures``) plus that temperature, with its
-    ``mcmc`` chains and move, exchanges after every sweep (always: near a first-order transition
-    or in a glass, independent chains stay where they started). It starts with ``mcmc.burn_in``
-    sweeps from random configurations, or from ``state`` (every rung's configurations, as
-    :attr:`state` held them: an exact resume). Each :meth:`draw` runs ``sweeps`` more and returns
-    the configurations of the target rung, (chains, N): successive draws are new Boltzmann samples,
-    correlated only through the chains; draw k is seeded by (seed, k)."""
+    the rungs of its MCMC ladder (a spin glass's :func:`tempering_ladder`, else its
+    ``mcmc.temperatures``) hotter than the coldest of ``temperatures`` plus ``temperatures``
+    themselves (one temperature, or the two ends of a range), with its ``mcmc`` chains and move,
+    exchanges after every sweep (always: near a first-order transition or in a glass, independent
+    chains stay where they started). The target rungs are those from the hottest to the coldest
+    of ``temperatures``. It starts with ``mcmc.burn_in`` sweeps from random configurations, or
+    from ``state`` (every rung's configurations, as :attr:`state` held them: an exact resume).
+    Each :meth:`draw` runs ``sweeps`` more and returns the target rungs' configurations: successive
+    draws are new Boltzmann samples, correlated only through the chains; draw k is seeded by
+    (seed, k)."""
 
-    def __init__(self, system, temperature: float, sweeps: int, seed: int = 0, state: Tensor | None = None,
-                 device: torch.device | str | None = None):
+    def __init__(self, system, temperatures: Sequence[float], sweeps: int, seed: int = 0,
+                 state: Tensor | None = None, device: torch.device | str | None = None):
         mcmc = system.config.mcmc
         if mcmc is None:
             raise LatthermError(f"system {system.name!r} has no mcmc block, which Boltzmann samples need "
                                 "(mcmc.temperatures, chains, sweeps, burn_in)")
         if not (isinstance(sweeps, int) and sweeps >= 1):
             raise LatthermError(f"Boltzmann stream: sweeps = {sweeps!r} must be a positive integer")
-        target = system.beta(temperature)
+        ends = sorted({system.beta(t) for t in temperatures})
         ladder = tempering_ladder(system, seed) if system.config.spin_glass else \
             np.sort([system.beta(t) for t in mcmc.temperatures])
-        self.betas = np.array([*(b for b in ladder if b < target and not math.isclose(b, target, rel_tol=1e-12)),
-                               target])
+        rungs = [b for b in ladder if b < ends[-1] and not any(math.isclose(b, e, rel_tol=1e-12) for e in ends)]
+        self.betas = np.sort([*rungs, *ends])
+        self.targets = int(np.sum(self.betas >= ends[0]))  # the coldest rungs, from the hottest end on
         self.hamiltonian = system.hamiltonian if device is None else system.hamiltonian.to(device)
         self.chains, self.sweeps, self.seed = mcmc.chains, sweeps, seed
         self.move, self.n_ones = system.config.move, system.n_ones
@@ -444,6 +447,12 @@ class BoltzmannStream:
         else:
             self.state = state.to(device=self.hamiltonian.device, dtype=torch.long)
 
+    @property
+    def target_betas(self) -> np.ndarray:
+        """The target rungs' inverse temperatures, from the hottest: a draw's rows hold ``chains``
+        configurations of each in turn."""
+        return self.betas[-self.targets:]
+
     def _advance(self, start: Tensor | None, sweeps: int, seed: int) -> Tensor:
         """Every rung's configurations after ``sweeps`` more sweeps (energies recorded at the last
         only: the stream needs none)."""
@@ -452,8 +461,10 @@ class BoltzmannStream:
                           progress=False, start=start).final
 
     def draw(self, index: int) -> Tensor:
+        """The target rungs' configurations after ``sweeps`` more sweeps, (targets x chains, N),
+        rung by rung as in :attr:`target_betas`."""
         self.state = self._advance(self.state, self.sweeps, self.seed * 1_000_003 + 1 + index)
-        return self.state[-self.chains:].clone()  # the target rung: the last chains
+        return self.state[-self.targets * self.chains:].clone()
 
 
 # -- overlaps of replica pairs (spin glasses) ---------------------------------------------------

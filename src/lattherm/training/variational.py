@@ -107,10 +107,12 @@ class TrainConfig:
     q = p (refined samples of p are samples of p), so the optimum is that of the reverse KL.
 
     ``example_sweeps`` > 0 adds training by example to training by energy (as Boltzmann generators
-    mix them): a parallel-tempering run over the system's MCMC ladder down to ``temperature``
-    (:class:`lattherm.mcmc.samplers.BoltzmannStream`, seeded by ``seed``, its state saved in every
+    mix them): a parallel-tempering run over the system's MCMC ladder down to ``temperature`` (or
+    the colder end of ``temperature_range``, with rungs at both ends;
+    :class:`lattherm.mcmc.samplers.BoltzmannStream`, seeded by ``seed``, its state saved in every
     checkpoint) goes on beside training, that many sweeps a step, and each step adds
-    ``example_weight`` times -mean ln q of its target rung's chains, each through a random
+    ``example_weight`` times -mean ln q of its chains at that temperature (in that range, each
+    conditioned on its rung's beta), each through a random
     energy-keeping operation of the cell's space group (:func:`symmetry_images`: the Boltzmann
     distribution is invariant under them, so the images are samples too, and a few ordered
     domains stand for all their variants). This forward KL pulls q onto every mode the chains
@@ -166,10 +168,9 @@ class TrainConfig:
         if (self.temperature is None) == (self.temperature_range is None):
             raise TrainingSettingsError("training settings need exactly one of temperature and temperature_range, got "
                                         f"temperature = {self.temperature!r}, temperature_range = {self.temperature_range!r}")
-        if self.example_sweeps and (self.temperature is None or self.dmu_range is not None
-                                    or self.concentration_range is not None):
-            raise TrainingSettingsError(f"training example_sweeps = {self.example_sweeps} needs one temperature and no "
-                                        "dmu or concentration range: the examples are of one state")
+        if self.example_sweeps and (self.dmu_range is not None or self.concentration_range is not None):
+            raise TrainingSettingsError(f"training example_sweeps = {self.example_sweeps} takes no dmu or concentration "
+                                        "range: the examples are of the system's own dmu or composition")
         if self.temperature is not None:
             self.temperature = float(self.temperature)
             if not self.temperature > 0:
@@ -403,14 +404,17 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     else:
         seed_rngs(config.seed, generator)
     ranks.broadcast(model.state_dict().values())  # one model on every process, whatever its seed
-    stream = images = None  # example_sweeps: the same tempering run on every process (same seed, same state)
+    # example_sweeps: the same tempering run on every process (same seed, same state)
+    stream = images = example_cond = None
     if config.example_sweeps:
         resumed = state.get("examples") if saved else None
         try:
-            stream = BoltzmannStream(system, config.temperature, config.example_sweeps, seed=config.seed,
-                                     state=resumed, device=device)
+            stream = BoltzmannStream(system, config.temperature_range or [config.temperature], config.example_sweeps,
+                                     seed=config.seed, state=resumed, device=device)
         except LatthermError as exc:
             raise TrainingSettingsError(f"training example_sweeps = {config.example_sweeps}: {exc}") from None
+        example_cond = None if conditioning is None else torch.cat(
+            [conditioning.features(stream.chains, beta) for beta in stream.target_betas]).to(device)
         images = symmetry_images(system)
         images = None if images is None else images.to(device)
 
@@ -474,7 +478,8 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                         if images is not None:
                             image = images[torch.randint(len(images), (len(examples),), device=device, generator=rng)]
                             seen = examples.gather(1, image)
-                        forward_kl = forward_kl - config.example_weight * model.log_prob(seen).mean()
+                        forward_kl = forward_kl - config.example_weight * model.log_prob(
+                            seen, cond=example_cond, n_ones=system.n_ones).mean()
                     blocks.append((log_weights(energy, log_q, beta_t), reward, terms, forward_kl))
                 # the whole batch's weights and rewards, in shard order, on every process
                 log_w = ranks.gather(torch.cat([b[0] for b in blocks]))
