@@ -97,7 +97,7 @@ def main() -> None:
                           f"{row['free_energy_err']:.4f} ({row['sigmas']:+.1f} sigma, {row['mev_per_site']:+.2f} "
                           f"meV/site), ESS {row['ess']:.4f}, {training:.0f} CPU-s training", flush=True)
     headline = []
-    for budget, sampled in itertools.product(steps if len(args.methods) == len(METHODS) else [], SAMPLED):
+    for budget, sampled in itertools.product(steps if set(args.methods) == set(METHODS) else [], SAMPLED):
         plain, example = (next(r for r in rows if r["steps"] == budget and r["method"] == m and r["sampled"] == sampled)
                           for m in ("by energy", "by energy and by example"))
         headline.append({"metric": f"ESS per sample, CuAu 128 x = 0.5 700 K, MADE physics {budget} steps, sampled "

@@ -31,8 +31,9 @@ TRAINING = {"batch_size": 32, "shards": 2, "lr": 0.01, "anneal": 0.9, "checkpoin
 
 
 def setup(tmp_path: Path, steps: int, **training) -> list[str]:
-    (tmp_path / "system.yaml").write_text(yaml.safe_dump({"model": "ising", "lattice": "square", "train_size": [3, 3],
-                                                          "h": 0.2}))
+    (tmp_path / "system.yaml").write_text(yaml.safe_dump({  # mcmc: the ladder of training by example
+        "model": "ising", "lattice": "square", "train_size": [3, 3], "h": 0.2,
+        "mcmc": {"temperatures": [5.0, 2.5], "chains": 4, "sweeps": 200, "burn_in": 10}}))
     (tmp_path / "model.yaml").write_text(yaml.safe_dump(MODEL))
     (tmp_path / f"training{steps}.yaml").write_text(yaml.safe_dump({**TRAINING, **training, "steps": steps}))
     return ["neural", "train", "--system", str(tmp_path / "system.yaml"), "--model", str(tmp_path / "model.yaml"),
@@ -77,9 +78,12 @@ def test_two_processes_train_what_one_does_and_resume_exactly(tmp_path):
     pd.testing.assert_frame_equal(log_split[cols], log_two[cols], check_exact=True)
 
 
-def test_two_processes_refine_their_own_shards(tmp_path):
-    """MC refinement (refine_sweeps) draws from each shard's stream: two processes train what one does."""
-    args = setup(tmp_path, 4, refine_sweeps=2)
+@pytest.mark.parametrize("extra", [{"refine_sweeps": 2}, {"example_sweeps": 2}])
+def test_two_processes_refine_or_learn_by_example(tmp_path, extra):
+    """MC refinement (refine_sweeps) draws from each shard's stream; training by example
+    (example_sweeps) runs the same tempering on every process and scores its examples once per
+    process, each process its shards' share: two processes train what one does."""
+    args = setup(tmp_path, 4, **extra)
     one = CliRunner().invoke(app, [*args, "--out-dir", str(tmp_path / "one")])
     assert one.exit_code == 0, one.output
     torchrun(args, tmp_path / "two")

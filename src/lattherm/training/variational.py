@@ -460,7 +460,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 move = None
             examples = None if stream is None else stream.draw(step)
             with autocast:
-                blocks = []  # this process's shards: (log_w, reward, training terms, forward KL)
+                blocks = []  # this process's shards: (log_w, reward, training terms, refinement KL)
                 for shard in my_shards:
                     rng = generator if config.shards == 1 else shard_generator(config.seed, step, shard, device)
                     x, log_q = model.sample(per_shard, cond=cond, n_ones=n_ones, generator=rng)
@@ -473,22 +473,23 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                             beta_rows = torch.full((per_shard,), beta_t, dtype=torch.float64, device=device)
                             x_refined = refine(move, x, beta_rows, config.refine_sweeps, rng)
                         forward_kl = -config.refine_weight * model.log_prob(x_refined, cond=cond, n_ones=n_ones).mean()
-                    if examples is not None:
-                        seen = examples
-                        if images is not None:
-                            image = images[torch.randint(len(images), (len(examples),), device=device, generator=rng)]
-                            seen = examples.gather(1, image)
-                        forward_kl = forward_kl - config.example_weight * model.log_prob(
-                            seen, cond=example_cond, n_ones=system.n_ones).mean()
                     blocks.append((log_weights(energy, log_q, beta_t), reward, terms, forward_kl))
                 # the whole batch's weights and rewards, in shard order, on every process
                 log_w = ranks.gather(torch.cat([b[0] for b in blocks]))
                 baseline = ranks.gather(torch.cat([b[1] for b in blocks])).mean()
-                # each shard's share of mean((R - mean R) ln q) + the weighted forward KLs, and the
+                # each shard's share of mean((R - mean R) ln q) + the weighted refinement KLs, and the
                 # mean of the shards' penalties
                 loss = sum((((reward - baseline).to(torch.float32) * terms.log_prob).mean()
                             + forward_kl) * (per_shard / config.batch_size)
                            + terms.auxiliary_loss / config.shards for _, reward, terms, forward_kl in blocks)
+                if examples is not None:  # the same examples on every process (images from the shared
+                    seen = examples       # generator): scored once, each process its shards' share
+                    if images is not None:
+                        image = images[torch.randint(len(images), (len(examples),), device=device, generator=generator)]
+                        seen = examples.gather(1, image)
+                    example_kl = -config.example_weight * model.log_prob(seen, cond=example_cond,
+                                                                          n_ones=system.n_ones).mean()
+                    loss = loss + example_kl * (len(my_shards) / config.shards)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             ranks.sum_gradients(model.parameters())
