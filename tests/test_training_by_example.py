@@ -172,6 +172,40 @@ def test_a_canonical_model_learns_by_example_at_its_composition():
     assert abs(kept["free_energy"] - exact) < 4 * kept["free_energy_err"], kept
 
 
+def test_a_composition_conditioned_model_learns_by_example_at_each_composition():
+    """One MADE conditioned on composition over x in [0.25, 0.5] (canonical 4x4 Ising, T = 1, no
+    spin-flip mixture): trained by energy alone (this seed) F_IS is far too high at half filling;
+    by example (a tempering run at each end of the range, each run's rows conditioned on its own
+    composition) F_IS is the exact F at both."""
+    systems = {x: build_system({"model": "ising", "lattice": "square", "train_size": [4, 4], "ensemble": "canonical",
+                                "concentration": x, "mcmc": LADDER}) for x in (0.25, 0.5)}
+    exact = {x: exact_thermo(s.hamiltonian, [1.0], n_ones=s.n_ones).free_energy[0] for x, s in systems.items()}
+    found = {}
+    for sweeps in (0, 2):
+        torch.manual_seed(0)
+        model = build_model({"kind": "made", "hidden": 32, "depth": 2, "z2_symmetric": False, "n_cond": 1},
+                            systems[0.5].lattice)
+        result = train(model, systems[0.5], TrainConfig(steps=150, batch_size=256, lr=0.01, anneal=0.95, temperature=1.0,
+                                                        concentration_range=[0.25, 0.5], example_sweeps=sweeps),
+                       progress=False)
+        found[sweeps] = {x: evaluate(result.model, s, 1.0, n_samples=4000, mcmc_steps=2,
+                                     conditioning=result.conditioning) for x, s in systems.items()}
+    print({k: {x: (e["free_energy"] - exact[x], e["free_energy_err"], e["ess"]) for x, e in v.items()} for k, v in found.items()})
+    assert found[0][0.5]["free_energy"] - exact[0.5] > 0.5, found[0][0.5]
+    for x, kept in found[2].items():
+        assert abs(kept["free_energy"] - exact[x]) < 4 * kept["free_energy_err"], (x, kept)
+
+
+def test_example_compositions_must_fit_the_cell():
+    system = build_system({"model": "ising", "lattice": "square", "train_size": [3, 3], "ensemble": "canonical",
+                           "concentration": 4 / 9, "mcmc": LADDER})
+    model = build_model({"kind": "made", "hidden": 8, "depth": 1, "n_cond": 1}, system.lattice)
+    with pytest.raises(TrainingSettingsError, match=r"^training example_concentrations = \[0.25, 0.5\]: \[0.25, 0.5\] "
+                                                    r"is not a whole number of the 9 sites of the cell$"):
+        train(model, system, TrainConfig(steps=1, batch_size=4, temperature=1.0, concentration_range=[0.2, 0.6],
+                                         example_sweeps=1, example_concentrations=[0.25, 0.5]), progress=False)
+
+
 def test_resume_with_training_by_example_is_bit_for_bit(tmp_path):
     """The tempering run resumes from the state in the checkpoint, the images from the run's generator."""
     system = build_system({"model": "ising", "lattice": "square", "train_size": [2, 3],
@@ -203,9 +237,16 @@ def test_resume_with_training_by_example_is_bit_for_bit(tmp_path):
     ({"example_sweeps": 2, "example_weight": 0.0, "temperature": 1.0},
      r"^training example_weight = 0.0 must be a positive number$"),
     ({"example_sweeps": 2, "temperature": 1.0, "dmu_range": [-1.0, 1.0]},
-     r"^training example_sweeps = 2 takes no dmu or concentration range: the examples are of the system's own"),
-    ({"example_sweeps": 2, "temperature_range": [1.0, 2.0], "concentration_range": [0.25, 0.5]},
-     r"^training example_sweeps = 2 takes no dmu or concentration range"),
+     r"^training example_sweeps = 2 takes no dmu_range: the examples are of the system's own dmu$"),
+    ({"example_sweeps": 2, "temperature": 1.0, "example_concentrations": [0.25]},
+     r"^training example_concentrations = \[0.25\] needs example_sweeps > 0 and a concentration_range$"),
+    ({"temperature": 1.0, "concentration_range": [0.25, 0.5], "example_concentrations": [0.25]},
+     r"^training example_concentrations = \[0.25\] needs example_sweeps > 0"),
+    ({"example_sweeps": 2, "temperature": 1.0, "concentration_range": [0.25, 0.5], "example_concentrations": [0.75]},
+     r"^training example_concentrations = \[0.75\] must be distinct numbers within concentration_range = "
+     r"\[0.25, 0.5\]$"),
+    ({"example_sweeps": 2, "temperature": 1.0, "concentration_range": [0.25, 0.5],
+      "example_concentrations": [0.25, 0.25]}, r"^training example_concentrations = \[0.25, 0.25\] must be distinct"),
 ])
 def test_bad_settings_are_one_line(settings, message):
     with pytest.raises(TrainingSettingsError, match=message):

@@ -97,10 +97,14 @@ class NeuralPhaseDiagramConfig:
 
     def training_block(self, training: dict, seed: int) -> dict:
         """The training settings of the one conditioned run: the workflow's ``training`` section,
-        this block's overrides, and the ranges of the grid."""
-        return {**training, **self.training, "seed": seed,
-                "temperature_range": [min(self.temperatures), max(self.temperatures)],
-                "concentration_range": [min(self.concentrations), max(self.concentrations)]}
+        this block's overrides, and the ranges of the grid; trained by example, the examples
+        are drawn at every grid composition."""
+        block = {**training, **self.training, "seed": seed,
+                 "temperature_range": [min(self.temperatures), max(self.temperatures)],
+                 "concentration_range": [min(self.concentrations), max(self.concentrations)]}
+        if block.get("example_sweeps"):
+            block["example_concentrations"] = list(self.concentrations)
+        return block
 
 
 def _references(tables: list[pd.DataFrame], sources: list[str]) -> pd.DataFrame:

@@ -37,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -119,7 +119,11 @@ class TrainConfig:
     visit, where the reverse KL alone settles on the modes it found first (a spin glass below
     T_c, an alloy at its ordering temperature); fresh samples every step, not a pool revisited,
     so q cannot learn the samples by heart. Its gradient vanishes at q = p too, and importance
-    sampling keeps the estimates exact whatever q is."""
+    sampling keeps the estimates exact whatever q is. A model conditioned on composition
+    (``concentration_range``) learns from one such run per composition of
+    ``example_concentrations`` (default: the two ends of the range; each must be a whole number of
+    sites on the cell trained), the examples of each conditioned on it; not with a ``dmu_range``
+    (the examples are of the system's own dmu)."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -139,6 +143,7 @@ class TrainConfig:
     refine_weight: float = 1.0
     example_sweeps: int = 0
     example_weight: float = 1.0
+    example_concentrations: list[float] | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("seed", 0), ("shards", 1),
@@ -168,9 +173,9 @@ class TrainConfig:
         if (self.temperature is None) == (self.temperature_range is None):
             raise TrainingSettingsError("training settings need exactly one of temperature and temperature_range, got "
                                         f"temperature = {self.temperature!r}, temperature_range = {self.temperature_range!r}")
-        if self.example_sweeps and (self.dmu_range is not None or self.concentration_range is not None):
-            raise TrainingSettingsError(f"training example_sweeps = {self.example_sweeps} takes no dmu or concentration "
-                                        "range: the examples are of the system's own dmu or composition")
+        if self.example_sweeps and self.dmu_range is not None:
+            raise TrainingSettingsError(f"training example_sweeps = {self.example_sweeps} takes no dmu_range: the "
+                                        "examples are of the system's own dmu")
         if self.temperature is not None:
             self.temperature = float(self.temperature)
             if not self.temperature > 0:
@@ -183,6 +188,19 @@ class TrainConfig:
             self.dmu_range = _range("dmu_range", self.dmu_range, -math.inf, math.inf)
         if self.concentration_range is not None:
             self.concentration_range = _range("concentration_range", self.concentration_range, 0.0, 1.0)
+        if self.example_concentrations is not None:
+            self._check_example_concentrations()
+
+    def _check_example_concentrations(self) -> None:
+        values, lo_hi = self.example_concentrations, self.concentration_range
+        if lo_hi is None or not self.example_sweeps:
+            raise TrainingSettingsError(f"training example_concentrations = {values!r} needs example_sweeps > 0 and a "
+                                        "concentration_range")
+        if not (isinstance(values, list) and values and all(_finite(v) for v in values)
+                and all(lo_hi[0] - 1e-9 <= v <= lo_hi[1] + 1e-9 for v in values) and len(set(values)) == len(values)):
+            raise TrainingSettingsError(f"training example_concentrations = {values!r} must be distinct numbers within "
+                                        f"concentration_range = {lo_hi}")
+        self.example_concentrations = [float(v) for v in values]
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -404,17 +422,10 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
     else:
         seed_rngs(config.seed, generator)
     ranks.broadcast(model.state_dict().values())  # one model on every process, whatever its seed
-    # example_sweeps: the same tempering run on every process (same seed, same state)
-    stream = images = example_cond = None
+    # example_sweeps: the same tempering runs on every process (same seeds, same states)
+    streams, images = [], None
     if config.example_sweeps:
-        resumed = state.get("examples") if saved else None
-        try:
-            stream = BoltzmannStream(system, config.temperature_range or [config.temperature], config.example_sweeps,
-                                     seed=config.seed, state=resumed, device=device)
-        except LatthermError as exc:
-            raise TrainingSettingsError(f"training example_sweeps = {config.example_sweeps}: {exc}") from None
-        example_cond = None if conditioning is None else torch.cat(
-            [conditioning.features(stream.chains, beta) for beta in stream.target_betas]).to(device)
+        streams = example_streams(system, config, conditioning, state.get("examples") if saved else None, device)
         images = symmetry_images(system)
         images = None if images is None else images.to(device)
 
@@ -424,7 +435,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
             "optimizer_state": optimizer.state_dict(), "step": step, "config": asdict(config),
             "system": system_description(system), "rng": rng_states(generator), "log": rows,
             "conditioning": None if conditioning is None else conditioning.to_dict(),
-            "examples": None if stream is None else stream.state.to(torch.int8),
+            "examples": [examples.stream.state.to(torch.int8) for examples in streams] or None,
         })
         write_table(path.parent / "log.csv", pd.DataFrame(rows))
 
@@ -458,7 +469,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 move = type(refine_move)(energy_fn)
             if n_ones is not None and not 0 < n_ones < n_sites:  # one configuration: nothing to refine
                 move = None
-            examples = None if stream is None else stream.draw(step)
+            drawn_examples = [(examples, examples.stream.draw(step)) for examples in streams]
             with autocast:
                 blocks = []  # this process's shards: (log_w, reward, training terms, refinement KL)
                 for shard in my_shards:
@@ -482,14 +493,13 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 loss = sum((((reward - baseline).to(torch.float32) * terms.log_prob).mean()
                             + forward_kl) * (per_shard / config.batch_size)
                            + terms.auxiliary_loss / config.shards for _, reward, terms, forward_kl in blocks)
-                if examples is not None:  # the same examples on every process (images from the shared
-                    seen = examples       # generator): scored once, each process its shards' share
-                    if images is not None:
-                        image = images[torch.randint(len(images), (len(examples),), device=device, generator=generator)]
-                        seen = examples.gather(1, image)
-                    example_kl = -config.example_weight * model.log_prob(seen, cond=example_cond,
-                                                                          n_ones=system.n_ones).mean()
-                    loss = loss + example_kl * (len(my_shards) / config.shards)
+                for examples, seen in drawn_examples:  # the same examples on every process (images from the
+                    if images is not None:              # shared generator): scored once, each process its shards' share
+                        image = images[torch.randint(len(images), (len(seen),), device=device, generator=generator)]
+                        seen = seen.gather(1, image)
+                    example_kl = -config.example_weight * model.log_prob(seen, cond=examples.cond,
+                                                                          n_ones=examples.stream.n_ones).mean()
+                    loss = loss + example_kl * (len(my_shards) / config.shards / len(drawn_examples))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             ranks.sum_gradients(model.parameters())
@@ -529,6 +539,46 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 progress_path.parent.rmdir()
         ranks.barrier()
     return TrainResult(model=model, log=pd.DataFrame(rows), checkpoint_path=ckpt_path, conditioning=conditioning)
+
+
+@dataclass
+class Examples:
+    """One tempering run of training by example and the cond of its draws' rows."""
+
+    stream: BoltzmannStream
+    cond: Tensor | None
+
+
+def example_streams(system, config: TrainConfig, conditioning: Conditioning | None, states: list | None,
+                    device: torch.device) -> list[Examples]:
+    """The tempering runs of training by example (:class:`TrainConfig`): one at the system's own
+    composition, or one per composition of ``example_concentrations`` (a composition-conditioned
+    model), resumed from ``states`` (a checkpoint's) when given."""
+    if config.concentration_range is None:
+        compositions = [system.n_ones]
+    else:
+        wanted = config.example_concentrations or config.concentration_range
+        compositions = [round(x * system.n_sites) for x in wanted]
+        off = [x for x, n in zip(wanted, compositions) if abs(x * system.n_sites - n) > 1e-6]
+        if off:
+            raise TrainingSettingsError(f"training example_concentrations = {wanted}: {off} is not a whole number of "
+                                        f"the {system.n_sites} sites of the cell")
+    if states is not None and len(states) != len(compositions):
+        raise CheckpointError(f"the checkpoint holds {len(states)} example runs; these settings make {len(compositions)}")
+    temperatures = config.temperature_range or [config.temperature]
+    out = []
+    for k, n_ones in enumerate(compositions):
+        try:  # each run its own seed; the first the run's, as with one composition
+            stream = BoltzmannStream(replace(system, n_ones=n_ones), temperatures, config.example_sweeps,
+                                     seed=config.seed + 1_000_003 * k, state=None if states is None else states[k],
+                                     device=device)
+        except LatthermError as exc:
+            raise TrainingSettingsError(f"training example_sweeps = {config.example_sweeps}: {exc}") from None
+        cond = None if conditioning is None else torch.cat(
+            [conditioning.features(stream.chains, beta, n_ones=n_ones, n_sites=system.n_sites)
+             for beta in stream.target_betas]).to(device)
+        out.append(Examples(stream, cond))
+    return out
 
 
 @contextlib.contextmanager
