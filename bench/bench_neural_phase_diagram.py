@@ -1,6 +1,7 @@
 """Neural F(x, T) of CuAu: one transformer conditioned on temperature and composition.
 
     python bench/bench_neural_phase_diagram.py [--quick] [--train-steps 1500] [--finetune-steps 30]
+        [--physics-logits] [--example-sweeps 2] [--finetune-lr 3e-4]
 
 Issue 11 item 4: the config's transformer (`models.mam`: d_model 32, one layer, local attention
 over two shells, so it transfers) with n_cond = 2 is trained once
@@ -20,8 +21,12 @@ Acceptance (issue 11): 16 sites within 2 sigma at every point; 128 sites within 
 0.2 meV/site at every point from 500 to 1200 K with ESS >= 0.01.
 Baseline in the same run: the MCMC reference's CPU time for the same 128-site grid (ratio =
 neural training + fine-tuning + sampling time / MCMC time).
+``--example-sweeps`` trains (and fine-tunes) by example too: a tempering run at every training
+composition, that many sweeps a step (TrainConfig's example_sweeps and example_concentrations).
+The model is trained plain (``lattice_symmetric: false``, as config.yaml's mam and mam_physics).
 One CPU thread. Writes bench/results/neural_phase_diagram.json (also after the 16-site part);
-``--physics-logits`` (the CE's local Boltzmann factor in the logits) neural_phase_diagram_physics.json.
+``--physics-logits`` (the CE's local Boltzmann factor in the logits) neural_phase_diagram_physics.json,
+``--example-sweeps`` neural_phase_diagram[_physics]_examples.json.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ from lattherm.systems import SystemConfig, build_system
 from lattherm.training.variational import TrainConfig, train
 from lattherm.transfer import transfer_grid
 
-MODEL = {"kind": "transformer", "d_model": 32, "n_layer": 1, "n_head": 2, "attention_shells": 2}  # config.yaml's mam
+MODEL = {"kind": "transformer", "d_model": 32, "n_layer": 1, "n_head": 2, "attention_shells": 2,
+         "lattice_symmetric": False}  # config.yaml's mam
 SIGMAS, MEV_PER_SITE = 2.0, 0.2  # issue 11's acceptance
 
 
@@ -55,6 +61,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--anneal", type=float, default=0.99)
     p.add_argument("--finetune-steps", type=int, default=30)
+    p.add_argument("--finetune-lr", type=float, default=None, help="default: a tenth of --lr")
+    p.add_argument("--example-sweeps", type=int, default=0, help="training by example: tempering sweeps a step")
     p.add_argument("--samples", type=int, default=20000, help="IS samples per point, 16 sites")
     p.add_argument("--transfer-samples", type=int, default=4000, help="IS samples per point, 128 sites")
     p.add_argument("--concentrations", type=float, nargs="+", default=[0.25, 0.375, 0.5, 0.625, 0.75])
@@ -78,7 +86,7 @@ def main() -> None:
     model_spec = {**MODEL, "physics_logits": args.physics_logits}
     parameters = {**vars(args), "out": None, "model": model_spec, "mcmc_temperatures": mcmc_temperatures,
                   "torch_threads": 1}
-    name = "neural_phase_diagram" + ("_physics" if args.physics_logits else "")
+    name = "neural_phase_diagram" + ("_physics" if args.physics_logits else "") + ("_examples" if args.example_sweeps else "")
     work = Path(tempfile.mkdtemp(prefix="bench_neural_pd_"))
     ce_file = write_published_ce(work / "cuau.json")
 
@@ -87,7 +95,8 @@ def main() -> None:
 
     small = systems(None, config.concentrations)
     training = config.training_block({"steps": args.train_steps, "batch_size": args.batch, "lr": args.lr,
-                                      "anneal": args.anneal, "clip": 1.0}, seed=0)
+                                      "anneal": args.anneal, "clip": 1.0, "example_sweeps": args.example_sweeps},
+                                     seed=0)
     torch.manual_seed(0)
     first = small[config.concentrations[0]]
     model = build_model({**model_spec, "n_cond": 2}, first.cell)
@@ -118,7 +127,7 @@ def main() -> None:
     mcmc_seconds = time.process_time() - t0
     t0 = time.process_time()
     grid128 = transfer_grid(checkpoint, large, config.temperatures, finetune_steps=args.finetune_steps,
-                            n_samples=args.transfer_samples, progress=True)
+                            finetune_lr=args.finetune_lr, n_samples=args.transfer_samples, progress=True)
     grid128_seconds = time.process_time() - t0
     table128 = neural_free_energy_table([_labelled(grid128, next(iter(large.values())))], references,
                                         config.ess_threshold)

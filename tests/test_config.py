@@ -209,9 +209,8 @@ BAD_CONFIGS = {
     "training shards of zero": (_set("training.shards", 0), ["training.shards", "0"]),
     "training batch not split evenly into shards": (_set("training.shards", 3),
                                                     ["systems.ising:", "batch_size = ", "shards = 3", "neural.conditioned"]),
-    "training by example over a composition range": (_set("training.example_sweeps", 2),
-                                                     ["neural_phase_diagram:", "example_sweeps = 2", "concentration range"]),
     # neural F(x, T)
+    "neural fine-tuning rate of zero": (_set("neural_phase_diagram.finetune_lr", 0), ["neural_phase_diagram.finetune_lr", "0"]),
     "neural grid composition the training cell cannot hold": (_set("neural_phase_diagram.concentrations", [0.25, 0.3]),
                                                               ["neural_phase_diagram.concentrations[1]", "0.3"]),
     "neural grid temperature off its MCMC scan": (_set("neural_phase_diagram.temperatures", [800.0, 1000.0]),

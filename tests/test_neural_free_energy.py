@@ -32,7 +32,7 @@ BLOCK = {"alloy": "cuau", "model": "mam", "train_size": [2, 2, 2], "transfer_siz
          "mcmc": {"temperatures": [4000.0, 1200.0, 800.0], "chains": 8, "sweeps": 160, "burn_in": 32}}
 
 
-def _trained(work, steps):
+def _trained(work, steps, **training):
     """The conditioned transformer on the 8-site cell (2x2x2 primitive FCC), x in {2, 4, 6} / 8."""
     torch.set_num_threads(1)
     ce_file = write_published_ce(work / "cuau.json")
@@ -42,7 +42,8 @@ def _trained(work, steps):
     first = systems[0.25]
     torch.manual_seed(0)
     model = build_model(MODEL, first.cell)
-    settings = config.training_block({"steps": steps, "batch_size": 128, "lr": 3e-3, "anneal": 0.95, "clip": 1.0}, 0)
+    settings = config.training_block({"steps": steps, "batch_size": 128, "lr": 3e-3, "anneal": 0.95, "clip": 1.0,
+                                      **training}, 0)
     result = train(model, first, TrainConfig.from_dict(settings), work / "run", progress=False)
     return config, ce_file, systems, work / "run" / "checkpoint.pt", result
 
@@ -85,6 +86,25 @@ def test_transferred_and_fine_tuned_model_matches_enumeration_on_the_larger_cell
         exact = _exact_per_site(large[row["concentration"]], row["temperature"])
         assert row["n_sites"] == 16 and row["source_sites"] == 8 and row["finetune_steps"] == 3
         assert math.isfinite(row["finetune_last_F_q"])
+        assert row["ess"] > 0.01, row
+        assert abs(row["free_energy_per_site"] - exact) < 3 * row["free_energy_per_site_err"], row
+
+
+def test_trained_and_fine_tuned_by_example_at_every_grid_composition(tmp_path):
+    """By example too (a tempering run at each grid composition, one sweep a step): the training
+    settings name the grid's compositions, the fine-tuning on the larger cell keeps them (x = 1/4,
+    1/2, 3/4 of 16 sites), and the IS estimate there is exact within its error bar."""
+    config, ce_file, _, checkpoint, result = _trained(tmp_path, 60, example_sweeps=1)
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["config"]["example_concentrations"] == [0.25, 0.5, 0.75]
+    assert len(saved["examples"]) == 3 and all(state.shape[1] == 8 for state in saved["examples"])
+    large = {x: build_system(SystemConfig.from_dict(config.system_block(x)), config.transfer_size, ce_file)
+             for x in (0.25, 0.75)}
+    rows = transfer_grid(checkpoint, large, [1200.0], finetune_steps=3, finetune_lr=3e-4, n_samples=4000,
+                         progress=False)
+    for row in rows:
+        exact = _exact_per_site(large[row["concentration"]], row["temperature"])
+        assert row["n_sites"] == 16 and row["finetune_steps"] == 3
         assert row["ess"] > 0.01, row
         assert abs(row["free_energy_per_site"] - exact) < 3 * row["free_energy_per_site_err"], row
 

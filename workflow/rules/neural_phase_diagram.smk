@@ -70,6 +70,7 @@ rule neural_phase_diagram_grid:
         temperatures=lookup(dpath="neural_phase_diagram/temperatures", within=config, default=None),
         samples=lookup(dpath="neural_phase_diagram/samples", within=config, default=None),
         finetune_steps=neural_pd_finetune_steps,
+        finetune_lr=lookup(dpath="neural_phase_diagram/finetune_lr", within=config, default=None),
         seed=config["seed"],
     log:
         "logs/phase_diagram/neural_grid_{model}_{size}.log",
@@ -83,7 +84,7 @@ rule neural_phase_diagram_grid:
     shell:
         "lattherm neural grid --checkpoint {input.checkpoint} --system {input.system} --size {wildcards.size}"
         " --concentrations '{params.concentrations}' --temperatures '{params.temperatures}' --samples {params.samples}"
-        " --finetune-steps {params.finetune_steps} --seed {params.seed} --out {output} > {log} 2>&1"
+        " --finetune-steps {params.finetune_steps} --finetune-lr {params.finetune_lr} --seed {params.seed} --out {output} > {log} 2>&1"
 
 
 rule neural_phase_diagram_exact:

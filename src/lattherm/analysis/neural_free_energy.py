@@ -40,7 +40,7 @@ class NeuralPhaseDiagramConfig:
     ``model`` (a section under ``models``) trained once, conditioned on temperature and
     composition over the ranges of ``temperatures`` and ``concentrations``, on the canonical
     ``train_size`` cell; its F(x, T) there against enumeration, and on ``transfer_size`` (after
-    ``finetune_steps``) against batched MCMC (``mcmc``: the scan from T = inf, with every grid
+    ``finetune_steps`` at ``finetune_lr``) against batched MCMC (``mcmc``: the scan from T = inf, with every grid
     temperature on it). ``training`` overrides the workflow's ``training`` section for this run."""
 
     alloy: str
@@ -53,6 +53,7 @@ class NeuralPhaseDiagramConfig:
     transfer_size: list[int] | None = field(default_factory=lambda: [4, 4, 8])
     training: dict = field(default_factory=dict)
     finetune_steps: int = 20
+    finetune_lr: float = 1e-4
     samples: int = 2000
     ess_threshold: float = 0.01
 

@@ -132,6 +132,8 @@ def grid(
     temperatures: Optional[str] = typer.Option(None, help="Temperatures, e.g. '500,800' (default: the system's)."),
     finetune_steps: int = typer.Option(0, help="Variational fine-tuning steps on the cell first, once, over the "
                                                "trained ranges."),
+    finetune_lr: Optional[float] = typer.Option(None, help="Fine-tuning learning rate (default: a tenth of the "
+                                                           "training rate)."),
     samples: int = typer.Option(10000, help="Samples for importance weighting per point."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -162,8 +164,8 @@ def grid(
     chosen = chosen or config.temperatures
     if not chosen:
         raise LatthermError(f"--system {system} has no temperatures; give --temperatures")
-    rows = transfer_grid(checkpoint, systems, chosen, finetune_steps=finetune_steps, n_samples=samples, seed=seed,
-                         device=device, progress=sys.stderr.isatty())
+    rows = transfer_grid(checkpoint, systems, chosen, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
+                         n_samples=samples, seed=seed, device=device, progress=sys.stderr.isatty())
     write_table(out, _labelled(rows, base, "neural_grid"))
     typer.echo(f"wrote {len(rows)} rows to {out}")
 
