@@ -32,6 +32,7 @@ checkpoint), with beta_ref the largest beta and dmu_scale the largest |dmu| of t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import signal
 import sys
@@ -493,24 +494,32 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                 loss = sum((((reward - baseline).to(torch.float32) * terms.log_prob).mean()
                             + forward_kl) * (per_shard / config.batch_size)
                            + terms.auxiliary_loss / config.shards for _, reward, terms, forward_kl in blocks)
-                for examples, seen in drawn_examples:  # the same examples on every process (images from the
-                    if images is not None:              # shared generator): scored once, each process its shards' share
-                        image = images[torch.randint(len(images), (len(seen),), device=device, generator=generator)]
-                        seen = seen.gather(1, image)
-                    example_kl = -config.example_weight * model.log_prob(seen, cond=examples.cond,
-                                                                          n_ones=examples.stream.n_ones).mean()
-                    loss = loss + example_kl * (len(my_shards) / config.shards / len(drawn_examples))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            loss_here = loss.item()
+            for examples, seen in drawn_examples:  # the same examples on every process (images from the
+                if images is not None:              # shared generator): scored once, each process its shards' share
+                    image = images[torch.randint(len(images), (len(seen),), device=device, generator=generator)]
+                    seen = seen.gather(1, image)
+                weight = config.example_weight * len(my_shards) / config.shards / len(drawn_examples) / len(seen)
+                conds = itertools.repeat(None) if examples.cond is None else examples.cond.split(per_shard)
+                # a shard's rows at a time, each chunk's gradient accumulated as it goes: the chains
+                # x target rungs of a tempering run outnumber a batch (a 2D glass: 640 rows of 256 sites)
+                for chunk, cond_chunk in zip(seen.split(per_shard), conds):
+                    with autocast:
+                        example_kl = -weight * model.log_prob(chunk, cond=cond_chunk,
+                                                              n_ones=examples.stream.n_ones).sum()
+                    example_kl.backward()
+                    loss_here += example_kl.item()
             ranks.sum_gradients(model.parameters())
             if config.clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
             consistency = [b[2].consistency_error for b in blocks]
             if config.shards == 1:
-                loss_value, consistency_error, stop = loss.item(), consistency[0], terminated.is_set()
+                loss_value, consistency_error, stop = loss_here, consistency[0], terminated.is_set()
             else:  # sums over the processes: the loss, the shards' mean squared residuals, SIGTERMs
-                totals = ranks.sum(torch.tensor([loss.item(), sum(c * c for c in consistency),
+                totals = ranks.sum(torch.tensor([loss_here, sum(c * c for c in consistency),
                                                  float(terminated.is_set())], dtype=torch.float64, device=device))
                 loss_value, consistency_error, stop = (totals[0].item(), math.sqrt(totals[1].item() / config.shards),
                                                        totals[2].item() > 0)
