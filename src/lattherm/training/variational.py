@@ -120,7 +120,9 @@ class TrainConfig:
     visit, where the reverse KL alone settles on the modes it found first (a spin glass below
     T_c, an alloy at its ordering temperature); fresh samples every step, not a pool revisited,
     so q cannot learn the samples by heart. Its gradient vanishes at q = p too, and importance
-    sampling keeps the estimates exact whatever q is. A model conditioned on composition
+    sampling keeps the estimates exact whatever q is. The examples are scored a shard's rows
+    (``batch_size / shards``) at a time, so their memory is that of a shard whatever the chains
+    and rungs. A model conditioned on composition
     (``concentration_range``) learns from one such run per composition of
     ``example_concentrations`` (default: the two ends of the range; each must be a whole number of
     sites on the cell trained), the examples of each conditioned on it; not with a ``dmu_range``
