@@ -224,6 +224,27 @@ def test_resume_with_training_by_example_is_bit_for_bit(tmp_path):
     assert any(not torch.equal(v, plain.model.state_dict()[n]) for n, v in whole.model.state_dict().items())
 
 
+def test_examples_are_scored_a_shard_at_a_time():
+    """A tempering run's chains x target rungs outnumber a batch (paper.yaml's 2D glass: 640 rows
+    of 256 sites, 18.8 GB scored at once): each log_prob call sees at most a shard's rows, and
+    every example row is scored once a step."""
+    system = build_system({"model": "ising", "lattice": "square", "train_size": [2, 3],
+                           "mcmc": {"temperatures": [4.0, 2.0, 1.5], "chains": 6, "sweeps": 138, "burn_in": 10}})
+    model = build_model({"kind": "made", "hidden": 8, "depth": 1, "n_cond": 1, "z2_symmetric": False},
+                        system.lattice)
+    rows, score = [], model.log_prob
+
+    def recorded(x, *args, **kwargs):
+        rows.append(len(x))
+        return score(x, *args, **kwargs)
+
+    model.log_prob = recorded
+    train(model, system, TrainConfig(steps=2, batch_size=4, shards=2, temperature_range=[1.5, 2.0], example_sweeps=1),
+          progress=False)
+    assert max(rows) == 2  # shards of 2 rows: the 12 examples (6 chains x 2 rungs) in 6 calls a step
+    assert rows.count(2) >= 2 * 6 and sum(rows) >= 2 * 12
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"example_sweeps": -1, "temperature": 1.0}, r"^training example_sweeps = -1 must be an integer >= 0$"),
     ({"example_sweeps": 1.5, "temperature": 1.0}, r"^training example_sweeps = 1.5 must be an integer >= 0$"),
