@@ -11,7 +11,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from lattherm.analysis.neural_free_energy import (ESS_TOO_LOW, TABLE_COLUMNS, NeuralPhaseDiagramConfig,
+from lattherm.analysis.neural_free_energy import (ESS_TOO_LOW, HEAVY_TAILED, TABLE_COLUMNS, NeuralPhaseDiagramConfig,
                                                   neural_free_energy_figure, neural_free_energy_table)
 from lattherm.analysis.figures import TableError
 from lattherm.ce.published import write_published_ce
@@ -153,28 +153,33 @@ def test_cli_grid_table_and_figure(tmp_path, capsys):
 
 def _grid(cell, sites, rows):
     return pd.DataFrame([{"size": cell, "n_sites": sites, "concentration": x, "temperature": t,
-                          "free_energy_per_site": f, "free_energy_per_site_err": e, "ess": ess}
-                         for x, t, f, e, ess in rows])
+                          "free_energy_per_site": f, "free_energy_per_site_err": e, "ess": ess, "pareto_k": k}
+                         for x, t, f, e, ess, k in rows])
 
 
-def test_table_joins_points_computes_sigma_and_flags_low_ess():
-    neural = [_grid("2x2x4", 16, [(0.5, 800.0, -0.0450, 0.0003, 0.4), (0.5, 1200.0, -0.0600, 0.0002, 0.005)]),
-              _grid("4x4x8", 128, [(0.5, 800.0, -0.0430, 0.0003, 0.02)])]
+def test_table_joins_points_computes_sigma_and_flags_low_ess_and_heavy_tails():
+    neural = [_grid("2x2x4", 16, [(0.5, 800.0, -0.0450, 0.0003, 0.4, 0.3), (0.5, 1200.0, -0.0600, 0.0002, 0.005, 0.5)]),
+              _grid("4x4x8", 128, [(0.5, 800.0, -0.0430, 0.0003, 0.02, 0.6),
+                                   (0.5, 1200.0, -0.0600, 0.0001, 0.05, 0.9)])]
     exact = pd.DataFrame({"method": "enumeration", "size": "2x2x4", "temperature": [800.0, 1200.0, 4000.0],
                           "free_energy_per_site": [-0.0454, -0.0595, -0.2], "concentration": 0.5})
-    mcmc = pd.DataFrame({"method": "mcmc", "size": "4x4x8", "temperature": [800.0000000001], "n_ones": 64,
-                         "n_sites": 128, "free_energy_per_site": [-0.0426], "free_energy_per_site_err": [0.0004]})
+    mcmc = pd.DataFrame({"method": "mcmc", "size": "4x4x8", "temperature": [800.0000000001, 1200.0], "n_ones": 64,
+                         "n_sites": 128, "free_energy_per_site": [-0.0426, -0.0605],
+                         "free_energy_per_site_err": [0.0004, 0.0001]})
     table = neural_free_energy_table(neural, [exact, mcmc], 0.01)
-    assert list(table.columns) == TABLE_COLUMNS and len(table) == 3
-    first, low, large = table.iloc[0], table.iloc[1], table.iloc[2]
+    assert list(table.columns) == TABLE_COLUMNS and len(table) == 4
+    first, low, large, heavy = table.iloc[0], table.iloc[1], table.iloc[2], table.iloc[3]
     assert first.sigma == pytest.approx(0.0004 / 0.0003) and first.diff_meV_per_site == pytest.approx(0.4)
     assert first.reliable and first.note == ""
     assert not low.reliable and low.note == ESS_TOO_LOW and low.diff_meV_per_site == pytest.approx(-0.5)
     assert large.method_ref == "mcmc" and large.sites == 128 and large.x == 0.5
-    assert large.sigma == pytest.approx(-0.0004 / 0.0005) and large.err_ref == 0.0004
+    assert large.sigma == pytest.approx(-0.0004 / 0.0005) and large.err_ref == 0.0004 and large.reliable
+    assert not heavy.reliable and heavy.note == HEAVY_TAILED  # an ESS of 0.05 is no help with k = 0.9
+    both = neural_free_energy_table([neural[0].assign(pareto_k=0.8)], [exact], 0.01).iloc[1]
+    assert both.note == f"{ESS_TOO_LOW}; {HEAVY_TAILED}"
     fig = neural_free_energy_figure(table, "cuau")
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert texts == [ESS_TOO_LOW]  # the low-ESS point is labelled, not plotted as a number
+    assert texts == [ESS_TOO_LOW, HEAVY_TAILED]  # unreliable points are labelled, not plotted as numbers
     assert [ax.get_title() for ax in fig.axes] == ["cuau 2x2x4 (16 sites) vs enumeration",
                                                    "cuau 4x4x8 (128 sites) vs mcmc"]
     with pytest.raises(TableError, match="no reference free energy for cell 4x4x8 at x = 0.5, T = 800"):

@@ -7,9 +7,12 @@ MBAR free energies are the reference), the grid of compositions and temperatures
 budgets. :func:`neural_free_energy_table` joins the importance-sampled F(x, T) of both cells with
 their references point by point; :func:`neural_free_energy_figure` draws F_neural - F_ref.
 
-Where the ESS per sample is below ``ess_threshold`` the importance-sampling error bar cannot be
-trusted (a handful of weights dominate): the table keeps the number but flags the point
-(``reliable`` False, ``note`` "ESS too low"), and the figure marks it instead of plotting it.
+Where the ESS per sample is below ``ess_threshold`` (a handful of weights dominate) or the
+weights' Pareto k-hat is above 0.7 (:func:`lattherm.sampling.estimators.pareto_k`: a tail so
+heavy that the ESS and the error bar, moments of the same weights, are themselves unreliable)
+the importance-sampling error bar cannot be trusted: the table keeps the number but flags the
+point (``reliable`` False, ``note`` "ESS too low" or "weights heavy-tailed", or both), and the
+figure marks it, with its note, instead of plotting it.
 """
 
 from __future__ import annotations
@@ -22,16 +25,18 @@ import pandas as pd
 
 from lattherm.analysis.figures import TableError, require_columns
 from lattherm.lattices import cell_sites, size_tag
+from lattherm.sampling.estimators import PARETO_K_MAX
 from lattherm.schema import ConfigError, from_block
 from lattherm.systems import McmcConfig, SystemConfig
 
 MEV = 1e3  # eV -> meV
 ESS_TOO_LOW = "ESS too low"
-TABLE_COLUMNS = ["cell", "sites", "x", "T", "F_neural", "err", "ESS", "reliable", "F_ref", "err_ref", "method_ref",
-                 "sigma", "diff_meV_per_site", "note"]
+HEAVY_TAILED = f"weights heavy-tailed (Pareto k > {PARETO_K_MAX:g})"
+TABLE_COLUMNS = ["cell", "sites", "x", "T", "F_neural", "err", "ESS", "pareto_k", "reliable", "F_ref", "err_ref",
+                 "method_ref", "sigma", "diff_meV_per_site", "note"]
 """The comparison table: per site free energies in eV, ``sigma`` = (F_neural - F_ref) / combined
-error, ``diff_meV_per_site`` = F_neural - F_ref in meV/site; ``note`` says "ESS too low" where the
-point is not reliable."""
+error, ``diff_meV_per_site`` = F_neural - F_ref in meV/site; ``note`` says why a point is not
+reliable ("ESS too low", "weights heavy-tailed (Pareto k > 0.7)", or both)."""
 
 
 @dataclass
@@ -129,16 +134,18 @@ def neural_free_energy_table(neural: list[pd.DataFrame], references: list[pd.Dat
     """The neural F(x, T) of every grid table (``lattherm neural grid``) next to the reference
     of its cell, composition and temperature (exact enumeration, or MCMC + MBAR): one tidy row
     per point with the columns of :data:`TABLE_COLUMNS`. A point without a reference is an
-    error; a point with ESS below ``ess_threshold`` is flagged, its numbers kept."""
+    error; a point with ESS below ``ess_threshold`` or Pareto k-hat above 0.7 is flagged, its
+    numbers kept."""
     neural_sources = neural_sources or [f"neural table {i}" for i in range(len(neural))]
     reference_sources = reference_sources or [f"reference table {i}" for i in range(len(references))]
     grids = []
     for table, source in zip(neural, neural_sources):
         require_columns(table, ["size", "n_sites", "concentration", "temperature", "free_energy_per_site",
-                                "free_energy_per_site_err", "ess"], f"neural {source}")
+                                "free_energy_per_site_err", "ess", "pareto_k"], f"neural {source}")
         grids.append(pd.DataFrame({"cell": table["size"], "sites": table.n_sites, "x": table.concentration.round(12),
                                    "T": table.temperature, "F_neural": table.free_energy_per_site,
-                                   "err": table.free_energy_per_site_err, "ESS": table.ess}))
+                                   "err": table.free_energy_per_site_err, "ESS": table.ess,
+                                   "pareto_k": table.pareto_k}))
     grid = pd.concat(grids, ignore_index=True)
     refs = _references(references, reference_sources)
     # a reference table also holds temperatures off the grid; match on the grid's, to float rounding
@@ -152,11 +159,13 @@ def neural_free_energy_table(neural: list[pd.DataFrame], references: list[pd.Dat
                           f"(references: {', '.join(reference_sources)})")
     if table.duplicated(["cell", "x", "T"]).any():
         raise TableError("two references (or two neural tables) for the same cell, x and T")
-    table["reliable"] = table.ESS >= ess_threshold
+    low, heavy = table.ESS < ess_threshold, table.pareto_k > PARETO_K_MAX
+    table["reliable"] = ~(low | heavy)
     combined = np.hypot(table.err, table.err_ref)
     table["sigma"] = (table.F_neural - table.F_ref) / np.where(combined > 0, combined, np.nan)
     table["diff_meV_per_site"] = (table.F_neural - table.F_ref) * MEV
-    table["note"] = np.where(table.reliable, "", ESS_TOO_LOW)
+    table["note"] = ["; ".join(why for why, flagged in ((ESS_TOO_LOW, a), (HEAVY_TAILED, b)) if flagged)
+                     for a, b in zip(low, heavy)]
     order = {cell: i for i, cell in enumerate(grid.cell.drop_duplicates())}
     table = table.sort_values(["cell", "x", "T"], key=lambda c: c.map(order) if c.name == "cell" else c)
     return table[TABLE_COLUMNS].reset_index(drop=True)
@@ -165,7 +174,7 @@ def neural_free_energy_table(neural: list[pd.DataFrame], references: list[pd.Dat
 def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
     """F_neural - F_ref (meV/site) against T, one panel per cell (its reference method and site
     count in the title), one series per composition with combined error bars; points with ESS
-    below the threshold have no number: a cross along the bottom edge labelled "ESS too low"."""
+    that are not reliable have no number: a cross along the bottom edge labelled with its note."""
     import matplotlib.pyplot as plt
 
     require_columns(table, TABLE_COLUMNS, "neural free-energy table")
@@ -186,8 +195,8 @@ def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
                 edge = ax.get_xaxis_transform()
                 ax.scatter(low["T"], np.full(len(low), 0.04 + 0.07 * i), marker="x", color=colour, s=50,
                            transform=edge, label=None if len(good) else f"x = {x:g}")
-                for t in low["T"]:
-                    ax.annotate(ESS_TOO_LOW, (t, 0.04 + 0.07 * i), xycoords=edge, textcoords="offset points",
+                for t, note in zip(low["T"], low.note):
+                    ax.annotate(note, (t, 0.04 + 0.07 * i), xycoords=edge, textcoords="offset points",
                                 xytext=(6, -3), fontsize=7, color=colour)
         ax.axhline(0.0, color="0.5", lw=0.8)
         span = part["T"].max() - part["T"].min() or part["T"].max()

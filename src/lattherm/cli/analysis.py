@@ -156,7 +156,8 @@ def neural_free_energy(
     neural: List[Path] = typer.Option(..., help="`lattherm neural grid` tables (one per cell)."),
     reference: List[Path] = typer.Option(..., help="Exact reference tables (`lattherm exact reference`) and MCMC "
                                          "free-energy tables (`lattherm mcmc integrate`) at each composition and cell."),
-    ess_threshold: float = typer.Option(0.01, help="Below this ESS per sample a point is flagged 'ESS too low'."),
+    ess_threshold: float = typer.Option(0.01, help="Below this ESS per sample a point is flagged 'ESS too low' "
+                                        "(above a Pareto k-hat of 0.7, 'weights heavy-tailed')."),
     out: Path = typer.Option(..., help="Output table (.csv or .parquet), one row per cell, x and T."),
 ) -> None:
     """Neural F(x, T) against the reference of each grid point: sigma distance, meV/site, ESS flag."""
@@ -177,7 +178,7 @@ def figure_neural_free_energy(
     alloy: str = typer.Option("", help="The alloy's name, in the panel titles."),
     out: List[Path] = typer.Option(..., help=OUT_HELP),
 ) -> None:
-    """F_neural - F_ref (meV/site) against T per composition and cell; 'ESS too low' where it is."""
+    """F_neural - F_ref (meV/site) against T per composition and cell; unreliable points marked with their note."""
     from lattherm.analysis.neural_free_energy import neural_free_energy_figure
 
     _save(neural_free_energy_figure(read_table(table), alloy), out)

@@ -8,7 +8,9 @@ from lattherm.sampling.estimators import (
     log_weights,
     log_z_is,
     neural_mcmc,
+    pareto_k,
 )
 from lattherm.sampling.evaluate import evaluate
 
-__all__ = ["NeuralMCMCResult", "evaluate", "ess_per_sample", "free_energy_is", "log_weights", "log_z_is", "neural_mcmc"]
+__all__ = ["NeuralMCMCResult", "evaluate", "ess_per_sample", "free_energy_is", "log_weights", "log_z_is", "neural_mcmc",
+           "pareto_k"]

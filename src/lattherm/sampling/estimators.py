@@ -7,6 +7,10 @@ With samples x_k ~ q, k = 1..M, and log-weights ln w_k = -beta E(x_k) - ln q(x_k
   and var(w) / mean(w)^2 = 1 / ESS - 1, so sd(ln Z_hat) = sqrt((1/ESS - 1) / (M - 1)) with the
   unbiased variance. F_IS = -ln Z_hat / beta.
 - ESS per sample = (sum w)^2 / (M sum w^2), in (0, 1]; 1 exactly when q = p.
+- Pareto k-hat (PSIS; Vehtari, Simpson, Gelman, Yao, Gabry, JMLR 25 (2024) 72): the shape of a
+  generalized Pareto distribution fitted to the largest weights. The ESS and the error bar above
+  are moments of the weights, estimated from the same weights; above k = 0.7 their tail is so
+  heavy that both are unreliable even where the ESS looks fine (k >= 1/2: infinite variance).
 - Neural MCMC: independent Metropolis-Hastings with proposal q, acceptance
   min(1, w(x') / w(x)); observables are then unbiased for p, with autocorrelation measured
   by the integrated autocorrelation time of the chains.
@@ -52,6 +56,39 @@ def free_energy_is(log_w: Tensor, beta: float) -> tuple[float, float]:
     """F_IS = -ln Z_hat / beta (total, not per site) and its standard error."""
     log_z, err = log_z_is(log_w)
     return -log_z / beta, err / beta
+
+
+PARETO_K_MAX = 0.7
+"""Above this Pareto k-hat the importance-sampling error bar cannot be trusted (PSIS)."""
+
+
+def pareto_k(log_w: Tensor) -> float:
+    """PSIS's k-hat: the shape of a generalized Pareto distribution fitted, by Zhang and Stephens'
+    (Technometrics 51 (2009) 316) posterior-mean estimator with PSIS's weak prior towards 1/2, to
+    the exceedances of the largest M = min(M_total / 5, 3 sqrt(M_total)) weights over the next
+    one. -inf where the weights have no tail (all equal: q = p); NaN from fewer than 21 samples
+    (a tail of fewer than 5)."""
+    log_w = _check_log_w(log_w).numpy()
+    tail_size = min(math.ceil(0.2 * len(log_w)), math.ceil(3 * math.sqrt(len(log_w))))
+    if tail_size < 5:
+        return math.nan
+    ordered = np.sort(log_w)
+    top = ordered[-1]  # weights scaled by the largest: no overflow
+    x = np.exp(ordered[-tail_size:] - top) - np.exp(ordered[-tail_size - 1] - top)
+    x = x[x > 0]
+    if len(x) < 5:
+        return -math.inf
+    n = len(x)
+    grid = 30 + int(math.sqrt(n))
+    theta = 1 - np.sqrt(grid / (np.arange(1, grid + 1) - 0.5))
+    theta = theta / (3 * x[int(n / 4 + 0.5) - 1]) + 1 / x[-1]
+    shape = np.log1p(-theta[:, None] * x).mean(axis=1)  # the shape's maximum likelihood at each theta
+    profile = n * (np.log(-theta / shape) - shape - 1)
+    weights = 1 / np.exp(profile - profile[:, None]).sum(axis=1)
+    keep = weights >= 10 * np.finfo(float).eps
+    theta, weights = theta[keep], weights[keep] / weights[keep].sum()
+    k = np.log1p(-(theta * weights).sum() * x).mean()
+    return float((n * k + 10 * 0.5) / (n + 10))
 
 
 def _check_log_w(log_w: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ import torch
 from lattherm.models.physics import set_physics_beta
 from lattherm.models.symmetric import LatticeSymmetric, Z2Symmetric, check_lattice_symmetry, with_symmetries
 from lattherm.observables import heat_capacity, standard_observables
-from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights, neural_mcmc
+from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights, neural_mcmc, pareto_k
 
 COND_VARIABLES = ("beta", "dmu", "concentration")
 
@@ -84,7 +84,8 @@ def system_cond(model, system, temperature: float, conditioning: Conditioning | 
 def importance_estimates(model, system, temperature: float, n_samples: int = 10000,
                          conditioning: Conditioning | None = None, batch_size: int = 4096,
                          generator: torch.Generator | None = None) -> dict:
-    """Importance-sampled F_IS with its error, the ESS and the variational F_q of ``model`` on
+    """Importance-sampled F_IS with its error, the ESS, the weights' Pareto k-hat
+    (:func:`~lattherm.sampling.estimators.pareto_k`) and the variational F_q of ``model`` on
     ``system`` at one temperature, from ``n_samples`` samples (drawn with ``generator``), as one
     flat dict under the reference tables' column names (totals and ``*_per_site`` copies). A
     conditional model needs the ``conditioning`` saved with its checkpoint; a ``physics_logits``
@@ -110,7 +111,7 @@ def importance_estimates(model, system, temperature: float, n_samples: int = 100
         "temperature": float(temperature), "beta": beta, "n_sites": n_sites, "n_samples": n_samples,
         "free_energy": f_is, "free_energy_err": f_is_err,
         "free_energy_per_site": f_is / n_sites, "free_energy_per_site_err": f_is_err / n_sites,
-        "ess": ess_per_sample(log_w),
+        "ess": ess_per_sample(log_w), "pareto_k": pareto_k(log_w),
         "variational_free_energy": reward.mean().item(),
         "variational_free_energy_err": reward.std().item() / math.sqrt(n_samples),
     }
