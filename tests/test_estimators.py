@@ -99,9 +99,12 @@ def test_pareto_k_recovers_the_shape_of_a_generalized_pareto_tail(shape):
         assert all((k > 0.7) == (shape > 0.7) for k in ks), ks
 
 
-def test_pareto_k_needs_a_tail_of_five():
+def test_pareto_k_needs_a_tail_of_five_distinct_weights():
     assert math.isnan(pareto_k(torch.randn(20, dtype=torch.float64)))
     assert math.isfinite(pareto_k(torch.randn(21, dtype=torch.float64)))
+    # a small state space sampled over and over: its largest weights are a few atoms, not a tail
+    atoms = torch.linspace(0.0, 5.0, 200, dtype=torch.float64)  # each drawn about 100 times: 5 in a tail of 425
+    assert math.isnan(pareto_k(atoms[torch.randint(200, (20000,), generator=torch.Generator().manual_seed(6))]))
 
 
 def test_bad_log_weights_raise():

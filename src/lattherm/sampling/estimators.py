@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import logsumexp
 from torch import Tensor
 
 from lattherm.mcmc.analysis import integrated_autocorr_time
@@ -67,24 +68,31 @@ def pareto_k(log_w: Tensor) -> float:
     (Technometrics 51 (2009) 316) posterior-mean estimator with PSIS's weak prior towards 1/2, to
     the exceedances of the largest M = min(M_total / 5, 3 sqrt(M_total)) weights over the next
     one. -inf where the weights have no tail (all equal: q = p); NaN from fewer than 21 samples
-    (a tail of fewer than 5)."""
+    (a tail of fewer than 5) and where fewer than half the tail's weights are distinct: a state
+    space small enough to be sampled over and over (a 16-site cell) has bounded weights whose
+    largest are each seen many times, and a continuous tail fitted to those few atoms means
+    nothing."""
     log_w = _check_log_w(log_w).numpy()
     tail_size = min(math.ceil(0.2 * len(log_w)), math.ceil(3 * math.sqrt(len(log_w))))
     if tail_size < 5:
         return math.nan
     ordered = np.sort(log_w)
+    if ordered[-1] == ordered[-tail_size - 1]:
+        return -math.inf
+    if len(np.unique(ordered[-tail_size:])) < tail_size / 2:
+        return math.nan
     top = ordered[-1]  # weights scaled by the largest: no overflow
     x = np.exp(ordered[-tail_size:] - top) - np.exp(ordered[-tail_size - 1] - top)
     x = x[x > 0]
-    if len(x) < 5:
-        return -math.inf
     n = len(x)
+    if n < 5:
+        return math.nan
     grid = 30 + int(math.sqrt(n))
     theta = 1 - np.sqrt(grid / (np.arange(1, grid + 1) - 0.5))
     theta = theta / (3 * x[int(n / 4 + 0.5) - 1]) + 1 / x[-1]
     shape = np.log1p(-theta[:, None] * x).mean(axis=1)  # the shape's maximum likelihood at each theta
     profile = n * (np.log(-theta / shape) - shape - 1)
-    weights = 1 / np.exp(profile - profile[:, None]).sum(axis=1)
+    weights = np.exp(profile - logsumexp(profile))
     keep = weights >= 10 * np.finfo(float).eps
     theta, weights = theta[keep], weights[keep] / weights[keep].sum()
     k = np.log1p(-(theta * weights).sum() * x).mean()
