@@ -498,7 +498,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                            + terms.auxiliary_loss / config.shards for _, reward, terms, forward_kl in blocks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            loss_here = loss.item()
+            loss_here = loss.detach()  # one .item() a step, after the examples: no device sync per chunk
             for examples, seen in drawn_examples:  # the same examples on every process (images from the
                 if images is not None:              # shared generator): scored once, each process its shards' share
                     image = images[torch.randint(len(images), (len(seen),), device=device, generator=generator)]
@@ -512,16 +512,16 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                         example_kl = -weight * model.log_prob(chunk, cond=cond_chunk,
                                                               n_ones=examples.stream.n_ones).sum()
                     example_kl.backward()
-                    loss_here += example_kl.item()
+                    loss_here = loss_here + example_kl.detach()
             ranks.sum_gradients(model.parameters())
             if config.clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
             consistency = [b[2].consistency_error for b in blocks]
             if config.shards == 1:
-                loss_value, consistency_error, stop = loss_here, consistency[0], terminated.is_set()
+                loss_value, consistency_error, stop = loss_here.item(), consistency[0], terminated.is_set()
             else:  # sums over the processes: the loss, the shards' mean squared residuals, SIGTERMs
-                totals = ranks.sum(torch.tensor([loss_here, sum(c * c for c in consistency),
+                totals = ranks.sum(torch.tensor([loss_here.item(), sum(c * c for c in consistency),
                                                  float(terminated.is_set())], dtype=torch.float64, device=device))
                 loss_value, consistency_error, stop = (totals[0].item(), math.sqrt(totals[1].item() / config.shards),
                                                        totals[2].item() > 0)
