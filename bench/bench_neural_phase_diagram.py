@@ -17,7 +17,8 @@ over two shells, so it transfers) with n_cond = 2 is trained once
 The table is :func:`lattherm.analysis.neural_free_energy.neural_free_energy_table`, as the
 workflow writes it: per point F_neural, its IS error, ESS, the reference with its error,
 sigma distance and meV/site difference; points with ESS below 0.01 say "ESS too low", points
-whose weights' Pareto k-hat exceeds 0.7 "weights heavy-tailed".
+whose weights' Pareto k-hat exceeds 0.7 "weights heavy-tailed", points whose importance-sampled
+energy lies > 4 sigma from the reference's "energy off the reference".
 Acceptance (issue 11): 16 sites within 2 sigma at every point; 128 sites within 2 sigma and
 0.2 meV/site at every point from 500 to 1200 K with ESS >= 0.01.
 Baseline in the same run: the MCMC reference's CPU time for the same 128-site grid (ratio =

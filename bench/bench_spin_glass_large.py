@@ -47,8 +47,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 import benchlib
@@ -93,6 +95,9 @@ def main() -> None:
     p.add_argument("--example-sweeps", type=int, default=None,
                    help="training by example: sweeps per step of parallel tempering over the system's ladder (0: "
                         "off; default: the system's budget)")
+    p.add_argument("--reference-cache", type=Path, default=None,
+                   help="a folder keeping each system's tempering reference (parquet) for later runs of the same "
+                        "system, chains and sweeps (about 35 min saved on EA 16x16)")
     args = p.parse_args()
     spec, lr = MODELS[args.model]
     torch.set_num_threads(1)
@@ -114,13 +119,8 @@ def main() -> None:
         config = {**block, "temperatures": temperatures,
                   "mcmc": {"temperatures": ladder, "chains": chains, "sweeps": sweeps, "burn_in": sweeps // 5}}
         system = build_system(config, name=name)
-        t0 = time.perf_counter()
-        table, samples = reference_scan(system, seed=0)
-        fe = mbar_scan(table, samples, name)
-        reference_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        histograms, summary = overlap_tempering(system, seed=1)
-        tempering_seconds = time.perf_counter() - t0
+        fe, histograms, summary, reference_seconds, tempering_seconds = reference(
+            system, args.reference_cache and args.reference_cache / f"{name}_seed{block['coupling_seed']}_{chains}x{sweeps}")
         for temperature in chosen:
             at = fe[np.isclose(fe.temperature, temperature)].iloc[0]
             pt = histograms[np.isclose(histograms.temperature, temperature)]
@@ -164,6 +164,29 @@ def main() -> None:
                   f"{row['tempering']['halves_sigma']:.1f} sigma, {row['tempering']['round_trips']} round trips; "
                   f"{train_seconds:.0f} s training", flush=True)
         write(results, args, chains, sweeps, out)
+
+
+def reference(system, cache: Path | None) -> tuple:
+    """The parallel-tempering reference of ``system``: MBAR free energies, the P(q) histograms and
+    the tempering summary, with the seconds each took; read from ``cache`` (a folder) if it holds
+    them, else computed (and kept there)."""
+    names = ("free_energy", "histograms", "summary")
+    if cache is not None and all((cache / f"{n}.parquet").exists() for n in names):
+        seconds = json.loads((cache / "seconds.json").read_text())
+        return (*(pd.read_parquet(cache / f"{n}.parquet") for n in names), *seconds)
+    t0 = time.perf_counter()
+    table, samples = reference_scan(system, seed=0)
+    fe = mbar_scan(table, samples, system.name)
+    reference_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    histograms, summary = overlap_tempering(system, seed=1)
+    tempering_seconds = time.perf_counter() - t0
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        for n, frame in zip(names, (fe, histograms, summary)):
+            frame.to_parquet(cache / f"{n}.parquet")
+        (cache / "seconds.json").write_text(json.dumps([reference_seconds, tempering_seconds]))
+    return fe, histograms, summary, reference_seconds, tempering_seconds
 
 
 def write(results: dict, args, chains: int, sweeps: int, out) -> None:

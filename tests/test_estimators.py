@@ -1,5 +1,5 @@
-"""Estimators against brute-force enumeration: IS ln Z and its error bar, ESS, neural MCMC;
-Pareto k-hat against weights of a known tail."""
+"""Estimators against brute-force enumeration: IS ln Z and its error bar, ESS, IS means, neural
+MCMC; Pareto k-hat against weights of a known tail."""
 
 import math
 
@@ -11,7 +11,8 @@ from scipy.stats import genpareto
 from lattherm.exact.enumeration import configurations, exact_thermo
 from lattherm.models import MADE, MADEConfig
 from lattherm.observables import abs_magnetization, heat_capacity
-from lattherm.sampling import ess_per_sample, free_energy_is, log_weights, log_z_is, neural_mcmc, pareto_k
+from lattherm.sampling import (ess_per_sample, free_energy_is, importance_mean, log_weights, log_z_is, neural_mcmc,
+                               pareto_k)
 from lattherm.systems import build_system
 
 BETA = 0.15
@@ -84,6 +85,39 @@ def test_ess_is_one_and_log_z_exact_when_q_is_p(system):
     est, err = log_z_is(log_w)
     assert est == pytest.approx(log_z.item(), abs=1e-12)
     assert err < 1e-6
+
+
+def test_importance_mean_of_the_energy_is_the_boltzmann_mean_with_calibrated_errors(model, system):
+    exact = exact_thermo(system.hamiltonian, [BETA]).energy[0]
+    gen = torch.Generator().manual_seed(7)
+    estimates, errors = [], []
+    for _ in range(20):
+        x, log_q = model.sample(2000, generator=gen)
+        energy = system.hamiltonian.energy(x)
+        mean, err = importance_mean(log_weights(energy, log_q, BETA), energy)
+        estimates.append(mean)
+        errors.append(err)
+    estimates, errors = np.array(estimates), np.array(errors)
+    assert np.all(np.abs(estimates - exact) < 4 * errors)
+    assert 0.6 < estimates.std(ddof=1) / errors.mean() < 1.6
+    with pytest.raises(ValueError, match="3 values for 2 log-weights"):
+        importance_mean(torch.zeros(2), torch.zeros(3))
+
+
+def test_importance_mean_sees_a_region_q_never_draws_where_ess_and_k_hat_cannot(system):
+    """q = p restricted to magnetisation > 0 (a missed phase): every weight is the same, so ESS = 1
+    and k-hat = -inf, yet the energy misses the m < 0 half (in a field h = 0.2: higher energies)."""
+    x = configurations(system.lattice.n_sites, 0, 2**system.lattice.n_sites)
+    energy = system.hamiltonian.energy(x)
+    log_p = -BETA * energy
+    plus = x.sum(1) > system.lattice.n_sites / 2
+    log_q = torch.where(plus, log_p - torch.logsumexp(log_p[plus], 0), -math.inf)
+    idx = torch.multinomial(log_q.exp(), 5000, replacement=True, generator=torch.Generator().manual_seed(8))
+    log_w = log_weights(energy[idx], log_q[idx], BETA)
+    assert ess_per_sample(log_w) == pytest.approx(1.0, abs=1e-12) and pareto_k(log_w) == -math.inf
+    mean, err = importance_mean(log_w, energy[idx])
+    exact = exact_thermo(system.hamiltonian, [BETA]).energy[0]
+    assert abs(mean - exact) > 8 * err
 
 
 @pytest.mark.parametrize("shape", [0.2, 0.5, 1.0])

@@ -11,8 +11,9 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from lattherm.analysis.neural_free_energy import (ESS_TOO_LOW, HEAVY_TAILED, TABLE_COLUMNS, NeuralPhaseDiagramConfig,
-                                                  neural_free_energy_figure, neural_free_energy_table)
+from lattherm.analysis.neural_free_energy import (ENERGY_OFF, ESS_TOO_LOW, HEAVY_TAILED, TABLE_COLUMNS,
+                                                  NeuralPhaseDiagramConfig, neural_free_energy_figure,
+                                                  neural_free_energy_table)
 from lattherm.analysis.figures import TableError
 from lattherm.ce.published import write_published_ce
 from lattherm.cli import app, main
@@ -153,36 +154,46 @@ def test_cli_grid_table_and_figure(tmp_path, capsys):
 
 def _grid(cell, sites, rows):
     return pd.DataFrame([{"size": cell, "n_sites": sites, "concentration": x, "temperature": t,
-                          "free_energy_per_site": f, "free_energy_per_site_err": e, "ess": ess, "pareto_k": k}
-                         for x, t, f, e, ess, k in rows])
+                          "free_energy_per_site": f, "free_energy_per_site_err": e, "ess": ess, "pareto_k": k,
+                          "energy_is_per_site": u, "energy_is_per_site_err": u_err}
+                         for x, t, f, e, ess, k, u, u_err in rows])
 
 
-def test_table_joins_points_computes_sigma_and_flags_low_ess_and_heavy_tails():
-    neural = [_grid("2x2x4", 16, [(0.5, 800.0, -0.0450, 0.0003, 0.4, 0.3), (0.5, 1200.0, -0.0600, 0.0002, 0.005, 0.5)]),
-              _grid("4x4x8", 128, [(0.5, 800.0, -0.0430, 0.0003, 0.02, 0.6),
-                                   (0.5, 1200.0, -0.0600, 0.0001, 0.05, 0.9)])]
+def test_table_joins_points_computes_sigma_and_flags_low_ess_heavy_tails_and_a_missed_phase():
+    neural = [_grid("2x2x4", 16, [(0.5, 800.0, -0.0450, 0.0003, 0.4, 0.3, -0.0100, 0.0004),
+                                  (0.5, 1200.0, -0.0600, 0.0002, 0.005, 0.5, -0.0050, 0.0004)]),
+              _grid("4x4x8", 128, [(0.5, 700.0, -0.0373, 0.0001, 0.026, 0.68, -0.0010, 0.0005),
+                                   (0.5, 800.0, -0.0430, 0.0003, 0.02, 0.6, -0.0020, 0.0005),
+                                   (0.5, 1200.0, -0.0600, 0.0001, 0.05, 0.9, -0.0010, 0.0002)])]
     exact = pd.DataFrame({"method": "enumeration", "size": "2x2x4", "temperature": [800.0, 1200.0, 4000.0],
-                          "free_energy_per_site": [-0.0454, -0.0595, -0.2], "concentration": 0.5})
-    mcmc = pd.DataFrame({"method": "mcmc", "size": "4x4x8", "temperature": [800.0000000001, 1200.0], "n_ones": 64,
-                         "n_sites": 128, "free_energy_per_site": [-0.0426, -0.0605],
-                         "free_energy_per_site_err": [0.0004, 0.0001]})
+                          "free_energy_per_site": [-0.0454, -0.0595, -0.2], "concentration": 0.5,
+                          "energy_per_site": [-0.0110, -0.0050, 0.0]})
+    # at 700 K the reference's chains are 40 % ordered (E -0.0159), the model's samples all disordered
+    mcmc = pd.DataFrame({"method": "mcmc", "size": "4x4x8", "temperature": [700.0, 800.0000000001, 1200.0],
+                         "n_ones": 64, "n_sites": 128, "free_energy_per_site": [-0.0381, -0.0426, -0.0605],
+                         "free_energy_per_site_err": [0.0001, 0.0004, 0.0001],
+                         "energy_per_site": [-0.0159, -0.0035, -0.0012], "energy_per_site_err": [0.0025, 0.0003, 0.0001]})
     table = neural_free_energy_table(neural, [exact, mcmc], 0.01)
-    assert list(table.columns) == TABLE_COLUMNS and len(table) == 4
-    first, low, large, heavy = table.iloc[0], table.iloc[1], table.iloc[2], table.iloc[3]
+    assert list(table.columns) == TABLE_COLUMNS and len(table) == 5
+    first, low, missed, large, heavy = (table.iloc[i] for i in range(5))
     assert first.sigma == pytest.approx(0.0004 / 0.0003) and first.diff_meV_per_site == pytest.approx(0.4)
+    assert first.E_sigma == pytest.approx(0.0010 / 0.0004) and first.E_err_ref == 0.0  # enumeration: exact
     assert first.reliable and first.note == ""
     assert not low.reliable and low.note == ESS_TOO_LOW and low.diff_meV_per_site == pytest.approx(-0.5)
+    assert not missed.reliable and missed.note == ENERGY_OFF  # ESS and k-hat pass: only the energy sees it
+    assert missed.E_sigma == pytest.approx(0.0149 / math.hypot(0.0005, 0.0025))
     assert large.method_ref == "mcmc" and large.sites == 128 and large.x == 0.5
     assert large.sigma == pytest.approx(-0.0004 / 0.0005) and large.err_ref == 0.0004 and large.reliable
+    assert large.E_sigma == pytest.approx(0.0015 / math.hypot(0.0005, 0.0003)) and large.E_ref == -0.0035
     assert not heavy.reliable and heavy.note == HEAVY_TAILED  # an ESS of 0.05 is no help with k = 0.9
-    both = neural_free_energy_table([neural[0].assign(pareto_k=0.8)], [exact], 0.01).iloc[1]
-    assert both.note == f"{ESS_TOO_LOW}; {HEAVY_TAILED}"
+    both = neural_free_energy_table([neural[0].assign(pareto_k=0.8, energy_is_per_site=-0.02)], [exact], 0.01).iloc[1]
+    assert both.note == f"{ESS_TOO_LOW}; {HEAVY_TAILED}; {ENERGY_OFF}"
     fig = neural_free_energy_figure(table, "cuau")
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert texts == [ESS_TOO_LOW, HEAVY_TAILED]  # unreliable points are labelled, not plotted as numbers
+    assert texts == [ESS_TOO_LOW, ENERGY_OFF, HEAVY_TAILED]  # unreliable points are labelled, not plotted
     assert [ax.get_title() for ax in fig.axes] == ["cuau 2x2x4 (16 sites) vs enumeration",
                                                    "cuau 4x4x8 (128 sites) vs mcmc"]
-    with pytest.raises(TableError, match="no reference free energy for cell 4x4x8 at x = 0.5, T = 800"):
+    with pytest.raises(TableError, match="no reference free energy for cell 4x4x8 at x = 0.5, T = 700"):
         neural_free_energy_table(neural, [exact], 0.01)
     with pytest.raises(TableError, match="lacks column"):
         neural_free_energy_table([neural[0].drop(columns="ess")], [exact], 0.01)

@@ -10,9 +10,13 @@ their references point by point; :func:`neural_free_energy_figure` draws F_neura
 Where the ESS per sample is below ``ess_threshold`` (a handful of weights dominate) or the
 weights' Pareto k-hat is above 0.7 (:func:`lattherm.sampling.estimators.pareto_k`: a tail so
 heavy that the ESS and the error bar, moments of the same weights, are themselves unreliable)
-the importance-sampling error bar cannot be trusted: the table keeps the number but flags the
-point (``reliable`` False, ``note`` "ESS too low" or "weights heavy-tailed", or both), and the
-figure marks it, with its note, instead of plotting it.
+the importance-sampling error bar cannot be trusted. Neither diagnostic can see a region of
+configurations q never draws (a phase: the transferred model of a CuAu cell at its ordering
+temperature draws only disordered configurations, where MCMC finds 40 % ordered, at ESS 0.03 and
+k-hat 0.68); the importance-sampled energy can, where that region's energy differs: a point whose
+E_IS lies more than 4 combined sigma from the reference's energy is flagged too. The table keeps
+every number but flags the point (``reliable`` False, ``note`` naming each reason), and the figure
+marks it, with its note, instead of plotting it.
 """
 
 from __future__ import annotations
@@ -32,11 +36,16 @@ from lattherm.systems import McmcConfig, SystemConfig
 MEV = 1e3  # eV -> meV
 ESS_TOO_LOW = "ESS too low"
 HEAVY_TAILED = f"weights heavy-tailed (Pareto k > {PARETO_K_MAX:g})"
+ENERGY_SIGMA_MAX = 4.0
+ENERGY_OFF = f"energy off the reference (> {ENERGY_SIGMA_MAX:g} sigma): a phase missed?"
 TABLE_COLUMNS = ["cell", "sites", "x", "T", "F_neural", "err", "ESS", "pareto_k", "reliable", "F_ref", "err_ref",
-                 "method_ref", "sigma", "diff_meV_per_site", "note"]
-"""The comparison table: per site free energies in eV, ``sigma`` = (F_neural - F_ref) / combined
-error, ``diff_meV_per_site`` = F_neural - F_ref in meV/site; ``note`` says why a point is not
-reliable ("ESS too low", "weights heavy-tailed (Pareto k > 0.7)", or both)."""
+                 "method_ref", "sigma", "diff_meV_per_site", "E_neural", "E_err", "E_ref", "E_err_ref", "E_sigma",
+                 "note"]
+"""The comparison table: per site free energies and energies in eV, ``sigma`` = (F_neural - F_ref) /
+combined error, ``diff_meV_per_site`` = F_neural - F_ref in meV/site, ``E_neural`` the
+importance-sampled energy, ``E_sigma`` = (E_neural - E_ref) / combined error; ``note`` says why a
+point is not reliable ("ESS too low", "weights heavy-tailed (Pareto k > 0.7)", "energy off the
+reference (> 4 sigma): a phase missed?", joined by "; ")."""
 
 
 @dataclass
@@ -118,13 +127,16 @@ def _references(tables: list[pd.DataFrame], sources: list[str]) -> pd.DataFrame:
     exact), the method."""
     rows = []
     for table, source in zip(tables, sources):
-        require_columns(table, ["method", "size", "temperature", "free_energy_per_site"], f"reference {source}")
+        require_columns(table, ["method", "size", "temperature", "free_energy_per_site", "energy_per_site"],
+                        f"reference {source}")
         if "concentration" not in table.columns:
             require_columns(table, ["n_ones", "n_sites"], f"reference {source} (no concentration column)")
         x = table.concentration if "concentration" in table.columns else table.n_ones / table.n_sites
         err = table.free_energy_per_site_err if "free_energy_per_site_err" in table.columns else 0.0
+        e_err = table.energy_per_site_err if "energy_per_site_err" in table.columns else 0.0
         rows.append(pd.DataFrame({"cell": table["size"], "x": x.round(12), "T": table.temperature,
-                                  "F_ref": table.free_energy_per_site, "err_ref": err, "method_ref": table.method}))
+                                  "F_ref": table.free_energy_per_site, "err_ref": err, "method_ref": table.method,
+                                  "E_ref": table.energy_per_site, "E_err_ref": e_err}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -134,18 +146,20 @@ def neural_free_energy_table(neural: list[pd.DataFrame], references: list[pd.Dat
     """The neural F(x, T) of every grid table (``lattherm neural grid``) next to the reference
     of its cell, composition and temperature (exact enumeration, or MCMC + MBAR): one tidy row
     per point with the columns of :data:`TABLE_COLUMNS`. A point without a reference is an
-    error; a point with ESS below ``ess_threshold`` or Pareto k-hat above 0.7 is flagged, its
-    numbers kept."""
+    error; a point with ESS below ``ess_threshold``, Pareto k-hat above 0.7 or its importance-sampled
+    energy more than 4 sigma from the reference's is flagged, its numbers kept."""
     neural_sources = neural_sources or [f"neural table {i}" for i in range(len(neural))]
     reference_sources = reference_sources or [f"reference table {i}" for i in range(len(references))]
     grids = []
     for table, source in zip(neural, neural_sources):
         require_columns(table, ["size", "n_sites", "concentration", "temperature", "free_energy_per_site",
-                                "free_energy_per_site_err", "ess", "pareto_k"], f"neural {source}")
+                                "free_energy_per_site_err", "ess", "pareto_k", "energy_is_per_site",
+                                "energy_is_per_site_err"], f"neural {source}")
         grids.append(pd.DataFrame({"cell": table["size"], "sites": table.n_sites, "x": table.concentration.round(12),
                                    "T": table.temperature, "F_neural": table.free_energy_per_site,
                                    "err": table.free_energy_per_site_err, "ESS": table.ess,
-                                   "pareto_k": table.pareto_k}))
+                                   "pareto_k": table.pareto_k, "E_neural": table.energy_is_per_site,
+                                   "E_err": table.energy_is_per_site_err}))
     grid = pd.concat(grids, ignore_index=True)
     refs = _references(references, reference_sources)
     # a reference table also holds temperatures off the grid; match on the grid's, to float rounding
@@ -159,13 +173,15 @@ def neural_free_energy_table(neural: list[pd.DataFrame], references: list[pd.Dat
                           f"(references: {', '.join(reference_sources)})")
     if table.duplicated(["cell", "x", "T"]).any():
         raise TableError("two references (or two neural tables) for the same cell, x and T")
-    low, heavy = table.ESS < ess_threshold, table.pareto_k > PARETO_K_MAX
-    table["reliable"] = ~(low | heavy)
     combined = np.hypot(table.err, table.err_ref)
     table["sigma"] = (table.F_neural - table.F_ref) / np.where(combined > 0, combined, np.nan)
     table["diff_meV_per_site"] = (table.F_neural - table.F_ref) * MEV
-    table["note"] = ["; ".join(why for why, flagged in ((ESS_TOO_LOW, a), (HEAVY_TAILED, b)) if flagged)
-                     for a, b in zip(low, heavy)]
+    combined = np.hypot(table.E_err, table.E_err_ref)
+    table["E_sigma"] = (table.E_neural - table.E_ref) / np.where(combined > 0, combined, np.nan)
+    flags = {ESS_TOO_LOW: table.ESS < ess_threshold, HEAVY_TAILED: table.pareto_k > PARETO_K_MAX,
+             ENERGY_OFF: table.E_sigma.abs() > ENERGY_SIGMA_MAX}
+    table["reliable"] = ~np.logical_or.reduce(list(flags.values()))
+    table["note"] = ["; ".join(why for why, flagged in zip(flags, point) if flagged) for point in zip(*flags.values())]
     order = {cell: i for i, cell in enumerate(grid.cell.drop_duplicates())}
     table = table.sort_values(["cell", "x", "T"], key=lambda c: c.map(order) if c.name == "cell" else c)
     return table[TABLE_COLUMNS].reset_index(drop=True)
@@ -173,7 +189,7 @@ def neural_free_energy_table(neural: list[pd.DataFrame], references: list[pd.Dat
 
 def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
     """F_neural - F_ref (meV/site) against T, one panel per cell (its reference method and site
-    count in the title), one series per composition with combined error bars; points with ESS
+    count in the title), one series per composition with combined error bars; points
     that are not reliable have no number: a cross along the bottom edge labelled with its note."""
     import matplotlib.pyplot as plt
 

@@ -157,10 +157,11 @@ def neural_free_energy(
     reference: List[Path] = typer.Option(..., help="Exact reference tables (`lattherm exact reference`) and MCMC "
                                          "free-energy tables (`lattherm mcmc integrate`) at each composition and cell."),
     ess_threshold: float = typer.Option(0.01, help="Below this ESS per sample a point is flagged 'ESS too low' "
-                                        "(above a Pareto k-hat of 0.7, 'weights heavy-tailed')."),
+                                        "(above a Pareto k-hat of 0.7, 'weights heavy-tailed'; with the importance-sampled "
+                                        "energy > 4 sigma from the reference's, 'energy off the reference')."),
     out: Path = typer.Option(..., help="Output table (.csv or .parquet), one row per cell, x and T."),
 ) -> None:
-    """Neural F(x, T) against the reference of each grid point: sigma distance, meV/site, ESS flag."""
+    """Neural F(x, T) against the reference of each grid point: sigma distance, meV/site, reliability flags."""
     from lattherm.analysis.neural_free_energy import neural_free_energy_table
 
     table_path(out)

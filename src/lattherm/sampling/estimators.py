@@ -11,6 +11,10 @@ With samples x_k ~ q, k = 1..M, and log-weights ln w_k = -beta E(x_k) - ln q(x_k
   generalized Pareto distribution fitted to the largest weights. The ESS and the error bar above
   are moments of the weights, estimated from the same weights; above k = 0.7 their tail is so
   heavy that both are unreliable even where the ESS looks fine (k >= 1/2: infinite variance).
+- The importance-sampled mean of an observable v, sum w v / sum w (self-normalised), with the
+  delta-method error sqrt(sum w^2 (v - mean)^2) / sum w. Where q never draws a region that p
+  populates (a phase), no weight can bring it back: the IS energy then disagrees with a
+  reference's though the ESS and k-hat look fine.
 - Neural MCMC: independent Metropolis-Hastings with proposal q, acceptance
   min(1, w(x') / w(x)); observables are then unbiased for p, with autocorrelation measured
   by the integrated autocorrelation time of the chains.
@@ -97,6 +101,18 @@ def pareto_k(log_w: Tensor) -> float:
     theta, weights = theta[keep], weights[keep] / weights[keep].sum()
     k = np.log1p(-(theta * weights).sum() * x).mean()
     return float((n * k + 10 * 0.5) / (n + 10))
+
+
+def importance_mean(log_w: Tensor, values: Tensor) -> tuple[float, float]:
+    """The self-normalised importance-sampling mean of ``values`` (one per sample) under p and its
+    delta-method standard error."""
+    log_w = _check_log_w(log_w)
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if len(values) != len(log_w):
+        raise ValueError(f"{len(values)} values for {len(log_w)} log-weights")
+    w = torch.softmax(log_w, 0)
+    mean = (w * values).sum()
+    return mean.item(), torch.sqrt((w**2 * (values - mean) ** 2).sum()).item()
 
 
 def _check_log_w(log_w: Tensor) -> Tensor:

@@ -18,7 +18,8 @@ import torch
 from lattherm.models.physics import set_physics_beta
 from lattherm.models.symmetric import LatticeSymmetric, Z2Symmetric, check_lattice_symmetry, with_symmetries
 from lattherm.observables import heat_capacity, standard_observables
-from lattherm.sampling.estimators import ess_per_sample, free_energy_is, log_weights, neural_mcmc, pareto_k
+from lattherm.sampling.estimators import (ess_per_sample, free_energy_is, importance_mean, log_weights, neural_mcmc,
+                                         pareto_k)
 
 COND_VARIABLES = ("beta", "dmu", "concentration")
 
@@ -85,7 +86,8 @@ def importance_estimates(model, system, temperature: float, n_samples: int = 100
                          conditioning: Conditioning | None = None, batch_size: int = 4096,
                          generator: torch.Generator | None = None) -> dict:
     """Importance-sampled F_IS with its error, the ESS, the weights' Pareto k-hat
-    (:func:`~lattherm.sampling.estimators.pareto_k`) and the variational F_q of ``model`` on
+    (:func:`~lattherm.sampling.estimators.pareto_k`), the importance-sampled energy ``energy_is``
+    (:func:`~lattherm.sampling.estimators.importance_mean`) and the variational F_q of ``model`` on
     ``system`` at one temperature, from ``n_samples`` samples (drawn with ``generator``), as one
     flat dict under the reference tables' column names (totals and ``*_per_site`` copies). A
     conditional model needs the ``conditioning`` saved with its checkpoint; a ``physics_logits``
@@ -96,15 +98,17 @@ def importance_estimates(model, system, temperature: float, n_samples: int = 100
     hamiltonian = system.hamiltonian.to(device)
     beta = system.beta(temperature)
     set_physics_beta(model, beta)  # physics_logits at this temperature (unless beta comes from cond)
-    log_w_parts = []
+    log_w_parts, energy_parts = [], []
     for start in range(0, n_samples, batch_size):
         n = min(batch_size, n_samples - start)
         cond = system_cond(model, system, temperature, conditioning, n)
         x, log_q = model.sample(n, cond=None if cond is None else cond.to(device), n_ones=system.n_ones,
                                 generator=generator)
-        log_w_parts.append(log_weights(hamiltonian.energy(x), log_q, beta))
-    log_w = torch.cat(log_w_parts)
+        energy_parts.append(hamiltonian.energy(x).to(torch.float64))
+        log_w_parts.append(log_weights(energy_parts[-1], log_q, beta))
+    log_w, energy = torch.cat(log_w_parts), torch.cat(energy_parts)
     f_is, f_is_err = free_energy_is(log_w, beta)
+    e_is, e_is_err = importance_mean(log_w, energy)
     reward = -log_w / beta  # E + ln q / beta
     n_sites = system.n_sites
     return {
@@ -112,6 +116,8 @@ def importance_estimates(model, system, temperature: float, n_samples: int = 100
         "free_energy": f_is, "free_energy_err": f_is_err,
         "free_energy_per_site": f_is / n_sites, "free_energy_per_site_err": f_is_err / n_sites,
         "ess": ess_per_sample(log_w), "pareto_k": pareto_k(log_w),
+        "energy_is": e_is, "energy_is_err": e_is_err,
+        "energy_is_per_site": e_is / n_sites, "energy_is_per_site_err": e_is_err / n_sites,
         "variational_free_energy": reward.mean().item(),
         "variational_free_energy_err": reward.std().item() / math.sqrt(n_samples),
     }
