@@ -74,6 +74,8 @@ def main() -> None:
     p.add_argument("--mcmc-sweeps", type=int, default=400)
     p.add_argument("--skip-transfer", action="store_true")
     p.add_argument("--physics-logits", action="store_true", help="the CE's local Boltzmann factor in the logits")
+    p.add_argument("--attention-shells", type=int, default=MODEL["attention_shells"],
+                   help="neighbour shells each site attends to (config.yaml's mam: 2)")
     args = p.parse_args()
     if args.quick:
         args.train_steps, args.finetune_steps, args.samples, args.transfer_samples = 100, 5, 4000, 1000
@@ -85,10 +87,11 @@ def main() -> None:
         "mcmc": {"temperatures": mcmc_temperatures, "chains": args.mcmc_chains, "sweeps": args.mcmc_sweeps,
                  "burn_in": args.mcmc_sweeps // 4},
         "finetune_steps": args.finetune_steps})
-    model_spec = {**MODEL, "physics_logits": args.physics_logits}
+    model_spec = {**MODEL, "physics_logits": args.physics_logits, "attention_shells": args.attention_shells}
     parameters = {**vars(args), "out": None, "model": model_spec, "mcmc_temperatures": mcmc_temperatures,
                   "torch_threads": 1}
-    name = "neural_phase_diagram" + ("_physics" if args.physics_logits else "") + ("_examples" if args.example_sweeps else "")
+    name = ("neural_phase_diagram" + ("_physics" if args.physics_logits else "") + ("_examples" if args.example_sweeps else "")
+            + ("" if args.attention_shells == MODEL["attention_shells"] else f"_shells{args.attention_shells}"))
     work = Path(tempfile.mkdtemp(prefix="bench_neural_pd_"))
     ce_file = write_published_ce(work / "cuau.json")
 

@@ -123,8 +123,8 @@ class NeuralPhaseDiagramConfig:
 
 
 def _references(tables: list[pd.DataFrame], sources: list[str]) -> pd.DataFrame:
-    """One row per (cell, x, T) of the exact and MCMC tables: F per site, its error (0 where
-    exact), the method."""
+    """One row per (cell, x, T) of the exact and MCMC tables: F and E per site, their errors (0
+    where exact), the method."""
     rows = []
     for table, source in zip(tables, sources):
         require_columns(table, ["method", "size", "temperature", "free_energy_per_site", "energy_per_site"],
