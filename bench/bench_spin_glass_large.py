@@ -36,6 +36,7 @@ together (``--example-sweeps 2 --refine-sweeps 2``, config/paper.yaml's recipe f
 
     python bench/bench_spin_glass_large.py [--quick] [--systems sk_128 ea_16x16] [--model made_physics]
         [--steps N] [--refine-sweeps K] [--example-sweeps K] [--temperatures T ...] [--coupling-seed S]
+        [--reference-cache DIR]
 
 One torch thread; about 30 min (--quick: SK only, short runs). Writes
 bench/results/spin_glass_large.json after every system, keeping the runs of other systems and

@@ -13,5 +13,5 @@ from lattherm.sampling.estimators import (
 )
 from lattherm.sampling.evaluate import evaluate
 
-__all__ = ["NeuralMCMCResult", "evaluate", "ess_per_sample", "free_energy_is", "importance_mean", "log_weights", "log_z_is", "neural_mcmc",
-           "pareto_k"]
+__all__ = ["NeuralMCMCResult", "evaluate", "ess_per_sample", "free_energy_is", "importance_mean", "log_weights",
+           "log_z_is", "neural_mcmc", "pareto_k"]
