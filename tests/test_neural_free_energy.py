@@ -190,7 +190,9 @@ def test_table_joins_points_computes_sigma_and_flags_low_ess_heavy_tails_and_a_m
     assert both.note == f"{ESS_TOO_LOW}; {HEAVY_TAILED}; {ENERGY_OFF}"
     fig = neural_free_energy_figure(table, "cuau")
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert texts == [ESS_TOO_LOW, ENERGY_OFF, HEAVY_TAILED]  # unreliable points are labelled, not plotted
+    assert texts == ["ESS", "E", "k"]  # unreliable points are labelled with their reasons, not plotted
+    assert [t.get_text() for t in fig.texts] == [f"no number (x): ESS = {ESS_TOO_LOW}; k = {HEAVY_TAILED}; "
+                                                 f"E = {ENERGY_OFF}"]
     assert [ax.get_title() for ax in fig.axes] == ["cuau 2x2x4 (16 sites) vs enumeration",
                                                    "cuau 4x4x8 (128 sites) vs mcmc"]
     with pytest.raises(TableError, match="no reference free energy for cell 4x4x8 at x = 0.5, T = 700"):

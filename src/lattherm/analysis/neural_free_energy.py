@@ -38,6 +38,7 @@ ESS_TOO_LOW = "ESS too low"
 HEAVY_TAILED = f"weights heavy-tailed (Pareto k > {PARETO_K_MAX:g})"
 ENERGY_SIGMA_MAX = 4.0
 ENERGY_OFF = f"energy off the reference (> {ENERGY_SIGMA_MAX:g} sigma): a phase missed?"
+FLAG_TAGS = {ESS_TOO_LOW: "ESS", HEAVY_TAILED: "k", ENERGY_OFF: "E"}  # the figure's short labels
 TABLE_COLUMNS = ["cell", "sites", "x", "T", "F_neural", "err", "ESS", "pareto_k", "reliable", "F_ref", "err_ref",
                  "method_ref", "sigma", "diff_meV_per_site", "E_neural", "E_err", "E_ref", "E_err_ref", "E_sigma",
                  "note"]
@@ -190,7 +191,8 @@ def neural_free_energy_table(neural: list[pd.DataFrame], references: list[pd.Dat
 def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
     """F_neural - F_ref (meV/site) against T, one panel per cell (its reference method and site
     count in the title), one series per composition with combined error bars; points
-    that are not reliable have no number: a cross along the bottom edge labelled with its note."""
+    that are not reliable have no number: a cross along the bottom edge labelled with its reasons'
+    tags (:data:`FLAG_TAGS`), the tags' key under the panels."""
     import matplotlib.pyplot as plt
 
     require_columns(table, TABLE_COLUMNS, "neural free-energy table")
@@ -198,6 +200,7 @@ def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
     fig, axes = plt.subplots(1, len(cells), figsize=(5.2 * len(cells), 4.0), squeeze=False)
     colours = plt.get_cmap("viridis")
     xs = sorted(table.x.unique())
+    shown: set[str] = set()  # the reasons some point is flagged for
     for ax, cell in zip(axes[0], cells):
         part = table[table.cell == cell]
         for i, x in enumerate(xs):
@@ -212,8 +215,10 @@ def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
                 ax.scatter(low["T"], np.full(len(low), 0.04 + 0.07 * i), marker="x", color=colour, s=50,
                            transform=edge, label=None if len(good) else f"x = {x:g}")
                 for t, note in zip(low["T"], low.note):
-                    ax.annotate(note, (t, 0.04 + 0.07 * i), xycoords=edge, textcoords="offset points",
-                                xytext=(6, -3), fontsize=7, color=colour)
+                    reasons = note.split("; ")
+                    shown.update(reasons)
+                    ax.annotate(",".join(FLAG_TAGS[r] for r in reasons), (t, 0.04 + 0.07 * i), xycoords=edge,
+                                textcoords="offset points", xytext=(6, -3), fontsize=7, color=colour)
         ax.axhline(0.0, color="0.5", lw=0.8)
         span = part["T"].max() - part["T"].min() or part["T"].max()
         ax.set_xlim(part["T"].min() - 0.05 * span, part["T"].max() + 0.2 * span)  # every point, flagged ones too
@@ -222,5 +227,8 @@ def neural_free_energy_figure(table: pd.DataFrame, alloy: str = ""):
         ax.set_xlabel("T (K)")
         ax.set_ylabel("F_neural - F_ref (meV/site)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
+    if shown:  # the tags' key, under the panels
+        fig.text(0.01, 0.01, "no number (x): " + "; ".join(f"{FLAG_TAGS[r]} = {r}" for r in FLAG_TAGS if r in shown),
+                 fontsize=7, va="bottom")
+    fig.tight_layout(rect=(0, 0.05 if shown else 0, 1, 1))
     return fig
