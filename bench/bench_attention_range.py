@@ -44,8 +44,6 @@ TEMPERATURE = 600.0
 
 def nll(model, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
     """-ln q of each row of x along ``order`` (the model's raster order if None), (B,)."""
-    if order is None:
-        return -model.log_prob(x, n_ones=int(x[0].sum()))
     conditionals = model.log_conditionals(x, n_ones=int(x[0].sum()), order=order)
     return -conditionals.gather(2, model.tokens(x)[..., None])[..., 0].sum(1)
 
