@@ -37,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 import benchlib
@@ -149,9 +150,7 @@ def main() -> None:
     benchlib.write_result(name, parameters, results, args.out)
 
 
-def _labelled(rows: list[dict], system) -> "pd.DataFrame":
-    import pandas as pd
-
+def _labelled(rows: list[dict], system) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table.insert(0, "size", size_tag(system.size))
     return table

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lattherm import K_B_EV
-from lattherm.analysis.phase_diagram import composition_at_dmu, hysteresis_windows, phase_diagram_tables
+from lattherm.analysis.phase_diagram import composition_at_dmu, hysteresis_windows
 from lattherm.ce.published import published_cluster_expansion, write_published_ce
 from lattherm.cli import app
 from lattherm.exact.enumeration import enumerate_energies, semi_grand_scan as exact_semi_grand, thermo_from_energies
