@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -50,6 +51,7 @@ from lattherm.mcmc.mbar import mbar_scan
 from lattherm.mcmc.samplers import reference_scan
 from lattherm.models import build_model
 from lattherm.systems import SystemConfig, build_system
+from lattherm.training.checkpoint import load_trained_model
 from lattherm.training.variational import TrainConfig, train
 from lattherm.transfer import transfer_grid
 
@@ -76,6 +78,10 @@ def main() -> None:
     p.add_argument("--mcmc-sweeps", type=int, default=400)
     p.add_argument("--skip-transfer", action="store_true")
     p.add_argument("--physics-logits", action="store_true", help="the CE's local Boltzmann factor in the logits")
+    p.add_argument("--stage-size", type=int, nargs=3, default=None,
+                   help="fine-tune on this primitive cell first (e.g. 4 4 4: 64 sites, which hold the fourth shell, "
+                        "2 a_1, that 2x2x4 wraps onto the site), then transfer that model to 128 sites")
+    p.add_argument("--stage-steps", type=int, default=200, help="fine-tuning steps on --stage-size")
     p.add_argument("--attention-shells", type=int, default=MODEL["attention_shells"],
                    help="neighbour shells each site attends to (config.yaml's mam: 2)")
     args = p.parse_args()
@@ -93,7 +99,8 @@ def main() -> None:
     parameters = {**vars(args), "out": None, "model": model_spec, "mcmc_temperatures": mcmc_temperatures,
                   "torch_threads": 1}
     name = ("neural_phase_diagram" + ("_physics" if args.physics_logits else "") + ("_examples" if args.example_sweeps else "")
-            + ("" if args.attention_shells == MODEL["attention_shells"] else f"_shells{args.attention_shells}"))
+            + ("" if args.attention_shells == MODEL["attention_shells"] else f"_shells{args.attention_shells}")
+            + ("" if args.stage_size is None else "_stage" + "x".join(map(str, args.stage_size))))
     work = Path(tempfile.mkdtemp(prefix="bench_neural_pd_"))
     ce_file = write_published_ce(work / "cuau.json")
 
@@ -125,6 +132,20 @@ def main() -> None:
     if args.skip_transfer or config.transfer_size is None:
         return
 
+    stage_seconds = 0.0
+    if args.stage_size is not None:
+        # the 16-site model fine-tuned on the intermediate cell (as transfer_grid fine-tunes: no annealing,
+        # --finetune-lr), kept as the checkpoint that the 128-site cell then receives
+        stage = systems(args.stage_size, config.concentrations)
+        t0 = time.process_time()
+        loaded = load_trained_model(checkpoint, stage[config.concentrations[0]], "cpu", same_size=False)
+        staged = replace(TrainConfig.from_dict(training), steps=args.stage_steps, anneal=0.0,
+                         lr=args.finetune_lr if args.finetune_lr is not None else args.lr / 10)
+        train(loaded.model, stage[config.concentrations[0]], staged, work / "stage", progress=True)
+        stage_seconds = time.process_time() - t0
+        checkpoint = work / "stage" / "checkpoint.pt"
+        results["stage_cpu_seconds"] = stage_seconds
+
     large = systems(config.transfer_size, args.transfer_concentrations)
     t0 = time.process_time()
     references = []
@@ -139,7 +160,7 @@ def main() -> None:
     table128 = neural_free_energy_table([_labelled(grid128, next(iter(large.values())))], references,
                                         config.ess_threshold)
     print(table128.to_string())
-    neural_seconds = train_seconds + grid128_seconds
+    neural_seconds = train_seconds + stage_seconds + grid128_seconds
     results.update({"mcmc_cpu_seconds": mcmc_seconds, "grid128_cpu_seconds": grid128_seconds,
                     "table_128": table128.to_dict("records"),
                     "acceptance_128": _verdict(table128, MEV_PER_SITE, config.ess_threshold),

@@ -162,6 +162,7 @@ def main() -> None:
                               "reference_seconds": reference_seconds, "overlap_seconds": tempering_seconds},
             }
             key = (f"{name}_T{temperature:g}" + ("" if args.model == "made_physics" else f"_{args.model}")
+                   + ("" if args.attention_shells is None else f"_shells{args.attention_shells}")
                    + (f"_examples{example_sweeps}" if example_sweeps else "")
                    + (f"_refine{refine_sweeps}" if example_sweeps and refine_sweeps else "")
                    + ("" if block["coupling_seed"] == 1 else f"_seed{block['coupling_seed']}"))
