@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -51,9 +50,8 @@ from lattherm.mcmc.mbar import mbar_scan
 from lattherm.mcmc.samplers import reference_scan
 from lattherm.models import build_model
 from lattherm.systems import SystemConfig, build_system
-from lattherm.training.checkpoint import load_trained_model
 from lattherm.training.variational import TrainConfig, train
-from lattherm.transfer import transfer_grid
+from lattherm.transfer import prepare, transfer_grid
 
 MODEL = {"kind": "transformer", "d_model": 32, "n_layer": 1, "n_head": 2, "attention_shells": 2,
          "lattice_symmetric": False}  # config.yaml's mam
@@ -134,14 +132,12 @@ def main() -> None:
 
     stage_seconds = 0.0
     if args.stage_size is not None:
-        # the 16-site model fine-tuned on the intermediate cell (as transfer_grid fine-tunes: no annealing,
-        # --finetune-lr), kept as the checkpoint that the 128-site cell then receives
-        stage = systems(args.stage_size, config.concentrations)
+        # the 16-site model fine-tuned on the intermediate cell as transfer_grid fine-tunes, kept as the
+        # checkpoint that the 128-site cell then receives
+        stage = systems(args.stage_size, config.concentrations[:1])
         t0 = time.process_time()
-        loaded = load_trained_model(checkpoint, stage[config.concentrations[0]], "cpu", same_size=False)
-        staged = replace(TrainConfig.from_dict(training), steps=args.stage_steps, anneal=0.0,
-                         lr=args.finetune_lr if args.finetune_lr is not None else args.lr / 10)
-        train(loaded.model, stage[config.concentrations[0]], staged, work / "stage", progress=True)
+        prepare(checkpoint, stage[config.concentrations[0]], None, args.stage_steps, args.finetune_lr, device="cpu",
+                need_temperature=False, out_dir=work / "stage")
         stage_seconds = time.process_time() - t0
         checkpoint = work / "stage" / "checkpoint.pt"
         results["stage_cpu_seconds"] = stage_seconds

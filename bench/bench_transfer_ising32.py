@@ -12,7 +12,8 @@ mixture over the square's point group (D4, 8 images: bench_time_to_f's ``MIXTURE
 Kaufman's exact finite-lattice F, its error bar and ESS; CPU seconds (``time.process_time``, one
 torch thread) of training, fine-tuning and sampling, all charged. The issue's bar: relative error
 <= 2e-4 at ESS >= 0.2 within 30 minutes in total. Writes bench/results/transfer_ising32.json
-(``--attention-shells N`` other than the spec's: transfer_ising32_shellsN.json).
+(``--attention-shells N`` other than the spec's: transfer_ising32_shellsN.json; ``--finetune-lr R``
+adds _ftlrR).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     name = ("transfer_ising32" + ("" if args.attention_shells == NEURAL[PATCHED][0]["attention_shells"]
                                   else f"_shells{args.attention_shells}")
             + ("" if args.finetune_lr is None else f"_ftlr{args.finetune_lr:g}"))
+    samplings = [(PATCHED, False)] + ([] if args.plain_only else [(MIXTURE[PATCHED], True)])
     temperature = 1 / BETA_C
     small, large = (build_system({"model": "ising", "lattice": "square", "train_size": [n, n]}) for n in (16, 32))
     exact = float(ising_thermo(32, 32, [BETA_C]).free_energy.iloc[0])
@@ -70,7 +72,7 @@ def main() -> None:
             prepared = prepare(Path(tmp) / "checkpoint.pt", large, temperature, finetune_steps=finetune,
                                finetune_lr=args.finetune_lr, seed=0, device="cpu", progress=False)
             tuning = time.process_time() - t0
-            for method, mixture in ((PATCHED, False), (MIXTURE[PATCHED], True))[:1 if args.plain_only else 2]:
+            for method, mixture in samplings:
                 ev, sampling = neural_estimate(prepared.model, large, temperature, samples, mixture)
                 total = training + tuning + sampling
                 row = {"method": method, "train_steps": steps, "finetune_steps": finetune, "samples": samples,
@@ -83,9 +85,9 @@ def main() -> None:
                 rows.append(row)
                 print(f"32x32 after {finetune} fine-tuning steps, {method}: rel. error {row['rel_error']:+.2e} +- "
                       f"{row['rel_error_bar']:.1e}, ESS {row['ess']:.3f}, {total:.0f} CPU s in total", flush=True)
-            benchlib.write_result(name, {"model": spec, "lr": lr, "finetune_lr": args.finetune_lr, "temperature": temperature,
-                                                       "exact_free_energy": exact, "bar": BAR, "torch_threads": 1,
-                                                       "quick": args.quick, "clock": "process_time"},
+            benchlib.write_result(name, {"model": spec, "lr": lr, "finetune_lr": args.finetune_lr,
+                                         "temperature": temperature, "exact_free_energy": exact, "bar": BAR,
+                                         "torch_threads": 1, "quick": args.quick, "clock": "process_time"},
                                   {"rows": rows}, args.out)
 
 

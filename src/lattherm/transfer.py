@@ -73,11 +73,12 @@ class Prepared:
 
 def prepare(checkpoint, system, temperature: float | None = None, finetune_steps: int = 0,
             finetune_lr: float | None = None, seed: int = 0, device: str = "auto", progress: bool = True,
-            need_temperature: bool = True) -> Prepared:
+            need_temperature: bool = True, out_dir=None) -> Prepared:
     """The model of ``checkpoint`` on ``system``'s cell, fine-tuned there as :func:`transfer`
     describes. A conditioned model fine-tunes over its trained ranges (of temperature, and of
     composition: then one fine-tuning serves every composition of the cell);
-    ``need_temperature`` False lets its evaluation temperature stay open (None)."""
+    ``need_temperature`` False lets its evaluation temperature stay open (None); ``out_dir``
+    keeps the fine-tuned model as a checkpoint there (to transfer on again)."""
     if finetune_steps < 0:
         raise ValueError(f"finetune_steps must be >= 0, got {finetune_steps}")
     dev = resolve_device(device)
@@ -95,7 +96,7 @@ def prepare(checkpoint, system, temperature: float | None = None, finetune_steps
         config = replace(saved, steps=finetune_steps, checkpoint_every=finetune_steps, anneal=0.0, seed=seed,
                          device=str(dev), lr=finetune_lr if finetune_lr is not None else saved.lr / 10,
                          temperature=temperature if saved.temperature is not None else None)
-        log = train(model, system, config, progress=progress).log
+        log = train(model, system, config, out_dir=out_dir, progress=progress).log
         final_F_q = float(log.F_q.iloc[-1])
     record = {"source_sites": loaded.checkpoint["system"]["n_sites"], "target_sites": system.n_sites,
               "finetune_steps": finetune_steps, "finetune_last_F_q": final_F_q}
