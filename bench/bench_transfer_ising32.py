@@ -12,8 +12,8 @@ mixture over the square's point group (D4, 8 images: bench_time_to_f's ``MIXTURE
 Kaufman's exact finite-lattice F, its error bar and ESS; CPU seconds (``time.process_time``, one
 torch thread) of training, fine-tuning and sampling, all charged. The issue's bar: relative error
 <= 2e-4 at ESS >= 0.2 within 30 minutes in total. Writes bench/results/transfer_ising32.json
-(``--attention-shells N`` other than the spec's: transfer_ising32_shellsN.json; ``--finetune-lr R``
-adds _ftlrR).
+(``--attention-shells N`` other than the spec's: transfer_ising32_shellsN.json; ``--train-steps S``
+other than 800 adds _trainS, ``--finetune-lr R`` _ftlrR).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> None:
     spec = {**spec, "attention_shells": args.attention_shells}
     name = ("transfer_ising32" + ("" if args.attention_shells == NEURAL[PATCHED][0]["attention_shells"]
                                   else f"_shells{args.attention_shells}")
+            + ("" if args.train_steps == 800 else f"_train{args.train_steps}")
             + ("" if args.finetune_lr is None else f"_ftlr{args.finetune_lr:g}"))
     samplings = [(PATCHED, False)] + ([] if args.plain_only else [(MIXTURE[PATCHED], True)])
     temperature = 1 / BETA_C

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import signal
 
 import pandas as pd
 import pytest
@@ -142,6 +144,45 @@ def test_resume_is_bit_for_bit(tmp_path, kind, system_spec, conditions, extra):
     assert torch.equal(a["rng"]["generator"], b["rng"]["generator"])
 
 
+def test_cosine_learning_rate_decays_to_lr_final_and_resumes(tmp_path, monkeypatch):
+    """lr_final: each step's lr follows the half cosine from lr (first step) to lr_final (last),
+    and a run stopped by SIGTERM in step 5 and resumed trains the same model as one run."""
+    from lattherm.training import variational
+
+    system = ising((2, 3))
+
+    def run(out_dir):
+        torch.manual_seed(0)
+        config = TrainConfig(steps=9, batch_size=16, lr=0.01, lr_final=0.001, anneal=0.9, checkpoint_every=4,
+                             temperature=2.0)
+        return train(build_model({"kind": "made", "hidden": 16}, system.lattice), system, config, out_dir,
+                     progress=False)
+
+    whole = run(tmp_path / "whole")
+    done = (whole.log.step - 1) / 8
+    expected = 0.001 + 0.009 * 0.5 * (1 + (math.pi * done).map(math.cos))
+    assert whole.log.lr.iloc[0] == pytest.approx(0.01, rel=1e-12) and whole.log.lr.iloc[-1] == pytest.approx(0.001, rel=1e-12)
+    assert whole.log.lr.to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-12)
+
+    calls = []
+
+    def terminate_in_step_5(energy, log_q, beta, weights=variational.log_weights):
+        calls.append(None)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return weights(energy, log_q, beta)
+
+    monkeypatch.setattr(variational, "log_weights", terminate_in_step_5)
+    with pytest.raises(SystemExit):
+        run(tmp_path / "split")
+    monkeypatch.undo()
+    resumed = run(tmp_path / "split")
+    for name, value in _params(whole.model).items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    cols = [c for c in whole.log.columns if c != "wall_time"]
+    pd.testing.assert_frame_equal(whole.log[cols], resumed.log[cols], check_exact=True)
+
+
 def test_checkpoint_errors(tmp_path):
     system = ising((2, 3))
     config = TrainConfig(steps=2, batch_size=8, checkpoint_every=1, temperature=2.0)
@@ -246,6 +287,8 @@ def test_cli_train_resume_and_sample(tmp_path):
     ({"temperature": 2.0, "steps": 10.5}, "steps = 10.5"),
     ({"temperature": 2.0, "batch_size": 1}, "batch_size = 1"),
     ({"temperature": 2.0, "lr": float("inf")}, "lr = inf"),
+    ({"temperature": 2.0, "lr": 0.01, "lr_final": 0.1}, "lr_final = 0.1"),
+    ({"temperature": 2.0, "lr_final": 0.0}, "lr_final = 0.0"),
     ({"temperature": 2.0, "dmu_range": [0.1, float("nan")]}, "dmu_range = [0.1, nan]"),
 ])
 def test_training_settings_of_the_wrong_type_or_range_are_named(settings, expected):

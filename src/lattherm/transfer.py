@@ -47,7 +47,7 @@ def transfer(
     ``temperature`` defaults to the training temperature (a temperature-conditioned model needs
     one). Fine-tuning reuses the checkpoint's training settings without annealing (the model
     starts close to the target, so annealing would only move it away first) and, unless
-    ``finetune_lr`` is given, a tenth of the training learning rate: its Adam state is fresh,
+    ``finetune_lr`` is given, a constant tenth of the training learning rate: its Adam state is fresh,
     and the first Adam steps move every weight by about lr whatever its gradient. (In one exploratory
     run, 10x10 -> 20x20 Ising at T = 3, 10 steps: ESS 0.054 zero-shot, 0.042 at the training
     rate, 0.18 at a tenth of it.)
@@ -94,7 +94,7 @@ def prepare(checkpoint, system, temperature: float | None = None, finetune_steps
     final_F_q = float("nan")
     if finetune_steps:
         config = replace(saved, steps=finetune_steps, checkpoint_every=finetune_steps, anneal=0.0, seed=seed,
-                         device=str(dev), lr=finetune_lr if finetune_lr is not None else saved.lr / 10,
+                         device=str(dev), lr=finetune_lr if finetune_lr is not None else saved.lr / 10, lr_final=None,
                          temperature=temperature if saved.temperature is not None else None)
         log = train(model, system, config, out_dir=out_dir, progress=progress).log
         final_F_q = float(log.F_q.iloc[-1])

@@ -12,6 +12,7 @@ import torch
 from lattherm.lattices import make_lattice
 from lattherm.models import build_model, model_spec
 from lattherm.models.sampling import random_orders
+from lattherm.models import transformer
 from lattherm.models.transformer import AnyOrderTransformer, TransformerConfig
 from lattherm.training import consistency_residuals, training_terms
 
@@ -252,6 +253,31 @@ def test_local_attention_over_every_site_equals_global_attention():
     xs_d, lq_d = dense.sample(6, cond, generator=torch.Generator().manual_seed(34), order=order)
     assert torch.equal(xs_l, xs_d)
     torch.testing.assert_close(lq_l, lq_d, atol=1e-12, rtol=0)
+
+
+def test_full_passes_attend_alike_gathered_and_dense(monkeypatch):
+    """Full passes over few tokens spread each token's local keys over a dense mask
+    (``DENSE_TOKENS``); above it they gather them. Both must give the same numbers and gradients."""
+    lat = make_lattice("square", (6, 6))
+    model = tiny(lat, seed=35, n_cond=1, attention_shells=2, n_bias_shells=3)
+    gen = torch.Generator().manual_seed(36)
+    x = torch.randint(0, 2, (5, 36), generator=gen)
+    cond = torch.rand(5, 1, generator=gen, dtype=torch.float64)
+    order = random_orders(5, 36, gen)
+    observed = torch.rand(5, 36, generator=gen) < 0.5
+
+    def passes():
+        model.zero_grad()
+        out = [model.log_prob(x, cond, order=order), model.conditionals(x, observed, cond, order=order),
+               model.log_marginal(x, observed, cond)]
+        sum(o.sum() for o in out).backward()
+        return out, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    dense_out, dense_grad = passes()
+    monkeypatch.setattr(transformer, "DENSE_TOKENS", 0)
+    gathered_out, gathered_grad = passes()
+    for a, b in zip(dense_out + dense_grad, gathered_out + gathered_grad):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
 def test_local_attention_sees_only_its_shells():

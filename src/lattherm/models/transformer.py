@@ -55,6 +55,9 @@ from lattherm.models.base import Autoregressive, SamplingState, check_symmetry_o
 from lattherm.models.physics import physics_logits
 
 SCORES = ("exact", "marginal")
+# full passes over at most this many tokens attend densely (masked) instead of gathering each
+# token's local keys: on a CPU the gather's backward dominates a training step (bench/bench_attention.py)
+DENSE_TOKENS = 256
 MAX_PATCH_SITES = 16  # vocabulary 2^16: the head and the softmax grow as 2^k
 
 
@@ -377,8 +380,8 @@ class AnyOrderTransformer(Autoregressive):
         ``key_sites[:, j]``) and its observed token's rank ``key_ranks[:, j]`` (M + 1: none); a token
         sees the keys of lower rank. Without a cache the first M tokens are the positions in order;
         with one, the first ``store.shape[1]`` tokens are added to it at slots ``store``."""
-        M = self.n_tokens
-        if cache is None:
+        M, full = self.n_tokens, cache is None
+        if full:  # key slot j holds position j
             cache, store = KVCache(M), sites[:, :M]
         buckets = None
         if self.key_sites is None:
@@ -393,8 +396,19 @@ class AnyOrderTransformer(Autoregressive):
             allowed = padded.gather(1, keys.expand(Bm, -1, -1).flatten(1)).view(Bm, *keys.shape[1:]) < ranks[:, :, None]
             slots = F.pad(torch.where(keys < M, keys + 1, 0), (1, 0))
             buckets = None if self.key_buckets is None else self.key_buckets[sites]
+            if full and M <= DENSE_TOKENS:
+                allowed, buckets, slots = self._dense(keys, allowed), self._dense(keys, buckets), None
         pattern = Pattern(allowed, buckets, slots, store)
         return trunk(species, sites, cond, self.rot_cos, self.rot_sin, pattern, cache)
+
+    def _dense(self, keys: Tensor, local: Tensor | None) -> Tensor | None:
+        """``local`` (1 or B, T, C), a value per local key ``keys`` (1 or B, T, C), spread over all
+        M positions (Bm, T, M), 0 / False elsewhere (never allowed there)."""
+        if local is None:
+            return None
+        Bm, M = max(keys.shape[0], local.shape[0]), self.n_tokens
+        index = keys.expand(Bm, -1, -1)  # the padding M lands in a column that is dropped
+        return local.new_zeros(Bm, keys.shape[1], M + 1).scatter_(2, index, local.expand(Bm, -1, -1))[..., :M]
 
     def _order(self, order: Tensor | None, batch: int) -> Tensor:
         device, M = self.head.weight.device, self.n_tokens

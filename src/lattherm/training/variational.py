@@ -131,6 +131,7 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 256
     lr: float = 1e-3
+    lr_final: float | None = None
     anneal: float = 0.998
     clip: float | None = 1.0
     checkpoint_every: int = 100
@@ -163,6 +164,8 @@ class TrainConfig:
                 raise TrainingSettingsError(f"training {name} = {value!r} must be a finite number")
         if not self.lr > 0:
             raise TrainingSettingsError(f"training lr = {self.lr!r} must be positive")
+        if self.lr_final is not None and not (_finite(self.lr_final) and 0 < self.lr_final <= self.lr):
+            raise TrainingSettingsError(f"training lr_final = {self.lr_final!r} must lie in (0, lr = {self.lr}] or be null")
         if not 0 <= self.anneal < 1:
             raise TrainingSettingsError(f"training anneal = {self.anneal!r} must lie in [0, 1)")
         for name in ("refine_weight", "example_weight"):
@@ -453,6 +456,7 @@ def train(model: NeuralSampler, system, config: TrainConfig, out_dir=None, progr
                disable=not (progress and ranks.main and sys.stderr.isatty()))
     with _sigterm_flag(enabled=progress_path is not None) as terminated:
         for step in bar:
+            optimizer.param_groups[0]["lr"] = learning_rate(config, step)
             beta = beta_lo + (beta_hi - beta_lo) * uniform()
             beta_t = beta * (1.0 - config.anneal ** (step + 1))
             set_physics_beta(model, beta_t)  # physics_logits at this step's beta (unless beta comes from cond)
@@ -605,6 +609,15 @@ def _sigterm_flag(enabled: bool) -> Iterator[threading.Event]:
         yield terminated
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The lr of step ``step`` (0-based): ``lr`` throughout, or from ``lr`` down to ``lr_final``
+    along a half cosine over the run's steps (a function of the step, so resuming keeps it)."""
+    if config.lr_final is None:
+        return config.lr
+    done = step / max(config.steps - 1, 1)
+    return config.lr_final + (config.lr - config.lr_final) * 0.5 * (1 + math.cos(math.pi * done))
 
 
 def _check_resume(path: Path, state: dict, model: NeuralSampler, system, config: TrainConfig) -> None:
