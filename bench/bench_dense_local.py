@@ -1,15 +1,16 @@
 """Full passes of a transformer with local attention: one dense masked attention against gathering
-each token's local keys, by cell size (where ``lattherm.models.transformer.DENSE_TOKENS`` belongs).
+each token's local keys, by cell size (where ``lattherm.models.transformer.DENSE_RATIO`` belongs).
 
     python bench/bench_dense_local.py [--quick] [--repeats 5] [--device cpu|cuda] [--threads 1]
 
 Timed: the default training step's forward and backward (:func:`lattherm.training.training_terms`,
 its exact two-stream ln q and MaM penalty) on a fixed batch of square-Ising configurations, for
 bench_time_to_f's transformer with physics logits and 2x2 patches over 2 and 7 attention shells
-and for the one-site-per-token transformer over 2 shells (cells of at most 1024 tokens), with ``DENSE_TOKENS`` set above the
-token count (dense) and to 0 (gathered). Both give the same numbers (tests/models/
-test_transformer.py); ``max_abs_log_prob_difference`` records it here too. Writes
-bench/results/dense_local.json; the headline: train steps/s dense vs gathered per cell.
+and for the one-site-per-token transformer over 2 shells (cells of at most 1024 tokens), with
+``DENSE_RATIO`` set huge (dense) and to 0 (gathered). Both give the same numbers
+(tests/models/test_transformer.py; ``max_abs_log_prob_difference`` here). Writes
+bench/results/dense_local.json; the headline: train steps/s dense vs gathered per cell, and
+M / C, the positions per local key, on which the choice depends.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def main() -> None:
                 return t.log_prob.detach()
 
             log_prob, seconds = {}, {}
-            for mode, limit in (("dense", 1 << 30), ("gathered", 0)):
-                transformer.DENSE_TOKENS = limit
+            for mode, ratio in (("dense", 1 << 30), ("gathered", 0)):
+                transformer.DENSE_RATIO = ratio
                 log_prob[mode] = step()
                 seconds[mode], measured = benchlib.median_time(step, args.repeats, sync)
                 rows.append({"model": label, "side": side, "n_tokens": model.n_tokens,
@@ -75,7 +76,8 @@ def main() -> None:
     headline = []
     for dense, gathered in zip(rows[::2], rows[1::2]):
         headline.append({"metric": f"train steps/s {dense['side']}x{dense['side']} {dense['model']} "
-                                   f"({dense['n_tokens']} tokens, {dense['local_keys']} local keys), dense vs gathered",
+                                   f"({dense['n_tokens']} tokens, {dense['local_keys']} local keys: M / C "
+                                   f"{dense['n_tokens'] / dense['local_keys']:.1f}), dense vs gathered",
                          "value": 1 / dense["seconds"], "baseline": 1 / gathered["seconds"],
                          "ratio": gathered["seconds"] / dense["seconds"]})
     benchlib.write_result("dense_local", {"quick": args.quick, "repeats": args.repeats, "device": args.device,

@@ -257,7 +257,7 @@ def test_local_attention_over_every_site_equals_global_attention():
 
 def test_full_passes_attend_alike_gathered_and_dense(monkeypatch):
     """Full passes over few tokens spread each token's local keys over a dense mask
-    (``DENSE_TOKENS``); above it they gather them. Both must give the same numbers and gradients."""
+    (``DENSE_RATIO``); over many they gather them. Both must give the same numbers and gradients."""
     lat = make_lattice("square", (6, 6))
     model = tiny(lat, seed=35, n_cond=1, attention_shells=2, n_bias_shells=3)
     gen = torch.Generator().manual_seed(36)
@@ -274,7 +274,7 @@ def test_full_passes_attend_alike_gathered_and_dense(monkeypatch):
         return out, [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
     dense_out, dense_grad = passes()
-    monkeypatch.setattr(transformer, "DENSE_TOKENS", 0)
+    monkeypatch.setattr(transformer, "DENSE_RATIO", 0)
     gathered_out, gathered_grad = passes()
     for a, b in zip(dense_out + dense_grad, gathered_out + gathered_grad):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)

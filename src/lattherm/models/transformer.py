@@ -55,9 +55,10 @@ from lattherm.models.base import Autoregressive, SamplingState, check_symmetry_o
 from lattherm.models.physics import physics_logits
 
 SCORES = ("exact", "marginal")
-# full passes over at most this many tokens attend densely (masked) instead of gathering each
-# token's local keys: on a CPU the gather's backward dominates a training step (bench/bench_attention.py)
-DENSE_TOKENS = 256
+# a full pass with local attention attends densely (masked) over all M positions instead of gathering
+# each token's C local keys while M <= DENSE_RATIO * C: the gather's backward dominates a training
+# step there; past it, the dense scores' M / C times more work does (bench/bench_dense_local.py)
+DENSE_RATIO = 20
 MAX_PATCH_SITES = 16  # vocabulary 2^16: the head and the softmax grow as 2^k
 
 
@@ -396,7 +397,7 @@ class AnyOrderTransformer(Autoregressive):
             allowed = padded.gather(1, keys.expand(Bm, -1, -1).flatten(1)).view(Bm, *keys.shape[1:]) < ranks[:, :, None]
             slots = F.pad(torch.where(keys < M, keys + 1, 0), (1, 0))
             buckets = None if self.key_buckets is None else self.key_buckets[sites]
-            if full and M <= DENSE_TOKENS:
+            if full and M <= DENSE_RATIO * keys.shape[-1]:
                 allowed, buckets, slots = self._dense(keys, allowed), self._dense(keys, buckets), None
         pattern = Pattern(allowed, buckets, slots, store)
         return trunk(species, sites, cond, self.rot_cos, self.rot_sin, pattern, cache)
