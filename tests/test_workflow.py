@@ -347,9 +347,9 @@ def test_system_training_overrides_reach_its_runs_only(workdir):
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     own = config["systems"]["spin_glass"]["training"]
     assert own["refine_sweeps"] > 0
-    assert glass == {**config["training"], "checkpoint_every": 100, "device": "auto", "dtype": "float32", "shards": 1,
-                     "refine_weight": 1.0, "example_sweeps": 0, "example_weight": 1.0, **own, "seed": config["seed"],
-                     "temperature": 1.0}
+    assert glass == {**config["training"], "lr_final": None, "checkpoint_every": 100, "device": "auto",
+                     "dtype": "float32", "shards": 1, "refine_weight": 1.0, "example_sweeps": 0, "example_weight": 1.0,
+                     **own, "seed": config["seed"], "temperature": 1.0}
     assert ising["refine_sweeps"] == 0 and ising["steps"] == config["training"]["steps"] and ising["temperature"] == 2.0
     assert "training" not in system and system["coupling_seed"] == 1
 
