@@ -384,9 +384,9 @@ class AnyOrderTransformer(Autoregressive):
         M, full = self.n_tokens, cache is None
         if full:  # key slot j holds position j
             cache, store = KVCache(M), sites[:, :M]
-        buckets = None
+        buckets = slots = None
         if self.key_sites is None:
-            allowed, slots = key_ranks[:, None, :] < ranks[:, :, None], None
+            allowed = key_ranks[:, None, :] < ranks[:, :, None]
             if self.key_buckets is not None:
                 buckets = (self.key_buckets[sites] if key_sites is None
                            else self.key_buckets[sites[:, :, None], key_sites[:, None, :]])
@@ -395,10 +395,11 @@ class AnyOrderTransformer(Autoregressive):
             Bm = max(keys.shape[0], key_ranks.shape[0])
             padded = F.pad(key_ranks, (0, 1), value=M + 1).expand(Bm, -1)
             allowed = padded.gather(1, keys.expand(Bm, -1, -1).flatten(1)).view(Bm, *keys.shape[1:]) < ranks[:, :, None]
-            slots = F.pad(torch.where(keys < M, keys + 1, 0), (1, 0))
             buckets = None if self.key_buckets is None else self.key_buckets[sites]
             if full and M <= DENSE_RATIO * keys.shape[-1]:
-                allowed, buckets, slots = self._dense(keys, allowed), self._dense(keys, buckets), None
+                allowed, buckets = self._dense(keys, allowed), self._dense(keys, buckets)
+            else:
+                slots = F.pad(torch.where(keys < M, keys + 1, 0), (1, 0))
         pattern = Pattern(allowed, buckets, slots, store)
         return trunk(species, sites, cond, self.rot_cos, self.rot_sin, pattern, cache)
 
